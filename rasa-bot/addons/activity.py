@@ -1,0 +1,192 @@
+"""Per-session recent activity, bounded in time, per-session size and session count.
+
+The store keeps each session's actions ordered by their own timestamps, because PostHog
+batches arrive out of order and "latest" always means the largest timestamp. It implements
+autoplay-sdk's ``RecentActionsPayloadSource`` so trigger contexts are built with the SDK's
+``build_proactive_context_from_payloads`` rather than from private SDK state.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
+
+from autoplay_sdk.core.models import ActionsPayload, SlimAction
+
+from addons.config import ActivityLimits
+from addons.ingest import TrackedAction
+
+
+class ActivityStore(Protocol):
+    """What the engine needs from activity storage (in-memory here, shared stores later)."""
+
+    def add(self, actions: Sequence[TrackedAction], *, now: float) -> Set[Tuple[str, str]]:
+        """Store actions; returns the (user_id, session_id) pairs that changed."""
+
+    def load_payloads(self, *, product_id: str, session_id: str) -> Sequence[ActionsPayload]:
+        """``RecentActionsPayloadSource``: the session's actions, chronological."""
+
+    def recent_actions(self, session_id: str) -> List[SlimAction]:
+        """The session's actions ordered by timestamp (oldest first)."""
+
+    def latest_session(self, user_id: str) -> Optional[str]:
+        """The user's session holding their latest action by timestamp."""
+
+    def latest_sessions(self) -> Iterator[Tuple[str, str]]:
+        """(user_id, latest session_id) for every tracked user."""
+
+    def user_of(self, session_id: str) -> Optional[str]:
+        """The user a tracked session belongs to; None once it is evicted."""
+
+    def evict(self, *, now: float) -> int:
+        """Drop sessions idle longer than the limit; returns how many went."""
+
+    def session_count(self) -> int:
+        ...
+
+
+@dataclass(order=True)
+class _Entry:
+    timestamp: float
+    seq: int
+    action: SlimAction = field(compare=False)
+    event_id: Optional[str] = field(compare=False, default=None)
+
+
+@dataclass
+class _Session:
+    user_id: str
+    entries: List[_Entry] = field(default_factory=list)
+    event_ids: Set[str] = field(default_factory=set)
+    last_seen: float = 0.0  # server time of the last ingest, for idle eviction
+
+    @property
+    def latest_timestamp(self) -> float:
+        return self.entries[-1].timestamp if self.entries else float("-inf")
+
+
+class InMemoryActivityStore:
+    """Single-process ``ActivityStore``; each method is O(actions of one session) at most."""
+
+    def __init__(self, limits: ActivityLimits, *, product_id: str) -> None:
+        self._limits = limits
+        self._product_id = product_id
+        self._sessions: "OrderedDict[str, _Session]" = OrderedDict()  # least recently seen first
+        self._user_sessions: Dict[str, Set[str]] = {}
+        self._seq = 0
+
+    def add(self, actions: Sequence[TrackedAction], *, now: float) -> Set[Tuple[str, str]]:
+        changed: Set[Tuple[str, str]] = set()
+        for tracked in actions:
+            session = self._session_for(tracked, now)
+            if tracked.event_id is not None:
+                if tracked.event_id in session.event_ids:
+                    continue  # posthog-js retried a request that had already arrived
+                session.event_ids.add(tracked.event_id)
+            self._seq += 1
+            tracked.action.index = self._seq
+            bisect.insort(session.entries, _Entry(tracked.action.timestamp_start, self._seq, tracked.action, tracked.event_id))
+            changed.add((tracked.user_id, tracked.session_id))
+        for _, session_id in changed:
+            self._trim(self._sessions[session_id], now)
+        self._evict_over_capacity()
+        return changed
+
+    def load_payloads(self, *, product_id: str, session_id: str) -> Sequence[ActionsPayload]:
+        session = self._sessions.get(session_id)
+        if session is None or not session.entries:
+            return []
+        actions = [e.action for e in session.entries]
+        return [
+            ActionsPayload(
+                product_id=product_id,
+                session_id=session_id,
+                user_id=session.user_id,
+                email=next((a.email for a in reversed(actions) if a.email), None),
+                actions=actions,
+                count=len(actions),
+                forwarded_at=session.last_seen,
+            )
+        ]
+
+    def recent_actions(self, session_id: str) -> List[SlimAction]:
+        session = self._sessions.get(session_id)
+        return [e.action for e in session.entries] if session else []
+
+    def latest_session(self, user_id: str) -> Optional[str]:
+        sessions = self._user_sessions.get(user_id)
+        if not sessions:
+            return None
+        return max(sessions, key=lambda sid: self._sessions[sid].latest_timestamp)
+
+    def latest_sessions(self) -> Iterator[Tuple[str, str]]:
+        for user_id in list(self._user_sessions):
+            session_id = self.latest_session(user_id)
+            if session_id is not None:
+                yield user_id, session_id
+
+    def user_of(self, session_id: str) -> Optional[str]:
+        session = self._sessions.get(session_id)
+        return session.user_id if session else None
+
+    def evict(self, *, now: float) -> int:
+        cutoff = now - self._limits.idle_session_s
+        evicted = 0
+        while self._sessions:
+            session_id, session = next(iter(self._sessions.items()))
+            if session.last_seen >= cutoff:
+                break
+            self._drop(session_id)
+            evicted += 1
+        return evicted
+
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    def action_count(self) -> int:
+        return sum(len(s.entries) for s in self._sessions.values())
+
+    def _session_for(self, tracked: TrackedAction, now: float) -> _Session:
+        session = self._sessions.get(tracked.session_id)
+        if session is None:
+            session = _Session(user_id=tracked.user_id)
+            self._sessions[tracked.session_id] = session
+            self._user_sessions.setdefault(tracked.user_id, set()).add(tracked.session_id)
+        else:
+            self._sessions.move_to_end(tracked.session_id)
+            if session.user_id != tracked.user_id:
+                # posthog-js `identify` swaps the anonymous distinct_id for the app's user id
+                # mid-session; the session (and what it did before) now belongs to that user.
+                self._unlink(session.user_id, tracked.session_id)
+                session.user_id = tracked.user_id
+                self._user_sessions.setdefault(tracked.user_id, set()).add(tracked.session_id)
+        session.last_seen = now
+        return session
+
+    def _trim(self, session: _Session, now: float) -> None:
+        cutoff = now - self._limits.retention_s
+        start = bisect.bisect_left(session.entries, _Entry(cutoff, -1, None))  # type: ignore[arg-type]
+        overflow = len(session.entries) - start - self._limits.max_actions_per_session
+        start += max(overflow, 0)
+        if start:
+            for entry in session.entries[:start]:
+                if entry.event_id is not None:
+                    session.event_ids.discard(entry.event_id)
+            del session.entries[:start]
+
+    def _evict_over_capacity(self) -> None:
+        while len(self._sessions) > self._limits.max_sessions:
+            self._drop(next(iter(self._sessions)))
+
+    def _drop(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id)
+        self._unlink(session.user_id, session_id)
+
+    def _unlink(self, user_id: str, session_id: str) -> None:
+        sessions = self._user_sessions.get(user_id)
+        if sessions is not None:
+            sessions.discard(session_id)
+            if not sessions:
+                del self._user_sessions[user_id]

@@ -1,0 +1,122 @@
+"""Putting the proactive question into a user's open chat, inside the running Rasa agent.
+
+``inject_intent`` does what Rasa's ``POST /conversations/<id>/trigger_intent`` route does
+(lock the conversation, fetch and update its tracker, trigger) without an HTTP hop.
+``ChatSessions`` knows which chat sessions have a live socket, because injecting into a
+sender id nobody joined "succeeds" and reaches no one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Protocol, Set
+
+from rasa.core.agent import Agent
+from rasa.core.channels.channel import OutputChannel
+
+logger = logging.getLogger(__name__)
+
+PROACTIVE_INTENT = "EXTERNAL_proactive"
+PROACTIVE_ENTITY = "proactive_text"
+
+
+class ChatNotReady(RuntimeError):
+    """The agent has no model loaded yet, or its domain lacks the proactive intent."""
+
+
+@dataclass(frozen=True)
+class FollowUpRequest:
+    """What a follow-up writer gets after the question bubble has landed."""
+
+    sender_id: str
+    user_id: Optional[str]
+    trigger_id: Optional[str]
+    question: str
+
+
+class FollowUpWriter(Protocol):
+    """Writes the second bubble after the proactive question; None sends nothing."""
+
+    async def write(self, request: FollowUpRequest) -> Optional[str]:
+        ...
+
+
+class ChatSessions:
+    """Chat session ids (Rasa sender ids) with the sockets that joined them, and their users."""
+
+    def __init__(self) -> None:
+        self._sockets: Dict[str, Set[str]] = {}
+        self._session_of_socket: Dict[str, str] = {}
+        self._users: Dict[str, str] = {}
+
+    def joined(self, session_id: str, sid: str) -> None:
+        self.left(sid)
+        self._sockets.setdefault(session_id, set()).add(sid)
+        self._session_of_socket[sid] = session_id
+
+    def left(self, sid: str) -> None:
+        session_id = self._session_of_socket.pop(sid, None)
+        if session_id is None:
+            return
+        sockets = self._sockets.get(session_id)
+        if sockets is not None:
+            sockets.discard(sid)
+            if not sockets:
+                del self._sockets[session_id]
+                self._users.pop(session_id, None)
+
+    def bind_user(self, session_id: str, user_id: str) -> None:
+        if session_id in self._sockets:
+            self._users[session_id] = user_id
+
+    def is_open(self, session_id: str) -> bool:
+        return session_id in self._sockets
+
+    def user_of(self, session_id: str) -> Optional[str]:
+        return self._users.get(session_id)
+
+    def open_count(self) -> int:
+        return len(self._sockets)
+
+
+async def inject_intent(
+    agent: Agent, output_channel: OutputChannel, sender_id: str, intent: str, entities: List[Dict[str, Any]]
+) -> None:
+    if not agent.is_ready() or agent.processor is None:
+        raise ChatNotReady("the Rasa agent has no model loaded yet")
+    if intent not in agent.domain.intents:
+        raise ChatNotReady(f"intent {intent!r} is not in the domain; add it to domain.yml and retrain")
+    async with agent.lock_store.lock(sender_id):
+        tracker = await agent.processor.fetch_tracker_and_update_session(sender_id)
+        await agent.trigger_intent(intent_name=intent, entities=entities, output_channel=output_channel, tracker=tracker)
+
+
+async def send_proactive_question(
+    agent: Agent,
+    output_channel: OutputChannel,
+    request: FollowUpRequest,
+    follow_up: Optional[FollowUpWriter] = None,
+) -> Optional[str]:
+    """Bubble 1 is the question; bubble 2, if a writer is configured, its follow-up.
+
+    The question lands before the follow-up is even asked for, so a failing follow-up
+    never costs the user the question. Returns the follow-up text sent, if any.
+    """
+    entities = [{"entity": PROACTIVE_ENTITY, "value": request.question}]
+    await inject_intent(agent, output_channel, request.sender_id, PROACTIVE_INTENT, entities)
+    logger.info(
+        "proactive injected question: sender=%s user=%s trigger=%s", request.sender_id, request.user_id, request.trigger_id
+    )
+    if follow_up is None:
+        return None
+    try:
+        text = await follow_up.write(request)
+    except Exception:
+        logger.exception("follow-up for sender %s failed; the question was delivered", request.sender_id)
+        return None
+    if not text:
+        return None
+    await inject_intent(agent, output_channel, request.sender_id, PROACTIVE_INTENT, [{"entity": PROACTIVE_ENTITY, "value": text}])
+    logger.info("proactive injected follow-up: sender=%s trigger=%s", request.sender_id, request.trigger_id)
+    return text

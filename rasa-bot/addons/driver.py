@@ -1,0 +1,51 @@
+"""The periodic pass over all tracked sessions, as an asyncio task the server owns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Optional
+
+from addons.engine import ProactiveEngine
+
+logger = logging.getLogger(__name__)
+
+
+class ProactiveDriver:
+    """Ticks the engine every ``tick_seconds``; a failing pass is logged and the loop goes on."""
+
+    def __init__(self, engine: ProactiveEngine, tick_seconds: float) -> None:
+        self.engine = engine
+        self.tick_seconds = tick_seconds
+        self.ticks = 0
+        self.last_tick_at: Optional[float] = None
+        self.running = False
+
+    async def run(self) -> None:
+        self.running = True
+        logger.info("proactive driver started: tick every %g s", self.tick_seconds)
+        try:
+            while True:
+                await asyncio.sleep(self.tick_seconds)
+                self.tick_once()
+        except asyncio.CancelledError:
+            logger.info("proactive driver stopped after %d ticks", self.ticks)
+            raise
+        finally:
+            self.running = False
+
+    def tick_once(self) -> None:
+        try:
+            report = self.engine.tick()
+        except Exception:
+            logger.exception("proactive driver tick failed; next tick in %g s", self.tick_seconds)
+            return
+        finally:
+            self.ticks += 1
+            self.last_tick_at = time.time()
+        if report.failures or report.offers or report.evicted:
+            logger.info(
+                "proactive driver tick: sessions=%d offers=%d failures=%d evicted=%d",
+                report.sessions, report.offers, report.failures, report.evicted,
+            )

@@ -1,0 +1,277 @@
+"""The proactive engine: ingest → activity → triggers → gate → delivery, plus the CTA side.
+
+Synchronous on purpose: ``SessionState`` has no locks, so every read-modify-write of a
+session happens without an ``await`` in between, on the server's one event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from autoplay_sdk.proactive.triggers import ProactiveTriggerContext
+from autoplay_sdk.proactive.triggers.context_source import build_proactive_context_from_payloads
+from autoplay_sdk.proactive.triggers.tour_registry import TourRegistry
+
+from addons.activity import ActivityStore, InMemoryActivityStore
+from addons.config import BuiltinTriggerConfig, ProactiveConfig
+from addons.delivery import DeliveryHub, InMemoryDeliveryHub, Offer, TourOffer
+from addons.gate import InMemorySessionStateStore, SessionGate, SessionStateStore
+from addons.ingest import NormalisedBatch
+from addons.triggers import EVAL_NOW, compile_registry, explain_all
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownUser(LookupError):
+    """No activity is tracked for this user id (yet, or any more)."""
+
+
+class UnknownTour(LookupError):
+    """The tour id is not in the tour registry of proactive.yml."""
+
+
+class NoActiveTour(LookupError):
+    """A tour step or end arrived while no tour is running for the user."""
+
+
+@dataclass(frozen=True)
+class TourStart:
+    tour_id: str
+    flow_id: str
+    session_id: str
+
+
+@dataclass(frozen=True)
+class TickReport:
+    sessions: int
+    offers: int
+    failures: int
+    evicted: int
+
+
+class ProactiveEngine:
+    def __init__(
+        self,
+        config: ProactiveConfig,
+        *,
+        activity: Optional[ActivityStore] = None,
+        states: Optional[SessionStateStore] = None,
+        hub: Optional[DeliveryHub] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.activity = activity or InMemoryActivityStore(config.activity, product_id=config.product_id)
+        self.gate = SessionGate(states or InMemorySessionStateStore(config.session), tours=_sdk_tours(config))
+        self.hub = hub or InMemoryDeliveryHub()
+        self.registry = compile_registry(config)
+        self._clock = clock
+        self._context_extra: Dict[str, Any] = {}
+        for trigger in config.triggers:
+            if isinstance(trigger, BuiltinTriggerConfig):
+                self._context_extra.update(trigger.context_extra)
+
+    # -- events in -------------------------------------------------------------------
+
+    def ingest(self, batch: NormalisedBatch, *, now: Optional[float] = None) -> List[Offer]:
+        """Store a batch and evaluate each touched user at once (no waiting for a tick)."""
+        now = self._clock() if now is None else now
+        changed = self.activity.add(batch.actions, now=now)
+        offers = []
+        for user_id in sorted({user_id for user_id, _ in changed}):
+            session_id = self.activity.latest_session(user_id)
+            if session_id is not None:
+                offer = self._evaluate_isolated(user_id, session_id, now)
+                if offer is not None:
+                    offers.append(offer)
+        return offers
+
+    def tick(self, *, now: Optional[float] = None) -> TickReport:
+        """The periodic pass: evict idle sessions, time states out, run time-based triggers."""
+        now = self._clock() if now is None else now
+        evicted = self.activity.evict(now=now)
+        for session_id in self.gate.store.session_ids():
+            if self.activity.user_of(session_id) is None:
+                self.gate.forget(session_id)
+        sessions = offers = failures = 0
+        for user_id, session_id in list(self.activity.latest_sessions()):
+            sessions += 1
+            try:
+                offers += self._evaluate(user_id, session_id, now) is not None
+            except Exception:
+                failures += 1
+                logger.exception("tick failed for session %s of user %s; continuing", session_id, user_id)
+        return TickReport(sessions=sessions, offers=offers, failures=failures, evicted=evicted)
+
+    # -- the user's side ----------------------------------------------------------------
+
+    def on_chat_message(self, user_id: str) -> bool:
+        """A chat message from the user: their latest session turns reactive."""
+        session_id = self.activity.latest_session(user_id)
+        if session_id is None:
+            return False
+        self.gate.on_user_message(session_id)
+        return True
+
+    def engage_chat(self, user_id: str, trigger_id: Optional[str]) -> bool:
+        """The user clicked "Open chat" on an offer."""
+        session_id = self.activity.latest_session(user_id)
+        if session_id is None:
+            return False
+        self.gate.engage(session_id, trigger_id or self._last_trigger(session_id) or "chat")
+        return True
+
+    def start_tour(self, user_id: str, tour_id: str) -> TourStart:
+        tour = self.config.tour(tour_id)
+        if tour is None:
+            raise UnknownTour(f"unknown tour {tour_id!r}; known: {[t.id for t in self.config.tours]}")
+        session_id = self._require_session(user_id)
+        trigger_id = self._last_trigger(session_id) or next(
+            (t.id for t in self.config.triggers if tour_id in t.tours), tour_id
+        )
+        self.gate.start_guidance(session_id, trigger_id, tour_id=tour.id, flow_id=tour.flow_id)
+        logger.info(
+            "proactive tour started: tour=%s flow=%s user=%s session=%s", tour.id, tour.flow_id, user_id, session_id
+        )
+        return TourStart(tour_id=tour.id, flow_id=tour.flow_id, session_id=session_id)
+
+    def record_tour_step(self, user_id: str) -> Dict[str, str]:
+        session_id = self._require_session(user_id)
+        tour = self.gate.record_step(session_id)
+        if tour is None:
+            raise NoActiveTour(f"no tour is running for user {user_id!r}")
+        logger.info("proactive tour step: tour=%s user=%s", tour["tour_id"], user_id)
+        return tour
+
+    def end_tour(self, user_id: str) -> Dict[str, str]:
+        session_id = self._require_session(user_id)
+        tour = self.gate.end_guidance(session_id)
+        if tour is None:
+            raise NoActiveTour(f"no tour is running for user {user_id!r}")
+        logger.info("proactive tour ended: tour=%s user=%s", tour["tour_id"], user_id)
+        return tour
+
+    # -- introspection ------------------------------------------------------------------
+
+    def debug(self, user_id: str, *, now: Optional[float] = None) -> Dict[str, Any]:
+        """Everything needed to see why an offer did or did not fire for a user."""
+        now = self._clock() if now is None else now
+        session_id = self._require_session(user_id)
+        gate = self.gate.check(session_id)
+        ctx = self._context(session_id, now)
+        return {
+            "user_id": user_id,
+            "session_id": session_id,
+            "state": self.gate.snapshot(session_id),
+            "gate": {"open": gate.allowed, "reason": gate.reason},
+            "last_offer": self.gate.last_offer(session_id),
+            "subscribers": self.hub.subscriber_count(user_id),
+            "recent_actions": [_action_row(a) for a in ctx.recent_actions],
+            "triggers": [v.to_dict() for v in explain_all(self.registry, ctx)],
+        }
+
+    def how_to(self, trigger_id: str) -> Tuple[str, ...]:
+        trigger = self.config.trigger(trigger_id)
+        return trigger.how_to if trigger else ()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _evaluate_isolated(self, user_id: str, session_id: str, now: float) -> Optional[Offer]:
+        try:
+            return self._evaluate(user_id, session_id, now)
+        except Exception:
+            logger.exception("evaluating session %s of user %s failed; other sessions continue", session_id, user_id)
+            return None
+
+    def _evaluate(self, user_id: str, session_id: str, now: float) -> Optional[Offer]:
+        if not self.gate.check(session_id).allowed:
+            return None
+        ctx = self._context(session_id, now)
+        result = self.registry.evaluate_first(ctx)
+        if result is None or not self.gate.try_offer(session_id, result.trigger_id).allowed:
+            return None
+        offer = Offer(
+            offer_id=uuid.uuid4().hex,
+            user_id=user_id,
+            session_id=session_id,
+            trigger_id=result.trigger_id,
+            body=result.body,
+            tours=self._tours_on_screen(result.trigger_id, ctx),
+            created_at=now,
+        )
+        self.gate.record_offer(session_id, offer.offer_id, offer.trigger_id, now)
+        logger.info(
+            "proactive trigger firing: trigger=%s session=%s user=%s", offer.trigger_id, session_id, user_id
+        )
+        subscribers = self.hub.publish(offer)
+        logger.info(
+            "proactive offer published: offer=%s user=%s subscribers=%d", offer.offer_id, user_id, subscribers
+        )
+        return offer
+
+    def _context(self, session_id: str, now: float) -> ProactiveTriggerContext:
+        payloads = self.activity.load_payloads(product_id=self.config.product_id, session_id=session_id)
+        return build_proactive_context_from_payloads(
+            payloads,
+            lookback_seconds=None,  # the store already bounds history; triggers apply their own windows
+            max_actions=None,
+            now=now,
+            session_id=session_id,
+            product_id=self.config.product_id,
+            action_count=sum(p.count for p in payloads),
+            context_extra={**self._context_extra, EVAL_NOW: now},
+        )
+
+    def _tours_on_screen(self, trigger_id: str, ctx: ProactiveTriggerContext) -> Tuple[TourOffer, ...]:
+        """Tours of the trigger whose anchors are on the user's current page."""
+        trigger = self.config.trigger(trigger_id)
+        if trigger is None or not ctx.recent_actions:
+            return ()
+        latest = max(ctx.recent_actions, key=lambda a: a.timestamp_start)
+        url = latest.raw_url or latest.canonical_url or ""
+        tours = (self.config.tour(t) for t in trigger.tours)
+        return tuple(TourOffer(t.id, t.flow_id, t.label) for t in tours if t is not None and t.page in url)
+
+    def _require_session(self, user_id: str) -> str:
+        session_id = self.activity.latest_session(user_id)
+        if session_id is None:
+            raise UnknownUser(f"no activity is tracked for user {user_id!r}")
+        return session_id
+
+    def _last_trigger(self, session_id: str) -> Optional[str]:
+        last = self.gate.last_offer(session_id)
+        return last["trigger_id"] if last else None
+
+
+def _sdk_tours(config: ProactiveConfig) -> TourRegistry:
+    return TourRegistry.from_dict(
+        {
+            "product_id": config.product_id,
+            "default_interaction_timeout_s": config.session.interaction_timeout_s,
+            "default_cooldown_period_s": config.session.cooldown_period_s,
+            "tours": [
+                {
+                    "id": t.id,
+                    "user_tour_id": t.flow_id,
+                    "user_tour_name": t.label,
+                    "interaction_timeout_s": t.interaction_timeout_s,
+                    "cooldown_period_s": t.cooldown_period_s,
+                }
+                for t in config.tours
+            ],
+        }
+    )
+
+
+def _action_row(action: Any) -> Dict[str, Any]:
+    return {
+        "at": datetime.fromtimestamp(action.timestamp_start, tz=timezone.utc).isoformat(),
+        "type": action.type,
+        "label": action.title,
+        "url": action.raw_url,
+        "text": action.to_text(),
+    }

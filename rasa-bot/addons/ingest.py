@@ -1,0 +1,342 @@
+"""PostHog events in, autoplay-sdk ``SlimAction``s out.
+
+Accepts what posthog-js really sends (``{"api_key", "batch": [...], "sent_at"}`` as gzip
+bytes under ``text/plain``, as a base64 ``data=`` form field, or as JSON) and the plain
+PostHog event shapes that server-side senders and webhook destinations post. Nothing here
+knows about HTTP frameworks: callers hand in bytes and get events or an ``IngestError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from autoplay_sdk.core.models import SlimAction
+
+# Events that say nothing about what the user is doing.
+NOISE_EVENTS = frozenset(
+    {
+        "$pageleave",
+        "$identify",
+        "$set",
+        "$create_alias",
+        "$groupidentify",
+        "$feature_flag_called",
+        "$web_vitals",
+        "$opt_in",
+        "$snapshot",
+        "$performance_event",
+    }
+)
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_EARLIEST_TS = 946684800.0  # 2000-01-01: anything before is a unit or parsing mistake
+_MAX_FUTURE_S = 86400.0
+_MAX_LABEL = 200
+_MAX_URL = 2048
+_CHAIN_TEXT = re.compile(r'(?:^|[:"])text="((?:[^"\\]|\\.)*)"')
+_CHAIN_ARIA = re.compile(r'attr__aria-label="((?:[^"\\]|\\.)*)"')
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|[A-Za-z]{1,5}[-_]\d+)$",
+    re.IGNORECASE,
+)
+
+
+class IngestError(ValueError):
+    """A capture body or an event that cannot be accepted; the message says what is wrong."""
+
+
+class PayloadTooLarge(IngestError):
+    """The body, once decompressed, is over the configured limit."""
+
+
+@dataclass(frozen=True)
+class CaptureBatch:
+    """Events decoded from one request body, with the envelope fields PostHog sends."""
+
+    events: Tuple[Any, ...]
+    sent_at: Optional[float] = None
+    api_key: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class TrackedAction:
+    """One user action, keyed by who did it and in which PostHog session."""
+
+    user_id: str
+    session_id: str
+    action: SlimAction
+    event_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RejectedEvent:
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class NormalisedBatch:
+    actions: Tuple[TrackedAction, ...]
+    skipped: int
+    rejected: Tuple[RejectedEvent, ...]
+
+
+def decode_capture_body(
+    body: bytes, *, content_type: str = "", max_bytes: int = 1_048_576
+) -> CaptureBatch:
+    """Decode a capture request body in any of the encodings posthog-js and PostHog use."""
+    if not body:
+        raise IngestError("empty body: expected PostHog event JSON")
+    data = body
+    is_form = content_type.startswith("application/x-www-form-urlencoded")
+    # Browsers and curl label plain JSON as a form too; only a real form has fields.
+    if data.startswith(b"data=") or (is_form and not data.lstrip().startswith((b"{", b"["))):
+        data = _form_data_field(data)
+    if data.startswith(_GZIP_MAGIC):
+        data = _gunzip(data, max_bytes)
+    elif len(data) > max_bytes:
+        raise PayloadTooLarge(f"body is {len(data)} bytes; the limit is {max_bytes}")
+    try:
+        payload = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise IngestError(f"body is not JSON, gzip JSON or a base64 'data' form field: {e}") from None
+    return parse_capture_payload(payload)
+
+
+def parse_capture_payload(payload: Any) -> CaptureBatch:
+    """Accept one event, a list of events, or a ``{"batch": [...]}`` envelope."""
+    if isinstance(payload, list):
+        return CaptureBatch(events=tuple(payload))
+    if not isinstance(payload, dict):
+        raise IngestError(f"expected a JSON object or list of events, got {type(payload).__name__}")
+    api_key = payload.get("api_key") or payload.get("token")
+    api_key = api_key if isinstance(api_key, str) else None
+    sent_at = None
+    if payload.get("sent_at") is not None:
+        try:
+            sent_at = parse_timestamp(payload["sent_at"])
+        except IngestError:
+            sent_at = None  # only used to correct client clock skew; its absence is harmless
+    if "batch" in payload:
+        batch = payload["batch"]
+        if not isinstance(batch, list):
+            raise IngestError("'batch' must be a list of events")
+        return CaptureBatch(events=tuple(batch), sent_at=sent_at, api_key=api_key)
+    if "event" in payload:
+        return CaptureBatch(events=(payload,), sent_at=sent_at, api_key=api_key)
+    raise IngestError("expected a PostHog event (with 'event'), a list of them, or {'batch': [...]}")
+
+
+def normalise_batch(batch: CaptureBatch, *, received_at: float) -> NormalisedBatch:
+    """Turn every event of a batch into a ``TrackedAction``; bad events are reported, not fatal."""
+    # PostHog's own skew correction: the client's clock is off by (sent_at - received_at).
+    clock_offset = received_at - batch.sent_at if batch.sent_at is not None else 0.0
+    actions: List[TrackedAction] = []
+    rejected: List[RejectedEvent] = []
+    skipped = 0
+    for index, raw in enumerate(batch.events):
+        try:
+            tracked = normalise_event(raw, received_at=received_at, clock_offset=clock_offset)
+        except IngestError as e:
+            rejected.append(RejectedEvent(index=index, reason=str(e)))
+            continue
+        if tracked is None:
+            skipped += 1
+        else:
+            actions.append(tracked)
+    return NormalisedBatch(actions=tuple(actions), skipped=skipped, rejected=tuple(rejected))
+
+
+def normalise_event(
+    raw: Any, *, received_at: float, clock_offset: float = 0.0
+) -> Optional[TrackedAction]:
+    """Map one PostHog event to a ``TrackedAction``; ``None`` for noise events."""
+    if not isinstance(raw, dict):
+        raise IngestError(f"event must be an object, got {type(raw).__name__}")
+    name = raw.get("event")
+    if not isinstance(name, str) or not name:
+        raise IngestError("event has no 'event' name")
+    if name in NOISE_EVENTS or name.startswith("$$"):
+        return None
+    props = raw.get("properties") or {}
+    if not isinstance(props, dict):
+        raise IngestError("'properties' must be an object")
+    user_id = require_identifier(raw.get("distinct_id", props.get("distinct_id")), "distinct_id")
+    session_id = require_identifier(props.get("$session_id"), "properties.$session_id")
+    ts = _event_time(raw, props, received_at=received_at, clock_offset=clock_offset)
+
+    url = _text(props.get("$current_url"), _MAX_URL)
+    if name == "$pageview":
+        page = _text(props.get("title"), _MAX_LABEL) or _text(props.get("$pathname"), _MAX_URL) or url
+        kind, title, description = "pageview", f"Page Load: {page}", f"User landed on {page}"
+    elif name in ("$autocapture", "$rageclick"):
+        kind = "rageclick" if name == "$rageclick" else (_text(props.get("$event_type"), 20) or "click").lower()
+        label = element_label(props)
+        verb = {"click": "clicked", "submit": "submitted", "change": "changed", "rageclick": "rage-clicked"}
+        title, description = label, f"User {verb.get(kind, kind)} '{label}'"
+    else:
+        label = _text(props.get("label") or props.get("title"), _MAX_LABEL) or name
+        kind, title, description = name.lower()[:60], label, f"User triggered '{name}': {label}"
+
+    action = SlimAction(
+        title=title,
+        description=description,
+        canonical_url=canonicalize_url(url),
+        type=kind,
+        timestamp_start=ts,
+        timestamp_end=ts,
+        raw_url=url,
+        session_id=session_id,
+        user_id=user_id,
+        email=_email(props),
+    )
+    event_id = raw.get("uuid")
+    return TrackedAction(
+        user_id=user_id,
+        session_id=session_id,
+        action=action,
+        event_id=event_id if isinstance(event_id, str) and event_id else None,
+    )
+
+
+def parse_timestamp(value: Any) -> float:
+    """Epoch seconds from ISO-8601 (``Z`` allowed), epoch seconds/millis as number or string."""
+    if isinstance(value, bool):
+        raise IngestError(f"timestamp {value!r} is not a time")
+    if isinstance(value, (int, float)):
+        ts = float(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        try:
+            ts = float(text)
+        except ValueError:
+            try:
+                # Python 3.10's fromisoformat rejects the trailing "Z" PostHog sends.
+                parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+            except ValueError:
+                raise IngestError(f"timestamp {value!r} is neither ISO-8601 nor epoch seconds") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            ts = parsed.timestamp()
+    else:
+        raise IngestError(f"timestamp {value!r} is neither ISO-8601 nor epoch seconds")
+    if not math.isfinite(ts):
+        raise IngestError(f"timestamp {value!r} is not finite")
+    if ts > 1e11:  # epoch milliseconds
+        ts /= 1000.0
+    if ts < _EARLIEST_TS:
+        raise IngestError(f"timestamp {value!r} is before 2000-01-01")
+    return ts
+
+
+def canonicalize_url(url: str) -> str:
+    """Drop query and fragment and collapse id-like path segments to ``:id``."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    segments = [":id" if _ID_SEGMENT.match(s) else s for s in parts.path.split("/")]
+    return urlunsplit((parts.scheme, parts.netloc, "/".join(segments), "", ""))
+
+
+def element_label(props: Mapping[str, Any]) -> str:
+    """The clicked element's human label: its text, as PostHog titles it; never a selector."""
+    text = _text(props.get("$el_text"), _MAX_LABEL)
+    if text:
+        return text
+    elements = props.get("$elements")
+    if isinstance(elements, list) and elements and isinstance(elements[0], dict):
+        text = _text(elements[0].get("$el_text") or elements[0].get("attr__aria-label"), _MAX_LABEL)
+        if text:
+            return text
+    chain = props.get("$elements_chain")
+    if isinstance(chain, str) and chain:
+        first = chain.split(";", 1)[0]
+        for pattern, source in ((_CHAIN_TEXT, first), (_CHAIN_ARIA, first), (_CHAIN_TEXT, chain)):
+            match = pattern.search(source)
+            if match and match.group(1).strip():
+                return _text(match.group(1).replace('\\"', '"'), _MAX_LABEL)
+        tag = first.split(":", 1)[0].split(".", 1)[0]
+        if tag:
+            return tag
+    return "element"
+
+
+def _event_time(raw: Mapping[str, Any], props: Mapping[str, Any], *, received_at: float, clock_offset: float) -> float:
+    if raw.get("timestamp") is not None:
+        ts = parse_timestamp(raw["timestamp"]) + clock_offset
+    elif props.get("$time") is not None:
+        ts = parse_timestamp(props["$time"]) + clock_offset
+    elif raw.get("offset") is not None:
+        offset = raw["offset"]
+        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or offset < 0:
+            raise IngestError(f"offset {offset!r} must be a non-negative number of milliseconds")
+        ts = received_at - offset / 1000.0
+    else:
+        ts = received_at  # PostHog's rule for events sent without a time
+    if ts > received_at + _MAX_FUTURE_S:
+        raise IngestError(f"timestamp {raw.get('timestamp', props.get('$time'))!r} is more than a day in the future")
+    return ts
+
+
+def require_identifier(value: Any, field: str) -> str:
+    """A user, session or other id: a non-empty string (or integer) of at most 200 characters."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise IngestError(f"event has no {field}" if value is None else f"{field} must be a string")
+    text = str(value).strip()
+    if not text:
+        raise IngestError(f"event has an empty {field}")
+    if len(text) > 200:
+        raise IngestError(f"{field} is longer than 200 characters")
+    return text
+
+
+def _email(props: Mapping[str, Any]) -> Optional[str]:
+    person = props.get("$set")
+    email = props.get("email") or (person.get("email") if isinstance(person, dict) else None)
+    return _text(email, 320) or None
+
+
+def _text(value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        return ""
+    return " ".join(value.split())[:limit]
+
+
+def _form_data_field(body: bytes) -> bytes:
+    try:
+        fields = parse_qs(body.decode("ascii"), strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        raise IngestError("form body is not valid application/x-www-form-urlencoded") from None
+    values: Sequence[str] = fields.get("data", [])
+    if not values:
+        raise IngestError("form body has no 'data' field")
+    encoded = values[0].strip()
+    try:
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_" if "-" in encoded or "_" in encoded else None, validate=True)
+    except (binascii.Error, ValueError):
+        raise IngestError("form field 'data' is not valid base64") from None
+
+
+def _gunzip(data: bytes, max_bytes: int) -> bytes:
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = decompressor.decompress(data, max_bytes + 1)
+    except zlib.error as e:
+        raise IngestError(f"body starts like gzip but does not decompress: {e}") from None
+    if len(out) > max_bytes or decompressor.unconsumed_tail:
+        raise PayloadTooLarge(f"gzip body expands past the {max_bytes}-byte limit")
+    if not decompressor.eof:
+        raise IngestError("gzip body is truncated")
+    return out

@@ -1,0 +1,101 @@
+"""Rasa's socket.io channel, as rasa-webchat needs it, plus what the copilot must know.
+
+Registered in ``credentials.yml`` as ``channels.socketio.ProactiveSocketIOInput`` and still
+named ``socketio``, so it is the output channel Rasa and ``/inject`` look up by that name.
+Beyond the stock channel it:
+
+* awaits ``enter_room`` in ``session_request``: with python-socketio >= 5.10 the stock
+  channel's un-awaited call joins no room, so with ``session_persistence: true`` no bot
+  message reaches the widget (RasaHQ/rasa#13027);
+* ignores empty user messages, so nothing answers a blank ``user_uttered`` with a greeting;
+* tells listeners about each user message with the app user id from the widget's
+  ``customData`` (``metadata_key: customData``), which the proactive gate needs;
+* keeps ``ChatSessions``: which chat sessions have a socket, so ``/inject`` can refuse a
+  sender id nobody listens on instead of "succeeding" into an empty room.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol, Text
+
+from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.socketio import SocketIOInput
+from sanic import Blueprint
+
+from addons.chat import ChatSessions
+
+logger = logging.getLogger(__name__)
+
+
+class ChatMessageListener(Protocol):
+    def __call__(self, *, user_id: str, sender_id: str) -> None:
+        ...
+
+
+class ProactiveSocketIOInput(SocketIOInput):
+    def __init__(self, *args: Any, user_id_key: str = "userId", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user_id_key = user_id_key
+        self.sessions = ChatSessions()
+        self._listeners: List[ChatMessageListener] = []
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "ProactiveSocketIOInput":
+        credentials = credentials or {}
+        return cls(
+            credentials.get("user_message_evt", "user_uttered"),
+            credentials.get("bot_message_evt", "bot_uttered"),
+            credentials.get("namespace"),
+            credentials.get("session_persistence", False),
+            credentials.get("socketio_path", "/socket.io"),
+            credentials.get("jwt_key"),
+            credentials.get("jwt_method", "HS256"),
+            credentials.get("metadata_key", "customData"),
+            user_id_key=credentials.get("user_id_key", "userId"),
+        )
+
+    def add_message_listener(self, listener: ChatMessageListener) -> None:
+        self._listeners.append(listener)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        async def observed(message: UserMessage) -> None:
+            if not (message.text or "").strip():
+                logger.debug("ignored an empty message from %s", message.sender_id)
+                return
+            user_id = (message.metadata or {}).get(self.user_id_key)
+            if isinstance(user_id, str) and user_id:
+                self.sessions.bind_user(message.sender_id, user_id)
+                for listener in self._listeners:
+                    try:
+                        listener(user_id=user_id, sender_id=message.sender_id)
+                    except Exception:
+                        logger.exception("chat message listener failed; the message is still handled")
+            await on_new_message(message)
+
+        blueprint = super().blueprint(observed)
+        sio = self.sio
+        assert sio is not None
+
+        # Registering a handler again for an event replaces the stock one.
+        @sio.on("session_request", namespace=self.namespace)
+        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+            data = data if isinstance(data, dict) else {}
+            if not data.get("session_id"):
+                data["session_id"] = uuid.uuid4().hex
+            session_id = str(data["session_id"])
+            if self.session_persistence:
+                await sio.enter_room(sid, session_id)
+                self.sessions.joined(session_id, sid)
+            else:
+                self.sessions.joined(sid, sid)  # without persistence the socket id is the sender id
+            await sio.emit("session_confirm", session_id, room=sid)
+            logger.debug("socket %s joined chat session %s", sid, session_id)
+
+        @sio.on("disconnect", namespace=self.namespace)
+        async def disconnect(sid: Text, *reason: Any) -> None:
+            self.sessions.left(sid)
+            logger.debug("socket %s disconnected", sid)
+
+        return blueprint
