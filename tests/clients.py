@@ -1,0 +1,134 @@
+"""Clients that talk to the server the way the app and rasa-webchat do."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import aiohttp
+import socketio
+
+
+def posthog_event(
+    user_id: str,
+    session_id: str,
+    *,
+    label: Optional[str] = "Save changes",
+    url: str = "http://localhost:3000/projects",
+    at: Optional[float] = None,
+    event: str = "$autocapture",
+) -> Dict[str, Any]:
+    """An event shaped like posthog-js sends it (ISO timestamp with Z, elements chain)."""
+    at = time.time() if at is None else at
+    props: Dict[str, Any] = {"$current_url": url, "$session_id": session_id, "$lib": "web"}
+    if event == "$autocapture":
+        props.update({"$event_type": "click", "$el_text": label,
+                      "$elements_chain": f'button:attr__id="edit-save"text="{label}";div;body'})
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+    return {"uuid": str(uuid.uuid4()), "event": event, "distinct_id": user_id, "timestamp": iso, "properties": props}
+
+
+def three_saves(user_id: str, session_id: str) -> List[Dict[str, Any]]:
+    now = time.time()
+    return [posthog_event(user_id, session_id, url="http://localhost:3000/projects", at=now - 20, event="$pageview")] + [
+        posthog_event(user_id, session_id, at=now - 10 + i) for i in range(3)
+    ]
+
+
+def posthog_js_body(events: List[Dict[str, Any]]) -> bytes:
+    """What posthog-js posts to <api_host>/e/: a gzip envelope sent as text/plain."""
+    envelope = {"api_key": "phc_test", "batch": events, "sent_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+    return gzip.compress(json.dumps(envelope).encode())
+
+
+class ToastStream:
+    """An SSE subscription to /stream/<user_id>, read like EventSource does."""
+
+    def __init__(self, base: str, user_id: str) -> None:
+        self.url = f"{base}/stream/{user_id}"
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._response: Optional[aiohttp.ClientResponse] = None
+
+    async def __aenter__(self) -> "ToastStream":
+        self._session = aiohttp.ClientSession()
+        self._response = await self._session.get(self.url, timeout=aiohttp.ClientTimeout(total=None, sock_read=None))
+        assert self._response.status == 200, await self._response.text()
+        assert self._response.headers["Content-Type"].startswith("text/event-stream")
+        first = await asyncio.wait_for(self._response.content.readline(), 10)
+        assert first.startswith(b"retry:"), first  # the server has subscribed us by now
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._response is not None:
+            self._response.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def next_event(self, timeout: float) -> Optional[Dict[str, Any]]:
+        """The next `event:` frame as {"id", "event", "data"}; None if none arrives in time."""
+        assert self._response is not None
+        frame: Dict[str, Any] = {}
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return None
+            try:
+                raw = await asyncio.wait_for(self._response.content.readline(), remaining)
+            except asyncio.TimeoutError:
+                return None
+            if raw == b"":
+                return None  # stream closed
+            line = raw.decode().rstrip("\n")
+            if line == "":
+                if "event" in frame:
+                    return frame
+                frame = {}
+            elif line.startswith(":"):
+                continue  # heartbeat
+            else:
+                key, _, value = line.partition(": ")
+                frame[key] = json.loads(value) if key == "data" else value
+
+
+@dataclass
+class ChatClient:
+    """A python-socketio client speaking rasa-webchat's protocol."""
+
+    url: str
+    user_id: str
+    sio: socketio.AsyncClient = field(default_factory=socketio.AsyncClient)
+    session_id: Optional[str] = None
+    bot_messages: "asyncio.Queue[Dict[str, Any]]" = field(default_factory=asyncio.Queue)
+
+    async def connect(self) -> "ChatClient":
+        confirmed: "asyncio.Future[str]" = asyncio.get_running_loop().create_future()
+        self.sio.on("session_confirm", lambda sid: confirmed.done() or confirmed.set_result(sid))
+        self.sio.on("bot_uttered", self.bot_messages.put_nowait)
+        # Polling: this venv's aiohttp is too old for engineio's websocket client transport.
+        await self.sio.connect(self.url, socketio_path="/socket.io", transports=["polling"])
+        await self.sio.emit("session_request", {"session_id": None})
+        self.session_id = await asyncio.wait_for(confirmed, 10)
+        return self
+
+    async def say(self, text: str) -> None:
+        await self.sio.emit("user_uttered", {"message": text, "customData": {"userId": self.user_id}, "session_id": self.session_id})
+
+    async def next_bot_message(self, timeout: float) -> Optional[Dict[str, Any]]:
+        try:
+            return await asyncio.wait_for(self.bot_messages.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    async def close(self) -> None:
+        # A graceful polling disconnect waits out the pending long-poll (~30 s); the server
+        # still gets the CLOSE packet, so do not wait for the read loop.
+        await self.sio.eio.disconnect(abort=True)
+        read_loop = self.sio.eio.read_loop_task
+        if read_loop is not None:
+            read_loop.cancel()

@@ -1,0 +1,26 @@
+import uuid
+from typing import Iterator
+
+import pytest
+
+from rasa_server import RasaServer, start_rasa
+
+
+@pytest.fixture(scope="session")
+def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer]:
+    """One real `rasa run` for the integration suite. The driver ticks once a minute, so an
+    offer that arrives within seconds can only come from on-ingest evaluation."""
+    server = start_rasa(tmp_path_factory.mktemp("rasa"), proactive_overrides={"driver": {"tick_seconds": 60}})
+    print(f"\nrasa run ready in {server.startup_s:.1f} s on port {server.port}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def user_id() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def session_id() -> str:
+    return f"ph-session-{uuid.uuid4().hex[:8]}"

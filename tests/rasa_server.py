@@ -1,0 +1,102 @@
+"""Start a real ``rasa run`` of the bot on a free loopback port, and stop it by pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOT = ROOT / "rasa-bot"
+MODEL = BOT / "models" / "proactive.tar.gz"
+RASA = Path(sys.executable).with_name("rasa")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RasaServer:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+    startup_s: float
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def proactive(self) -> str:
+        return f"{self.url}/webhooks/proactive"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20.0) -> float:
+        """SIGINT (Sanic's graceful stop), SIGKILL if it hangs; returns seconds taken."""
+        started = time.monotonic()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return time.monotonic() - started
+
+
+def start_rasa(workdir: Path, *, proactive_overrides: Optional[Dict[str, Any]] = None, ready_timeout: float = 120.0) -> RasaServer:
+    """Run the bot with its own credentials/proactive config copies in ``workdir``.
+
+    ``proactive_overrides`` replaces top-level sections of proactive.yml (e.g. the driver tick).
+    """
+    if not MODEL.exists():
+        raise RuntimeError(f"{MODEL} is missing: run `make model` (make test does it)")
+    config = yaml.safe_load((BOT / "proactive.yml").read_text())
+    config.update(proactive_overrides or {})
+    proactive_path = workdir / "proactive.yml"
+    proactive_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    credentials = yaml.safe_load((BOT / "credentials.yml").read_text())
+    credentials["channels.proactive.ProactiveInput"]["config"] = str(proactive_path)
+    credentials["channels.proactive.ProactiveInput"]["heartbeat_seconds"] = 1
+    credentials_path = workdir / "credentials.yml"
+    credentials_path.write_text(yaml.safe_dump(credentials))
+
+    port = free_port()
+    log_path = workdir / "rasa.log"
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "INFO"}
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(RASA), "run", "-m", str(MODEL), "-i", "127.0.0.1", "-p", str(port),
+             "--credentials", str(credentials_path), "--endpoints", "endpoints.yml", "--cors", "*"],
+            cwd=BOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+    server = RasaServer(process, port, log_path, startup_s=0.0)
+    deadline = started + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"rasa run exited with {process.returncode}:\n{server.log()[-4000:]}")
+        try:
+            health = httpx.get(f"{server.proactive}/health", timeout=1.0).json()
+            if health.get("agent_ready") and health["driver"]["running"]:
+                server.startup_s = time.monotonic() - started
+                return server
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.25)
+    server.stop()
+    raise RuntimeError(f"rasa run not ready after {ready_timeout} s:\n{server.log()[-4000:]}")
