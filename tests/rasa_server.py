@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import httpx
 import yaml
@@ -58,7 +58,9 @@ class RasaServer:
         return time.monotonic() - started
 
 
-def start_rasa(workdir: Path, *, proactive_overrides: Optional[Dict[str, Any]] = None, ready_timeout: float = 120.0) -> RasaServer:
+def start_rasa(
+    workdir: Path, *, proactive_overrides: Optional[Dict[str, Any]] = None, extra_args: Sequence[str] = (), ready_timeout: float = 120.0
+) -> RasaServer:
     """Run the bot with its own credentials/proactive config copies in ``workdir``.
 
     ``proactive_overrides`` replaces top-level sections of proactive.yml (e.g. the driver tick).
@@ -82,7 +84,7 @@ def start_rasa(workdir: Path, *, proactive_overrides: Optional[Dict[str, Any]] =
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(RASA), "run", "-m", str(MODEL), "-i", "127.0.0.1", "-p", str(port),
-             "--credentials", str(credentials_path), "--endpoints", "endpoints.yml", "--cors", "*"],
+             "--credentials", str(credentials_path), "--endpoints", "endpoints.yml", "--cors", "*", *extra_args],
             cwd=BOT, stdout=log, stderr=subprocess.STDOUT, env=env,
         )
     server = RasaServer(process, port, log_path, startup_s=0.0)

@@ -10,7 +10,11 @@ from rasa_server import RasaServer, start_rasa
 def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer]:
     """One real `rasa run` for the integration suite. The driver ticks once a minute, so an
     offer that arrives within seconds can only come from on-ingest evaluation."""
-    server = start_rasa(tmp_path_factory.mktemp("rasa"), proactive_overrides={"driver": {"tick_seconds": 60}})
+    server = start_rasa(
+        tmp_path_factory.mktemp("rasa"),
+        proactive_overrides={"driver": {"tick_seconds": 60}},
+        extra_args=["--enable-api"],  # the README's plain `rasa run --enable-api --cors "*"` path
+    )
     print(f"\nrasa run ready in {server.startup_s:.1f} s on port {server.port}")
     yield server
     server.stop()
