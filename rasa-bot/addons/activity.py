@@ -85,10 +85,14 @@ class InMemoryActivityStore:
                 if tracked.event_id in session.event_ids:
                     continue  # posthog-js retried a request that had already arrived
                 session.event_ids.add(tracked.event_id)
+            if session.user_id != tracked.user_id and tracked.action.timestamp_start >= session.latest_timestamp:
+                # posthog-js `identify` swaps the anonymous distinct_id for the app's user id
+                # mid-session; the session (and what it did before) belongs to whoever acted last.
+                self._rebind(tracked.session_id, session, tracked.user_id)
             self._seq += 1
             tracked.action.index = self._seq
             bisect.insort(session.entries, _Entry(tracked.action.timestamp_start, self._seq, tracked.action, tracked.event_id))
-            changed.add((tracked.user_id, tracked.session_id))
+            changed.add((session.user_id, tracked.session_id))
         for _, session_id in changed:
             self._trim(self._sessions[session_id], now)
         self._evict_over_capacity()
@@ -156,14 +160,13 @@ class InMemoryActivityStore:
             self._user_sessions.setdefault(tracked.user_id, set()).add(tracked.session_id)
         else:
             self._sessions.move_to_end(tracked.session_id)
-            if session.user_id != tracked.user_id:
-                # posthog-js `identify` swaps the anonymous distinct_id for the app's user id
-                # mid-session; the session (and what it did before) now belongs to that user.
-                self._unlink(session.user_id, tracked.session_id)
-                session.user_id = tracked.user_id
-                self._user_sessions.setdefault(tracked.user_id, set()).add(tracked.session_id)
         session.last_seen = now
         return session
+
+    def _rebind(self, session_id: str, session: _Session, user_id: str) -> None:
+        self._unlink(session.user_id, session_id)
+        session.user_id = user_id
+        self._user_sessions.setdefault(user_id, set()).add(session_id)
 
     def _trim(self, session: _Session, now: float) -> None:
         cutoff = now - self._limits.retention_s

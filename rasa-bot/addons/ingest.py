@@ -44,6 +44,7 @@ _MAX_LABEL = 200
 _MAX_URL = 2048
 _CHAIN_TEXT = re.compile(r'(?:^|[:"])text="((?:[^"\\]|\\.)*)"')
 _CHAIN_ARIA = re.compile(r'attr__aria-label="((?:[^"\\]|\\.)*)"')
+_ISO_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)\.(\d+)")
 _ID_SEGMENT = re.compile(
     r"^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|[A-Za-z]{1,5}[-_]\d+)$",
     re.IGNORECASE,
@@ -220,8 +221,7 @@ def parse_timestamp(value: Any) -> float:
             ts = float(text)
         except ValueError:
             try:
-                # Python 3.10's fromisoformat rejects the trailing "Z" PostHog sends.
-                parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+                parsed = datetime.fromisoformat(_iso_for_py310(text))
             except ValueError:
                 raise IngestError(f"timestamp {value!r} is neither ISO-8601 nor epoch seconds") from None
             if parsed.tzinfo is None:
@@ -236,6 +236,13 @@ def parse_timestamp(value: Any) -> float:
     if ts < _EARLIEST_TS:
         raise IngestError(f"timestamp {value!r} is before 2000-01-01")
     return ts
+
+
+def _iso_for_py310(text: str) -> str:
+    """Python 3.10's fromisoformat rejects a trailing "Z" and fractions other than 3 or 6 digits."""
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    return _ISO_FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
 
 
 def canonicalize_url(url: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from typing import Any, Dict, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
 
 from autoplay_sdk.core.models import SlimAction
 from autoplay_sdk.proactive.triggers import ProactiveTriggerContext, ProactiveTriggerResult, ProactiveTriggerRegistry
@@ -59,13 +60,13 @@ class RepeatedActionTrigger:
         if not ctx.recent_actions:
             return self._no("no activity in this session")
         latest = max(ctx.recent_actions, key=lambda a: a.timestamp_start)
-        if c.page not in _url(latest):
-            return self._no(f"latest action is on {_url(latest) or 'an unknown page'}, not a {c.page} page")
+        if c.page not in action_path(latest):
+            return self._no(f"latest action is on {action_path(latest) or 'an unknown page'}, not a {c.page} page")
         in_window = [a for a in ctx.recent_actions if now - c.window_s <= a.timestamp_start <= now + 1.0]
         discovered = next((a for a in in_window if _label_has(a, c.discovered_hints)), None)
         if discovered is not None:
             return self._no(f"already discovered: '{discovered.title}' within the last {c.window_s:g} s")
-        repeats = [a for a in in_window if c.page in _url(a) and _label_has(a, c.action_hints)]
+        repeats = [a for a in in_window if c.page in action_path(a) and _label_has(a, c.action_hints)]
         if len(repeats) < c.min_count:
             return self._no(
                 f"{len(repeats)} of {c.min_count} {' / '.join(repr(h) for h in c.action_hints)} "
@@ -152,8 +153,13 @@ def eval_now(ctx: ProactiveTriggerContext) -> float:
     return float(now)
 
 
-def _url(action: SlimAction) -> str:
-    return action.raw_url or action.canonical_url or ""
+def action_path(action: SlimAction) -> str:
+    """The path of the page an action happened on: page patterns never match host or query."""
+    url = action.raw_url or action.canonical_url or ""
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""
 
 
 def _label_has(action: SlimAction, hints: Sequence[str]) -> bool:
