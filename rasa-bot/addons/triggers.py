@@ -36,7 +36,21 @@ class TriggerVerdict:
         return {"trigger_id": self.trigger_id, "fired": self.fired, "reason": self.reason}
 
 
-class RepeatedActionTrigger:
+class ExplainingTrigger:
+    """An SDK ``ProactiveTrigger`` whose result is the ``result`` of its own verdict."""
+
+    @property
+    def trigger_id(self) -> str:
+        raise NotImplementedError
+
+    def evaluate(self, ctx: ProactiveTriggerContext) -> Optional[ProactiveTriggerResult]:
+        return self.explain(ctx).result
+
+    def explain(self, ctx: ProactiveTriggerContext) -> TriggerVerdict:
+        raise NotImplementedError
+
+
+class RepeatedActionTrigger(ExplainingTrigger):
     """Fires when a user repeats an action on a page and has not found the faster way.
 
     For ``bulk_edit_opportunity``: the latest action is on ``/projects``; nothing in the window
@@ -50,9 +64,6 @@ class RepeatedActionTrigger:
     @property
     def trigger_id(self) -> str:
         return self.config.id
-
-    def evaluate(self, ctx: ProactiveTriggerContext) -> Optional[ProactiveTriggerResult]:
-        return self.explain(ctx).result
 
     def explain(self, ctx: ProactiveTriggerContext) -> TriggerVerdict:
         c = self.config
@@ -83,7 +94,7 @@ class RepeatedActionTrigger:
         return TriggerVerdict(self.config.id, False, reason)
 
 
-class BuiltinTrigger:
+class BuiltinTrigger(ExplainingTrigger):
     """An autoplay-sdk catalogue trigger, optionally with our own toast body."""
 
     def __init__(self, config: BuiltinTriggerConfig) -> None:
@@ -98,9 +109,6 @@ class BuiltinTrigger:
     def trigger_id(self) -> str:
         return self.config.id
 
-    def evaluate(self, ctx: ProactiveTriggerContext) -> Optional[ProactiveTriggerResult]:
-        return self.explain(ctx).result
-
     def explain(self, ctx: ProactiveTriggerContext) -> TriggerVerdict:
         result = self._inner.evaluate(ctx)
         if result is None:
@@ -110,7 +118,7 @@ class BuiltinTrigger:
         return TriggerVerdict(self.config.id, True, f"{self.config.name}: matched", result)
 
 
-class IsolatedTrigger:
+class IsolatedTrigger(ExplainingTrigger):
     """Keeps one raising trigger from stopping the ones after it (the SDK registry does not)."""
 
     def __init__(self, inner: Any) -> None:
@@ -119,9 +127,6 @@ class IsolatedTrigger:
     @property
     def trigger_id(self) -> str:
         return self.inner.trigger_id
-
-    def evaluate(self, ctx: ProactiveTriggerContext) -> Optional[ProactiveTriggerResult]:
-        return self.explain(ctx).result
 
     def explain(self, ctx: ProactiveTriggerContext) -> TriggerVerdict:
         try:
