@@ -22,7 +22,7 @@ from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.delivery import DeliveryHub, InMemoryDeliveryHub, Offer, TourOffer
 from addons.gate import InMemorySessionStateStore, SessionGate, SessionStateStore
 from addons.ingest import NormalisedBatch
-from addons.triggers import EVAL_NOW, action_path, compile_registry, explain_all
+from addons.triggers import EVAL_NOW, action_path, compile_registry, explain_all, latest_action
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class ProactiveEngine:
         trigger = self.config.trigger(trigger_id)
         if trigger is None or not ctx.recent_actions:
             return ()
-        path = action_path(max(ctx.recent_actions, key=lambda a: a.timestamp_start))
+        path = action_path(latest_action(ctx))
         tours = (self.config.tour(t) for t in trigger.tours)
         return tuple(TourOffer(t.id, t.flow_id, t.label) for t in tours if t is not None and t.page in path)
 

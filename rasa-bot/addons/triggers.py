@@ -70,9 +70,9 @@ class RepeatedActionTrigger(ExplainingTrigger):
         now = eval_now(ctx)
         if not ctx.recent_actions:
             return self._no("no activity in this session")
-        latest = max(ctx.recent_actions, key=lambda a: a.timestamp_start)
-        if c.page not in action_path(latest):
-            return self._no(f"latest action is on {action_path(latest) or 'an unknown page'}, not a {c.page} page")
+        latest_path = action_path(latest_action(ctx))
+        if c.page not in latest_path:
+            return self._no(f"latest action is on {latest_path or 'an unknown page'}, not a {c.page} page")
         in_window = [a for a in ctx.recent_actions if now - c.window_s <= a.timestamp_start <= now + 1.0]
         discovered = next((a for a in in_window if _label_has(a, c.discovered_hints)), None)
         if discovered is not None:
@@ -156,6 +156,11 @@ def eval_now(ctx: ProactiveTriggerContext) -> float:
     if not isinstance(now, (int, float)):
         raise ValueError(f"context_extra[{EVAL_NOW!r}] must hold the evaluation time")
     return float(now)
+
+
+def latest_action(ctx: ProactiveTriggerContext) -> SlimAction:
+    """The action with the largest timestamp: batches arrive out of order, so never the last one."""
+    return max(ctx.recent_actions, key=lambda a: a.timestamp_start)
 
 
 def action_path(action: SlimAction) -> str:
