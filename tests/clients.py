@@ -6,43 +6,38 @@ import asyncio
 import gzip
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import aiohttp
 import socketio
 
+from posthog_events import iso, posthog_event
 
-def posthog_event(
+
+def app_event(
     user_id: str,
     session_id: str,
     *,
     label: Optional[str] = "Save changes",
-    url: str = "http://localhost:3000/projects",
     at: Optional[float] = None,
     event: str = "$autocapture",
 ) -> Dict[str, Any]:
-    """An event shaped like posthog-js sends it (ISO timestamp with Z, elements chain)."""
-    at = time.time() if at is None else at
-    props: Dict[str, Any] = {"$current_url": url, "$session_id": session_id, "$lib": "web"}
-    if event == "$autocapture":
-        props.update({"$event_type": "click", "$el_text": label,
-                      "$elements_chain": f'button:attr__id="edit-save"text="{label}";div;body'})
-    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
-    return {"uuid": str(uuid.uuid4()), "event": event, "distinct_id": user_id, "timestamp": iso, "properties": props}
+    """An event of the demo app on /projects, as posthog-js captures it."""
+    return posthog_event(event, ts=time.time() if at is None else at, text=label, user=user_id,
+                         session=session_id, base_url="http://localhost:3000")
 
 
 def three_saves(user_id: str, session_id: str) -> List[Dict[str, Any]]:
     now = time.time()
-    return [posthog_event(user_id, session_id, url="http://localhost:3000/projects", at=now - 20, event="$pageview")] + [
-        posthog_event(user_id, session_id, at=now - 10 + i) for i in range(3)
+    return [app_event(user_id, session_id, at=now - 20, event="$pageview")] + [
+        app_event(user_id, session_id, at=now - 10 + i) for i in range(3)
     ]
 
 
 def posthog_js_body(events: List[Dict[str, Any]]) -> bytes:
     """What posthog-js posts to <api_host>/e/: a gzip envelope sent as text/plain."""
-    envelope = {"api_key": "phc_test", "batch": events, "sent_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+    envelope = {"api_key": "phc_test", "batch": events, "sent_at": iso(time.time())}
     return gzip.compress(json.dumps(envelope).encode())
 
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from clients import ChatClient, ToastStream, posthog_event, posthog_js_body, three_saves
+from clients import ChatClient, ToastStream, app_event, posthog_js_body, three_saves
 
 BODY = (
     "Updating projects one by one? There's a multi-select bulk edit you might not have seen "
@@ -111,7 +111,7 @@ async def test_inject_with_the_app_user_id_is_refused_and_reaches_nobody(rasa_se
 
 async def test_chat_message_marks_session_reactive_and_blocks_offers(rasa_server, user_id, session_id):
     async with httpx.AsyncClient() as client:
-        await client.post(f"{rasa_server.proactive}/events", json=[posthog_event(user_id, session_id, event="$pageview")])
+        await client.post(f"{rasa_server.proactive}/events", json=[app_event(user_id, session_id, event="$pageview")])
     chat = await ChatClient(rasa_server.url, user_id).connect()
     try:
         await chat.say("hello")
@@ -200,8 +200,8 @@ async def test_server_still_fires_after_bad_input(rasa_server, user_id, session_
 
 
 async def test_mixed_batch_keeps_the_good_events(rasa_server, user_id, session_id):
-    good = posthog_event(user_id, session_id)
-    bad = dict(posthog_event(user_id, session_id), timestamp="not a time")
+    good = app_event(user_id, session_id)
+    bad = dict(app_event(user_id, session_id), timestamp="not a time")
     response = await post_events(rasa_server, {"batch": [good, bad]})
     assert response.status_code == 200
     assert response.json()["accepted"] == 1

@@ -12,9 +12,7 @@
 from __future__ import annotations
 
 import time
-import uuid as uuidlib
 from types import SimpleNamespace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -25,55 +23,10 @@ import autoplay_sdk.agent_state.v2.session_state as sdk_session_state
 from addons.config import ProactiveConfig, load_config
 from addons.engine import ProactiveEngine
 from addons.ingest import NormalisedBatch, normalise_batch, parse_capture_payload
+from posthog_events import BASE_URL, iso, posthog_event  # noqa: F401  (re-exported to the unit tests)
 
 PROACTIVE_YML = Path(__file__).resolve().parents[2] / "rasa-bot" / "proactive.yml"
-BASE_URL = "https://app.example.com"
 T0 = 1779188762.919  # 2026-05-19T11:06:02.919Z, the epoch-seconds string posthog sends as "$time"
-
-
-def iso(ts: float) -> str:
-    """posthog-js style ISO timestamp: millisecond precision, trailing Z."""
-    text = datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
-
-def posthog_event(
-    event: str = "$autocapture",
-    *,
-    ts: float,
-    path: str = "/projects",
-    text: Optional[str] = None,
-    user: str = "user-1",
-    session: str = "sess-1",
-    ts_format: str = "iso",
-    uuid: Optional[str] = None,
-    **props: Any,
-) -> Dict[str, Any]:
-    """One posthog-js event. ``$autocapture`` is a click on an element whose text is ``text``."""
-    properties: Dict[str, Any] = {
-        "$current_url": BASE_URL + path,
-        "$host": "app.example.com",
-        "$pathname": path.split("?", 1)[0],
-        "$session_id": session,
-        "$lib": "web",
-    }
-    if event == "$autocapture":
-        properties["$event_type"] = "click"
-        if text is not None:
-            properties["$el_text"] = text
-            properties["$elements_chain"] = (
-                f'button.btn.btn-primary:attr__class="btn btn-primary"nth-child="2"nth-of-type="1"text="{text}";'
-                'div.card-footer:attr__class="card-footer"nth-child="3"nth-of-type="2";body:nth-child="2"nth-of-type="1"'
-            )
-    properties.update(props)
-    stamp = iso(ts) if ts_format == "iso" else f"{ts:.3f}"
-    return {
-        "uuid": uuid or str(uuidlib.uuid4()),
-        "event": event,
-        "distinct_id": user,
-        "timestamp": stamp,
-        "properties": properties,
-    }
 
 
 def save_click(ts: float, **kw: Any) -> Dict[str, Any]:

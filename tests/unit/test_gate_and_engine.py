@@ -270,15 +270,20 @@ def test_offer_again_only_after_timeout_and_cooldown(engine, ph, mono):
     assert engine.tick(now=T0 + 38).offers == 1  # saves still within the 120 s window
 
 
-def test_ingest_isolates_a_failing_session(engine, ph, monkeypatch, caplog):
+def _fail_session(engine, monkeypatch, failing_session_id):
+    """Building the context of one session raises; every other session works."""
     original = engine._context
 
     def flaky(session_id, now):
-        if session_id == "s-u2":
+        if session_id == failing_session_id:
             raise RuntimeError("store unavailable")
         return original(session_id, now)
 
     monkeypatch.setattr(engine, "_context", flaky)
+
+
+def test_ingest_isolates_a_failing_session(engine, ph, monkeypatch, caplog):
+    _fail_session(engine, monkeypatch, "s-u2")
     events = [e for u in ("u1", "u2", "u3") for e in _saves(ph, 1, 2, 3, user=u, session=f"s-{u}")]
     with caplog.at_level(logging.ERROR, logger="addons.engine"):
         offers = engine.ingest(ph.batch(events, received_at=T0 + 4), now=T0 + 4)
@@ -290,14 +295,7 @@ async def test_tick_isolates_a_failing_session(engine, ph, monkeypatch):
     subs = {u: engine.hub.subscribe(u) for u in ("u1", "u2", "u3")}
     for u in subs:  # stored without evaluation: the offers must come from the tick
         engine.activity.add(ph.batch(_saves(ph, 1, 2, 3, user=u, session=f"s-{u}"), received_at=T0 + 3).actions, now=T0 + 3)
-    original = engine._context
-
-    def flaky(session_id, now):
-        if session_id == "s-u2":
-            raise RuntimeError("boom")
-        return original(session_id, now)
-
-    monkeypatch.setattr(engine, "_context", flaky)
+    _fail_session(engine, monkeypatch, "s-u2")
     report = engine.tick(now=T0 + 4)
     assert report == TickReport(sessions=3, offers=2, failures=1, evicted=0)
     assert isinstance(await subs["u1"].next(timeout=0.05), Offer)
