@@ -7,17 +7,23 @@ PY      := $(VENV)/bin/python
 RASA    := $(CURDIR)/$(VENV)/bin/rasa
 BOT     := rasa-bot
 MODEL   := $(BOT)/models/proactive.tar.gz
+APP     := app
 PORT    ?= 5005
+APP_PORT ?= 3000
 export RASA_TELEMETRY_ENABLED := false
 export PYTHONWARNINGS := ignore
+export NEXT_TELEMETRY_DISABLED := 1
 
 BOT_TRAINING := $(BOT)/config.yml $(BOT)/domain.yml $(wildcard $(BOT)/data/*.yml)
+APP_SOURCES  := $(shell find $(APP)/app $(APP)/components $(APP)/lib $(APP)/scripts -type f) \
+                $(APP)/next.config.mjs $(APP)/tsconfig.json $(APP)/package.json
+APP_BUILD    := $(APP)/.next/BUILD_ID
 
-.PHONY: help demo test venv model validate constraints clean
+.PHONY: help demo test venv model app chromium validate constraints clean
 
 help:
-	@echo "make demo   install what is missing, train if stale, start rasa run on :$(PORT)"
-	@echo "make test   install what is missing, run the whole suite"
+	@echo "make demo   install what is missing, train/build if stale, start rasa run (:$(PORT)) and the app (:$(APP_PORT))"
+	@echo "make test   install what is missing (incl. Debian's chromium), run the whole suite"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt constraints.txt scripts/install-venv.sh
@@ -28,13 +34,25 @@ model: $(MODEL)
 $(MODEL): $(VENV)/.installed $(BOT_TRAINING)
 	cd $(BOT) && $(RASA) train --fixed-model-name proactive --out models --quiet
 
+# The host app: npm deps as locked, then a production build when a source changed.
+app: $(APP_BUILD)
+$(APP)/node_modules/.installed: $(APP)/package.json $(APP)/package-lock.json scripts/install-app.sh
+	scripts/install-app.sh
+$(APP_BUILD): $(APP)/node_modules/.installed $(APP_SOURCES)
+	set -o pipefail; cd $(APP) && npm run build --silent 2>&1 | { grep -v 'Unknown user config' || true; }
+	@test -f $@
+
+# Debian's chromium for the browser tests (apt-get when missing).
+chromium:
+	@scripts/install-chromium.sh
+
 validate: $(VENV)/.installed
 	cd $(BOT) && $(RASA) data validate --fail-on-warnings
 
-demo: $(VENV)/.installed $(MODEL)
-	PORT=$(PORT) scripts/demo.sh
+demo: $(VENV)/.installed $(MODEL) $(APP_BUILD)
+	PORT=$(PORT) APP_PORT=$(APP_PORT) scripts/demo.sh
 
-test: $(VENV)/.installed $(MODEL)
+test: $(VENV)/.installed $(MODEL) $(APP_BUILD) chromium
 	$(PY) -m pytest
 
 # After editing requirements*.txt: rebuild the venv from scratch and re-pin everything.
@@ -45,4 +63,4 @@ constraints:
 	  $(PY) -m pip freeze --disable-pip-version-check; } > constraints.txt
 
 clean:
-	rm -rf $(BOT)/models $(BOT)/.rasa $(BOT)/results .pytest_cache
+	rm -rf $(BOT)/models $(BOT)/.rasa $(BOT)/results .pytest_cache $(APP)/.next test-artifacts

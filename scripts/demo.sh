@@ -1,51 +1,61 @@
 #!/usr/bin/env bash
-# Starts the bot (one `rasa run`: channels, engine, actions) and prints how to see a toast.
+# Starts the demo: one `rasa run` (channels, engine, actions) and the host app beside it.
+# Ctrl-C stops both.
 set -euo pipefail
-cd "$(dirname "$0")/../rasa-bot"
+root="$(cd "$(dirname "$0")/.." && pwd)"
 PORT=${PORT:-5005}
-base="http://localhost:$PORT/webhooks/proactive"
+APP_PORT=${APP_PORT:-3000}
+rasa_url="http://localhost:$PORT"
+base="$rasa_url/webhooks/proactive"
+app_url="http://localhost:$APP_PORT"
 
-if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
-  echo "error: port $PORT is in use; run \`make demo PORT=5006\`" >&2
-  exit 1
-fi
+for port in "$PORT" "$APP_PORT"; do
+  if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+    echo "error: port $port is in use; pick others with \`make demo PORT=5006 APP_PORT=3001\`" >&2
+    exit 1
+  fi
+done
 
+cd "$root/rasa-bot"
 ../.venv/bin/rasa run -m models/proactive.tar.gz -i 127.0.0.1 -p "$PORT" --enable-api --cors "*" &
 rasa_pid=$!
-stop() { kill -INT $rasa_pid 2>/dev/null; wait $rasa_pid 2>/dev/null || true; }
+cd "$root/app"
+# Own process group, so stopping it also stops the server process next forks.
+RASA_URL="$rasa_url" setsid node_modules/.bin/next start -p "$APP_PORT" -H 127.0.0.1 &
+app_pid=$!
+
+stop() {
+  trap - INT TERM EXIT
+  kill -TERM -- "-$app_pid" 2>/dev/null || true
+  kill -INT "$rasa_pid" 2>/dev/null || true
+  wait "$rasa_pid" "$app_pid" 2>/dev/null || true
+}
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
-echo "== waiting for rasa run on :$PORT"
+echo "== waiting for rasa run on :$PORT and the app on :$APP_PORT"
 until curl -s "$base/health" | grep -q '"agent_ready":true'; do
   kill -0 $rasa_pid 2>/dev/null || { echo "rasa run exited" >&2; exit 1; }
   sleep 0.5
 done
+until curl -s -o /dev/null "$app_url/projects"; do
+  kill -0 $app_pid 2>/dev/null || { echo "the app exited" >&2; exit 1; }
+  sleep 0.3
+done
 
 cat <<MSG
 
-== Ready: $base  (Ctrl-C stops it)
+== Ready. Open $app_url/projects   (Ctrl-C stops everything)
 
-The reference story, by hand. In a second terminal, open the toast stream of user "demo-user":
+The reference story: on Projects, change the priority of three projects one by one
+(Edit → Priority → Save changes). A toast offers help, bottom-right:
+  - "Show me" runs a four-step tour of the hidden bulk edit (⋯ menu → Bulk edit → tick → Apply to N);
+  - "Open chat" opens the assistant with the same question as its first message.
+The header's user menu switches who you are signed in as (a fresh copilot session).
+The demo gate allows one offer per 10 s engagement + 20 s cooldown (rasa-bot/proactive.yml).
 
-  curl -N $base/stream/demo-user
-
-In a third, post three "Save changes" clicks on /projects, as posthog-js would:
-
-  for i in 1 2 3; do
-    curl -s $base/events -H 'Content-Type: application/json' -d '{
-      "event": "\$autocapture", "distinct_id": "demo-user", "timestamp": "'\$(date +%s.%N)'",
-      "properties": {"\$session_id": "demo-session", "\$current_url": "http://localhost:3000/projects",
-                     "\$event_type": "click", "\$el_text": "Save changes"}}'; echo
-  done
-
-The stream prints an "event: proactive" frame at once. Then, to see why and what the state is:
-
-  curl -s $base/debug/demo-user
-
-"Show me" is  curl -s $base/tour/start -d '{"user_id": "demo-user", "tour_id": "bulk_edit_tour"}'
-(then /tour/step and /tour/end with {"user_id": "demo-user"}). The demo gate allows one offer
-per 10 s engagement + 20 s cooldown (rasa-bot/proactive.yml).
+Why an offer did or did not fire:  curl -s $base/debug/u-1001
+The bot alone, without the app:    curl -N $base/stream/u-1001   (then post events to $base/events)
 
 MSG
 wait $rasa_pid

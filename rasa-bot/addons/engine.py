@@ -21,7 +21,7 @@ from addons.activity import ActivityStore, InMemoryActivityStore
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.delivery import DeliveryHub, InMemoryDeliveryHub, Offer, TourOffer
 from addons.gate import InMemorySessionStateStore, SessionGate, SessionStateStore
-from addons.ingest import NormalisedBatch
+from addons.ingest import ClockSkew, NormalisedBatch
 from addons.triggers import EVAL_NOW, action_path, compile_registry, explain_all, latest_action
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class ProactiveEngine:
         self.gate = SessionGate(states or InMemorySessionStateStore(config.session), tours=_sdk_tours(config))
         self.hub = hub or InMemoryDeliveryHub()
         self.registry = compile_registry(config)
+        self.clock_skew = ClockSkew(max_clients=config.activity.max_sessions)
         self._clock = clock
         self._context_extra: Dict[str, Any] = {}
         for trigger in config.triggers:

@@ -14,6 +14,7 @@ import json
 import math
 import re
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
@@ -137,10 +138,45 @@ def parse_capture_payload(payload: Any) -> CaptureBatch:
     raise IngestError("expected a PostHog event (with 'event'), a list of them, or {'batch': [...]}")
 
 
-def normalise_batch(batch: CaptureBatch, *, received_at: float) -> NormalisedBatch:
+class ClockSkew:
+    """Per-client clock offsets for correcting event times with ``sent_at``.
+
+    PostHog shifts a request's events by (received_at - sent_at): the client's clock error
+    plus the time the request spent in transit. Transit only ever adds, so the smallest
+    value a client showed recently is the better estimate of its clock error; with it, a
+    request that was delayed on the way keeps its events at the times they happened
+    instead of moving them after events the user did later. Estimates expire after
+    ``window_s`` (a client's clock may be reset) and the least recently seen clients go
+    first past ``max_clients``.
+    """
+
+    def __init__(self, *, window_s: float = 300.0, max_clients: int = 100_000) -> None:
+        self.window_s = window_s
+        self.max_clients = max_clients
+        self._best: "OrderedDict[str, Tuple[float, float]]" = OrderedDict()  # client → (offset, seen at)
+
+    def offset(self, client: str, observed: float, *, now: float) -> float:
+        best = self._best.get(client)
+        if best is None or observed <= best[0] or now - best[1] > self.window_s:
+            best = (observed, now)
+        self._best[client] = best
+        self._best.move_to_end(client)
+        while len(self._best) > self.max_clients:
+            self._best.popitem(last=False)
+        return best[0]
+
+    def __len__(self) -> int:
+        return len(self._best)
+
+
+def normalise_batch(batch: CaptureBatch, *, received_at: float, skew: Optional[ClockSkew] = None) -> NormalisedBatch:
     """Turn every event of a batch into a ``TrackedAction``; bad events are reported, not fatal."""
-    # PostHog's own skew correction: the client's clock is off by (sent_at - received_at).
-    clock_offset = received_at - batch.sent_at if batch.sent_at is not None else 0.0
+    clock_offset = 0.0
+    if batch.sent_at is not None:
+        clock_offset = received_at - batch.sent_at
+        client = _client_key(batch.events)
+        if skew is not None and client is not None:
+            clock_offset = skew.offset(client, clock_offset, now=received_at)
     actions: List[TrackedAction] = []
     rejected: List[RejectedEvent] = []
     skipped = 0
@@ -155,6 +191,18 @@ def normalise_batch(batch: CaptureBatch, *, received_at: float) -> NormalisedBat
         else:
             actions.append(tracked)
     return NormalisedBatch(actions=tuple(actions), skipped=skipped, rejected=tuple(rejected))
+
+
+def _client_key(events: Sequence[Any]) -> Optional[str]:
+    """The browser a batch came from: posthog-js's ``$device_id``, else the distinct id."""
+    for raw in events:
+        if isinstance(raw, dict):
+            props = raw.get("properties")
+            props = props if isinstance(props, dict) else {}
+            for key in (props.get("$device_id"), raw.get("distinct_id"), props.get("distinct_id")):
+                if isinstance(key, str) and key:
+                    return key[:200]
+    return None
 
 
 def normalise_event(

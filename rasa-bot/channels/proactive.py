@@ -106,7 +106,7 @@ class ProactiveInput(InputChannel):
             batch = decode_capture_body(
                 request.body, content_type=request.content_type or "", max_bytes=self.max_body_bytes
             )
-            result = normalise_batch(batch, received_at=received_at)
+            result = normalise_batch(batch, received_at=received_at, skew=engine.clock_skew)
             for rejected in result.rejected:
                 logger.warning("rejected event %d of %s: %s", rejected.index, request.path, rejected.reason)
             if batch.events and not result.actions and result.rejected and not result.skipped:

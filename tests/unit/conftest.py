@@ -22,7 +22,7 @@ import addons.gate
 import autoplay_sdk.agent_state.v2.session_state as sdk_session_state
 from addons.config import ProactiveConfig, load_config
 from addons.engine import ProactiveEngine
-from addons.ingest import NormalisedBatch, normalise_batch, parse_capture_payload
+from addons.ingest import ClockSkew, NormalisedBatch, normalise_batch, parse_capture_payload
 from posthog_events import BASE_URL, iso, posthog_event  # noqa: F401  (re-exported to the unit tests)
 
 PROACTIVE_YML = Path(__file__).resolve().parents[2] / "rasa-bot" / "proactive.yml"
@@ -37,11 +37,17 @@ def pageview(path: str, ts: float, **kw: Any) -> Dict[str, Any]:
     return posthog_event("$pageview", ts=ts, path=path, **kw)
 
 
-def to_batch(events: Sequence[Dict[str, Any]], *, received_at: float, sent_at: Optional[float] = None) -> NormalisedBatch:
+def to_batch(
+    events: Sequence[Dict[str, Any]],
+    *,
+    received_at: float,
+    sent_at: Optional[float] = None,
+    skew: Optional[ClockSkew] = None,
+) -> NormalisedBatch:
     envelope: Dict[str, Any] = {"api_key": "phc_test", "batch": list(events)}
     if sent_at is not None:
         envelope["sent_at"] = iso(sent_at)
-    result = normalise_batch(parse_capture_payload(envelope), received_at=received_at)
+    result = normalise_batch(parse_capture_payload(envelope), received_at=received_at, skew=skew)
     assert not result.rejected, result.rejected  # the helpers only build valid events
     return result
 

@@ -221,6 +221,18 @@ def test_offer_fires_the_moment_the_third_save_arrives(engine, ph):
     assert [o.trigger_id for o in offers] == ["bulk_edit_opportunity"]
 
 
+def test_a_third_save_that_arrives_after_the_user_left_the_page_offers_nothing(engine, ph):
+    """The save's request was held on the way; the dashboard pageview, done later, got there first."""
+    for n in (1, 2):
+        engine.ingest(ph.batch(_saves(ph, n), sent_at=T0 + n, received_at=T0 + n + 0.02, skew=engine.clock_skew), now=T0 + n)
+    dashboard = [ph.pageview("/dashboard", T0 + 4)]
+    engine.ingest(ph.batch(dashboard, sent_at=T0 + 4, received_at=T0 + 4.02, skew=engine.clock_skew), now=T0 + 4.02)
+    late = ph.batch(_saves(ph, 3), sent_at=T0 + 3, received_at=T0 + 5, skew=engine.clock_skew)
+    assert engine.ingest(late, now=T0 + 5) == []
+    verdict = engine.debug("user-1", now=T0 + 5)["triggers"][0]
+    assert verdict["reason"] == "latest action is on /dashboard, not a /projects page"
+
+
 async def test_fourth_save_right_after_does_not_publish_a_second_offer(engine, ph):
     sub = engine.hub.subscribe("user-1")
     assert len(engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)) == 1

@@ -11,6 +11,7 @@ import pytest
 
 from addons.ingest import (
     CaptureBatch,
+    ClockSkew,
     IngestError,
     PayloadTooLarge,
     canonicalize_url,
@@ -373,6 +374,41 @@ def test_sent_at_correction_lets_a_client_clock_days_ahead_through(ph):
     )
     assert not result.rejected
     assert result.actions[0].action.timestamp_start == pytest.approx(T0)
+
+
+def test_a_request_delayed_in_transit_keeps_its_events_at_the_times_they_happened(ph):
+    skew = ClockSkew()
+    ph.batch([ph.save(T0)], sent_at=T0 + 0.01, received_at=T0 + 0.03, skew=skew)  # a prompt request
+    late = ph.batch([ph.save(T0 + 1)], sent_at=T0 + 1.01, received_at=T0 + 4.0, skew=skew)  # held 3 s on the way
+    assert late.actions[0].action.timestamp_start == pytest.approx(T0 + 1.02, abs=0.01)
+
+
+def test_without_an_estimator_a_delayed_request_is_shifted_like_posthog_does(ph):
+    late = ph.batch([ph.save(T0 + 1)], sent_at=T0 + 1.01, received_at=T0 + 4.0)
+    assert late.actions[0].action.timestamp_start == pytest.approx(T0 + 3.99, abs=0.01)
+
+
+def test_clock_skew_estimates_are_per_client(ph):
+    skew = ClockSkew()
+    ph.batch([ph.save(T0, user="a", session="sa")], sent_at=T0, received_at=T0, skew=skew)
+    behind = ph.batch([ph.save(T0 - 3600, user="b", session="sb")], sent_at=T0 - 3600, received_at=T0, skew=skew)
+    assert behind.actions[0].action.timestamp_start == pytest.approx(T0)
+    assert len(skew) == 2
+
+
+def test_clock_skew_estimate_follows_a_client_clock_reset_after_the_window():
+    skew = ClockSkew(window_s=300)
+    assert skew.offset("device", 0.05, now=T0) == 0.05
+    assert skew.offset("device", 2.0, now=T0 + 10) == 0.05  # slower request: transit, not clock
+    assert skew.offset("device", 3600.0, now=T0 + 400) == 3600.0  # the old estimate has expired
+
+
+def test_clock_skew_forgets_the_least_recently_seen_clients():
+    skew = ClockSkew(max_clients=2)
+    for client in ("a", "b", "a", "c"):
+        skew.offset(client, 0.0, now=T0)
+    assert len(skew) == 2
+    assert skew.offset("b", 5.0, now=T0) == 5.0  # "b" was evicted, so this is a fresh estimate
 
 
 def test_unparseable_sent_at_is_ignored_not_fatal(ph):

@@ -1,0 +1,48 @@
+import "server-only";
+import { cookies } from "next/headers";
+import { memberById } from "./team";
+
+/**
+ * Everything the browser side needs to reach the copilot, in one place.
+ *
+ * Read on the server at request time (not inlined at build time), so one build serves
+ * any Rasa URL or user. Env vars, with defaults that match `make demo`:
+ *   RASA_URL             the `rasa run` base URL          (http://localhost:5005)
+ *   APP_USER_ID          the signed-in user               (u-1001)
+ *   POSTHOG_PROJECT_KEY  the api_key posthog-js sends     (phc_proactive_demo)
+ *   USERTOUR_TOKEN       use Usertour instead of the bundled tour renderer (unset)
+ *   TOAST_DISMISS_MS     how long an unattended toast stays  (20000)
+ * A real app takes the user from its session; the demo lets you switch users with the
+ * `demo_user` cookie (the header's user menu sets it).
+ */
+export type AppConfig = {
+  rasaUrl: string;
+  channelUrl: string;
+  posthogKey: string;
+  usertourToken: string | null;
+  toastDismissMs: number;
+  user: { id: string; name: string; email: string | null };
+};
+
+export const DEMO_USER_COOKIE = "demo_user";
+const USER_ID_PATTERN = /^[A-Za-z0-9._@:-]{1,128}$/;
+
+export async function loadAppConfig(): Promise<AppConfig> {
+  const rasaUrl = (process.env.RASA_URL || "http://localhost:5005").replace(/\/+$/, "");
+  const cookieUser = (await cookies()).get(DEMO_USER_COOKIE)?.value;
+  const userId = cookieUser && USER_ID_PATTERN.test(cookieUser) ? cookieUser : process.env.APP_USER_ID || "u-1001";
+  const member = memberById(userId);
+  return {
+    rasaUrl,
+    channelUrl: `${rasaUrl}/webhooks/proactive`,
+    posthogKey: process.env.POSTHOG_PROJECT_KEY || "phc_proactive_demo",
+    usertourToken: process.env.USERTOUR_TOKEN || null,
+    toastDismissMs: positiveInt(process.env.TOAST_DISMISS_MS) ?? 20_000,
+    user: { id: userId, name: member?.name ?? userId, email: member?.email ?? null },
+  };
+}
+
+function positiveInt(value: string | undefined): number | null {
+  const parsed = Number(value);
+  return Number.isInteger(parsed) && parsed > 0 ? parsed : null;
+}

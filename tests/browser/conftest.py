@@ -1,0 +1,124 @@
+"""Browser tests: the built app (`next start`) and a real `rasa run`, driven in Debian's
+headless Chromium by Playwright (never a browser Playwright downloads)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator, List
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, sync_playwright
+
+from app_flows import TOAST_DISMISS_MS
+from app_server import AppServer, start_app
+from rasa_server import ROOT, RasaServer, start_rasa
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Keep the browser on loopback: no Google services, no DNS for any other host (a stray
+# CDN or SaaS URL in the app then fails fast and the request check below catches it).
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-quic",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+LOOPBACK = {"127.0.0.1", "localhost"}
+
+
+@pytest.fixture(scope="session")
+def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer]:
+    # The driver ticks once a minute: a toast within seconds comes from on-ingest evaluation.
+    server = start_rasa(tmp_path_factory.mktemp("rasa"), proactive_overrides={"driver": {"tick_seconds": 60}})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server(rasa_server: RasaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    server = start_app(
+        tmp_path_factory.mktemp("app"), rasa_url=rasa_server.url, env={"TOAST_DISMISS_MS": str(TOAST_DISMISS_MS)}
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/install-chromium.sh)")
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir()
+    return ARTIFACTS
+
+
+@pytest.fixture
+def user_id() -> str:
+    return f"e2e-{uuid.uuid4().hex[:8]}"
+
+
+class PageProblems:
+    """What a page did that it never should: console errors, requests off loopback."""
+
+    def __init__(self) -> None:
+        self.console_errors: List[str] = []
+        self.foreign_requests: List[str] = []
+        self.failed_requests: List[str] = []
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
+    def on_request(self, request: Request) -> None:
+        host = urlsplit(request.url).hostname
+        if request.url.startswith(("http:", "https:", "ws:", "wss:")) and host not in LOOPBACK:
+            self.foreign_requests.append(request.url)
+
+    def on_request_failed(self, request: Request) -> None:
+        self.failed_requests.append(f"{request.url} {request.failure}")
+
+    def assert_clean(self) -> None:
+        assert self.foreign_requests == [], "the app must load nothing from other hosts"
+        assert self.console_errors == []
+
+
+@pytest.fixture
+def open_app(browser: Browser, app_server: AppServer) -> Iterator[Callable[..., Page]]:
+    """Opens the app as a given user in a fresh browser context (fresh PostHog session,
+    fresh chat), and checks afterwards that it logged no errors and stayed on loopback."""
+    contexts = []
+    problems = PageProblems()
+
+    def open_as(user: str, path: str = "/projects") -> Page:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.add_cookies([{"name": "demo_user", "value": user, "url": app_server.url}])
+        contexts.append(context)
+        page = context.new_page()
+        page.on("console", problems.on_console)
+        page.on("request", problems.on_request)
+        page.on("requestfailed", problems.on_request_failed)
+        page.goto(app_server.url + path)
+        # The chat launcher appears once the widget's socket is connected.
+        page.wait_for_selector("#rasa-webchat .rw-launcher", timeout=20_000)
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+    problems.assert_clean()

@@ -1,0 +1,46 @@
+"""Path B: three one-by-one edits → toast → "Open chat" → the widget's first bubble is the question."""
+
+import json
+from typing import Callable
+
+from playwright.sync_api import Page, expect
+
+from app_flows import TOAST_BODY, edit_priority, toast, wait_for_log
+from rasa_server import RasaServer
+
+BOT_BUBBLES = ".rw-messages-container .rw-response"
+
+
+def test_open_chat_opens_the_widget_with_the_proactive_question_first(
+    open_app: Callable[..., Page], rasa_server: RasaServer, user_id: str
+) -> None:
+    page = open_app(user_id)
+    for project_id in ("P-1043", "P-1044", "P-1045"):
+        edit_priority(page, project_id, "Urgent")
+    expect(toast(page)).to_be_visible(timeout=5000)
+
+    page.click("#toast-open-chat")
+
+    expect(page.locator(".rw-widget-container")).to_have_class("rw-widget-container rw-chat-open")
+    expect(toast(page)).to_have_count(0)
+    expect(page.locator(BOT_BUBBLES).first).to_have_text(TOAST_BODY, timeout=10_000)
+    # Nothing before it: no greeting, no echo of a user message.
+    expect(page.locator(".rw-messages-container .rw-message").first).to_have_text(TOAST_BODY)
+    expect(page.locator(".rw-messages-container .rw-client")).to_have_count(0)
+
+    # It went to the widget's socket session (Rasa's sender id), not to the app user id.
+    sender_id = json.loads(page.evaluate("sessionStorage.getItem('chat_session')"))["session_id"]
+    assert sender_id and sender_id != user_id
+    wait_for_log(rasa_server, rf"proactive injected question: sender={sender_id} user={user_id} trigger=bulk_edit_opportunity")
+
+
+def test_every_page_load_starts_a_fresh_chat(open_app: Callable[..., Page], user_id: str) -> None:
+    page = open_app(user_id)
+    page.wait_for_function("JSON.parse(sessionStorage.getItem('chat_session') || '{}').session_id")
+    first = json.loads(page.evaluate("sessionStorage.getItem('chat_session')"))["session_id"]
+    page.reload()
+    page.wait_for_selector("#rasa-webchat .rw-launcher")
+    page.wait_for_function(
+        "(old) => { const s = JSON.parse(sessionStorage.getItem('chat_session') || '{}').session_id; return s && s !== old; }",
+        arg=first,
+    )
