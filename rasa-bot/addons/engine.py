@@ -17,7 +17,7 @@ from autoplay_sdk.proactive.triggers import ProactiveTriggerContext
 from autoplay_sdk.proactive.triggers.context_source import build_proactive_context_from_payloads
 from autoplay_sdk.proactive.triggers.tour_registry import TourRegistry
 
-from addons.activity import ActivityStore, InMemoryActivityStore
+from addons.activity import ActivityStore, FirstNames, InMemoryActivityStore
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.delivery import DeliveryHub, InMemoryDeliveryHub, Offer, TourOffer
 from addons.gate import InMemorySessionStateStore, SessionGate, SessionStateStore
@@ -66,6 +66,7 @@ class ProactiveEngine:
     ) -> None:
         self.config = config
         self.activity = activity or InMemoryActivityStore(config.activity, product_id=config.product_id)
+        self.first_names = FirstNames(config.activity.max_sessions)
         self.gate = SessionGate(states or InMemorySessionStateStore(config.session), tours=_sdk_tours(config))
         self.hub = hub or InMemoryDeliveryHub()
         self.registry = compile_registry(config)
@@ -80,6 +81,8 @@ class ProactiveEngine:
     def ingest(self, batch: NormalisedBatch, *, now: Optional[float] = None) -> List[Offer]:
         """Store a batch and evaluate each touched user at once (no waiting for a tick)."""
         now = self._clock() if now is None else now
+        for person in batch.people:
+            self.first_names.set(person.user_id, person.first_name)
         changed = self.activity.add(batch.actions, now=now)
         offers = []
         for user_id in sorted({user_id for user_id, _ in changed}):

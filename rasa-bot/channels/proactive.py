@@ -24,8 +24,11 @@ from addons.config import load_config
 from addons.delivery import CLOSED
 from addons.driver import ProactiveDriver
 from addons.engine import NoActiveTour, ProactiveEngine, UnknownTour, UnknownUser
+from addons import grounded
+from addons.grounded import GroundedAssistant
 from addons.inprocess_actions import InProcessActionEndpoint
 from addons.ingest import IngestError, PayloadTooLarge, decode_capture_body, normalise_batch, require_identifier
+from addons.llm import resolve_llm
 from channels.socketio import ProactiveSocketIOInput
 
 logger = logging.getLogger(__name__)
@@ -65,6 +68,8 @@ class ProactiveInput(InputChannel):
         self.heartbeat_seconds = heartbeat_seconds
         self.max_body_bytes = max_body_bytes
         self.actions_package = actions_package
+        self.llm = resolve_llm(self.config.llm, os.environ)
+        self.assistant: Optional[GroundedAssistant] = None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("proactive_webhook", __name__)
@@ -74,14 +79,26 @@ class ProactiveInput(InputChannel):
         async def start(app: Any, _loop: Any) -> None:
             self._run_actions_in_process(app.ctx.agent)
             chat = _socketio_input(app)
-            if isinstance(chat, ProactiveSocketIOInput):
-                chat.add_message_listener(self._on_chat_message)
+            sockets = chat if isinstance(chat, ProactiveSocketIOInput) else None
+            if sockets is not None:
+                sockets.add_message_listener(self._on_chat_message)
+            self.assistant = GroundedAssistant(
+                engine,
+                self.llm,
+                users_of=sockets.sessions.user_of if sockets else (lambda _sender_id: None),
+                user_id_key=sockets.user_id_key if sockets else "userId",
+            )
+            grounded.install(self.assistant)  # for the in-process reply action
+            logger.info("proactive LLM: %s", self.llm.describe())
             app.add_task(self.driver.run(), name="proactive_driver")
 
         @bp.listener("before_server_stop")
         async def stop(app: Any, _loop: Any) -> None:
             engine.hub.close_all()  # else open streams hold shutdown for Sanic's grace period
             await app.cancel_task("proactive_driver", raise_exception=False)
+            if self.assistant is not None:
+                grounded.install(None)
+                await self.assistant.aclose()
 
         @bp.get("/")
         @bp.get("/health")
@@ -171,8 +188,14 @@ class ProactiveInput(InputChannel):
             if user_id is not None:
                 engine.engage_chat(user_id, trigger_id)
             question_request = FollowUpRequest(sender_id, user_id, trigger_id, question)
-            await send_proactive_question(request.app.ctx.agent, output, question_request)
-            return response.json({"status": "delivered", "sender_id": sender_id})
+            follow_up = await send_proactive_question(
+                request.app.ctx.agent,
+                output,
+                question_request,
+                self.assistant.follow_up if self.assistant else None,
+                min_gap_s=self.config.chat.follow_up_gap_s,
+            )
+            return response.json({"status": "delivered", "sender_id": sender_id, "follow_up": follow_up is not None})
 
         @bp.post("/tour/start")
         @_json_errors
