@@ -160,6 +160,11 @@ class ProactiveEngine:
 
     # -- introspection ------------------------------------------------------------------
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The engine's wall clock (epoch seconds): what "now" means for its activity."""
+        return self._clock
+
     def debug(self, user_id: str, *, now: Optional[float] = None) -> Dict[str, Any]:
         """Everything needed to see why an offer did or did not fire for a user."""
         now = self._clock() if now is None else now

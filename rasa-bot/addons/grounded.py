@@ -14,7 +14,6 @@ rasa_sdk action answering chat messages (run in-process) can reach it; served by
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Tuple
 
@@ -64,12 +63,11 @@ class GroundingSource:
         *,
         activity_lines: int,
         summaries: Optional[SummarySource] = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
         self._lines = activity_lines
         self._summaries = summaries
-        self._clock = clock
+        self._clock = engine.clock
         self.how_tos: Tuple[HowTo, ...] = tuple(
             h for h in (_how_to(engine.config, t.id) for t in engine.config.triggers) if h is not None
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 # Quoted or emphasised spans: **bold**, __bold__, "double", “curly”, ‘curly’, 'single', `code`.
 # Straight single quotes count only outside words, so "don't" and "users'" are not quotes.
@@ -31,12 +31,11 @@ _NUMBER = re.compile(r"(?<!\w)\d+(?!\w)")
 
 def quoted_labels(text: str) -> Tuple[str, ...]:
     """UI-name candidates in an answer: every quoted or emphasised span, in order, once each."""
-    found = []
-    for pattern in _LABEL_PATTERNS:
-        for match in pattern.finditer(text):
-            label = match.group(1).strip(_EDGE)
-            if label and label not in found:
-                found.append(label)
+    spans = sorted((m.start(), m.group(1).strip(_EDGE)) for p in _LABEL_PATTERNS for m in p.finditer(text))
+    found: List[str] = []
+    for _, label in spans:
+        if label and label not in found:
+            found.append(label)
     return tuple(found)
 
 

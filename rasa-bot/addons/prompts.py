@@ -35,10 +35,14 @@ class ActivityLine:
     count: int
     seconds_ago: float
 
-    def __str__(self) -> str:
+    @property
+    def phrase(self) -> str:
+        where = f" on {self.page}" if self.page and self.page not in self.what else ""
         times = f" ({self.count} times)" if self.count > 1 else ""
-        where = f" on {self.page}" if self.page else ""
-        return f"{_ago(self.seconds_ago)}: {self.what}{where}{times}"
+        return f"{self.what}{where}{times}"
+
+    def __str__(self) -> str:
+        return f"{_ago(self.seconds_ago)}: {self.phrase}"
 
 
 @dataclass(frozen=True)
@@ -125,9 +129,7 @@ def honest_reply(context: UserContext, how_to: Optional[HowTo]) -> str:
             "I can only answer from what I see you doing in the app, and I don't see any "
             "activity from you yet. Tell me what you're trying to do and I'll point you to the how-to if there is one."
         )
-    latest = list(reversed(context.activity))[:3]
-    seen = "; ".join(f"{line.what}{f' on {line.page}' if line.page else ''}"
-                     f"{f' ({line.count} times)' if line.count > 1 else ''}" for line in latest)
+    seen = "; ".join(line.phrase for line in reversed(context.activity[-3:]))
     text = f"Here's what I can see you did most recently: {seen}."
     if how_to is not None:
         steps = "\n".join(f"{i}. {step}" for i, step in enumerate(how_to.steps, 1))
