@@ -14,6 +14,7 @@ rasa_sdk action answering chat messages (run in-process) can reach it; served by
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Tuple
 
@@ -25,6 +26,8 @@ from addons.llm import ChatModel, ChatMessage, LLMError, LLMSettings, LLMTimeout
 from addons.prompts import HowTo, UserContext, activity_lines, follow_up_messages, honest_reply, reply_messages
 
 logger = logging.getLogger(__name__)
+
+_BLANK_LINES = re.compile(r"\n\s*\n")
 
 # What the reply action says when it runs without the proactive channel (`rasa run actions`).
 NO_ENGINE_REPLY = (
@@ -213,7 +216,12 @@ async def _ask(
     verdict = guard.check(text)
     if not verdict.ok:
         return Answer(fallback(), "fallback", verdict.reason)
-    return Answer(text, "llm")
+    return Answer(one_bubble(text), "llm")
+
+
+def one_bubble(text: str) -> str:
+    """Rasa's socket.io channel sends each blank-line-separated part as its own message."""
+    return _BLANK_LINES.sub("\n", text.strip())
 
 
 def _log(what: str, answer: Answer, where: str) -> None:

@@ -100,13 +100,16 @@ class OpenAIChatModel:
             timeout=settings.timeout_s,
             max_retries=0,  # a retry would silently double the time the user waits
         )
+        # The first touch imports the client's resource and type modules (~0.4 s of blocking
+        # work): pay it at start-up, not on a user's first follow-up while the loop serves others.
+        self._completions = self._client.chat.completions
 
     async def complete(self, messages: Sequence[ChatMessage]) -> str:
         s = self.settings
         try:
             # The client's timeout is per network phase; this bounds the whole call.
             completion = await asyncio.wait_for(
-                self._client.chat.completions.create(
+                self._completions.create(
                     model=s.model,
                     messages=list(messages),  # type: ignore[arg-type]
                     temperature=s.temperature,

@@ -133,7 +133,7 @@ def honest_reply(context: UserContext, how_to: Optional[HowTo]) -> str:
     text = f"Here's what I can see you did most recently: {seen}."
     if how_to is not None:
         steps = "\n".join(f"{i}. {step}" for i, step in enumerate(how_to.steps, 1))
-        text += f"\n\nIf you're after the faster way I offered, here it is:\n{steps}"
+        text += f"\nIf you're after the faster way I offered, here it is:\n{steps}"  # one bubble: no blank line
     return text
 
 

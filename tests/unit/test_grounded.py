@@ -174,3 +174,9 @@ def test_activity_lines_collapse_repeats_and_keep_the_newest(engine, ph, story):
     lines = activity_lines(actions, now=ph.T0, limit=1)
     assert [str(line) for line in lines] == ["8 s ago: clicked 'Save changes' on /projects (3 times)"]
     assert [line.label for line in activity_lines(actions, now=ph.T0, limit=5)] == ["Page Load: /projects", "Save changes"]
+
+
+async def test_an_answer_with_paragraphs_stays_one_bubble(assistant, fake_llm):
+    fake_llm.script(Reply('Here is how.\n\n1. Open the ⋯ menu.\n\n\n2. Pick "Bulk edit".\n'))
+    text = await assistant.follow_up.write(follow_up_request())
+    assert text == 'Here is how.\n1. Open the ⋯ menu.\n2. Pick "Bulk edit".'
