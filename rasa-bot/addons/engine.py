@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from autoplay_sdk.proactive.triggers import ProactiveTriggerContext
 from autoplay_sdk.proactive.triggers.context_source import build_proactive_context_from_payloads
@@ -71,6 +71,7 @@ class ProactiveEngine:
         self.hub = hub or InMemoryDeliveryHub()
         self.registry = compile_registry(config)
         self._clock = clock
+        self._ingest_listeners: List[Callable[[Set[Tuple[str, str]]], None]] = []
         self._context_extra: Dict[str, Any] = {}
         for trigger in config.triggers:
             if isinstance(trigger, BuiltinTriggerConfig):
@@ -84,6 +85,11 @@ class ProactiveEngine:
         for person in batch.people:
             self.first_names.set(person.user_id, person.first_name)
         changed = self.activity.add(batch.actions, now=now)
+        for listener in self._ingest_listeners:
+            try:
+                listener(changed)
+            except Exception:
+                logger.exception("an ingest listener failed; evaluation continues")
         offers = []
         for user_id in sorted({user_id for user_id, _ in changed}):
             session_id = self.activity.latest_session(user_id)
@@ -92,6 +98,10 @@ class ProactiveEngine:
                 if offer is not None:
                     offers.append(offer)
         return offers
+
+    def add_ingest_listener(self, listener: Callable[[Set[Tuple[str, str]]], None]) -> None:
+        """Called with the (user_id, session_id) pairs each ingest changed (e.g. session summaries)."""
+        self._ingest_listeners.append(listener)
 
     def tick(self, *, now: Optional[float] = None) -> TickReport:
         """The periodic pass: evict idle sessions, time states out, run time-based triggers."""

@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Set, Tuple
 
 from addons.chat import FollowUpRequest
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.engine import ProactiveEngine
 from addons.guard import UIGuard, render_how_to
 from addons.llm import ChatModel, ChatMessage, LLMError, LLMSettings, LLMTimeout, build_model
+from addons.summary import SessionSummaries
 from addons.prompts import HowTo, UserContext, activity_lines, follow_up_messages, honest_reply, reply_messages
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,6 @@ class GroundedAssistant:
         engine: ProactiveEngine,
         settings: LLMSettings,
         *,
-        summaries: Optional[SummarySource] = None,
         model: Optional[ChatModel] = None,
         users_of: Callable[[str], Optional[str]] = lambda sender_id: None,
         user_id_key: str = "userId",
@@ -165,7 +165,13 @@ class GroundedAssistant:
         config = engine.config.chat
         self.settings = settings
         self.model = model if model is not None else build_model(settings)
-        self.source = GroundingSource(engine, activity_lines=config.activity_lines, summaries=summaries)
+        self.summaries: Optional[SessionSummaries] = None
+        if config.summary.enabled and self.model is not None:
+            self.summaries = SessionSummaries(engine.activity, self.model, config.summary, clock=engine.clock)
+            engine.add_ingest_listener(self._on_ingest)
+        elif config.summary.enabled:
+            logger.info("session summaries are enabled but no LLM is configured: none are made")
+        self.source = GroundingSource(engine, activity_lines=config.activity_lines, summaries=self.summaries)
         reason = settings.why_not if self.model is None else ""
         self.follow_up = GroundedFollowUpWriter(self.source, self.model, vocabulary=config.ui_vocabulary, no_model_reason=reason)
         self.answerer = GroundedAnswerer(self.source, self.model, vocabulary=config.ui_vocabulary, no_model_reason=reason)
@@ -179,7 +185,14 @@ class GroundedAssistant:
             user_id = self._users_of(sender_id)
         return await self.answerer.reply(ReplyRequest(sender_id, text, user_id))
 
+    def _on_ingest(self, changed: Set[Tuple[str, str]]) -> None:
+        if self.summaries is not None:
+            self.summaries.on_activity(session_id for _, session_id in changed)
+
     async def aclose(self) -> None:
+        if self.summaries is not None:
+            summaries, self.summaries = self.summaries, None
+            await summaries.aclose()
         if self.model is not None:
             await self.model.aclose()
 

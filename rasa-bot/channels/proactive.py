@@ -19,12 +19,12 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from addons import grounded
 from addons.chat import ChatNotReady, FollowUpRequest, send_proactive_question
 from addons.config import load_config
 from addons.delivery import CLOSED
 from addons.driver import ProactiveDriver
 from addons.engine import NoActiveTour, ProactiveEngine, UnknownTour, UnknownUser
-from addons import grounded
 from addons.grounded import GroundedAssistant
 from addons.inprocess_actions import InProcessActionEndpoint
 from addons.ingest import IngestError, PayloadTooLarge, decode_capture_body, normalise_batch, require_identifier
@@ -77,7 +77,8 @@ class ProactiveInput(InputChannel):
 
         @bp.listener("after_server_start")
         async def start(app: Any, _loop: Any) -> None:
-            self._run_actions_in_process(app.ctx.agent)
+            if self.actions_package and app.ctx.agent is not None:
+                InProcessActionEndpoint.install(app.ctx.agent, self.actions_package)
             chat = _socketio_input(app)
             sockets = chat if isinstance(chat, ProactiveSocketIOInput) else None
             if sockets is not None:
@@ -228,15 +229,6 @@ class ProactiveInput(InputChannel):
     def _on_chat_message(self, *, user_id: str, sender_id: str) -> None:
         if self.engine.on_chat_message(user_id):
             logger.info("proactive chat message: user=%s sender=%s; offers paused", user_id, sender_id)
-
-    def _run_actions_in_process(self, agent: Any) -> None:
-        if not self.actions_package or agent is None:
-            return
-        endpoint = InProcessActionEndpoint.for_package(self.actions_package, fallback=agent.action_endpoint)
-        agent.action_endpoint = endpoint  # used when a model is (re)loaded later
-        if agent.processor is not None:
-            agent.processor.action_endpoint = endpoint
-        logger.info("running actions in-process: %s", ", ".join(endpoint.action_names))
 
     def _check_size(self, request: Request) -> None:
         if len(request.body or b"") > self.max_body_bytes:
