@@ -47,5 +47,8 @@ The stream prints an "event: proactive" frame at once. Then, to see why and what
 (then /tour/step and /tour/end with {"user_id": "demo-user"}). The demo gate allows one offer
 per 10 s engagement + 20 s cooldown (rasa-bot/proactive.yml).
 
+Chat answers use a model only if OPENAI_API_KEY or OPENAI_BASE_URL was set when this started;
+without one, the Open-chat follow-up is the how-to as written (the log above says which).
+
 MSG
 wait $rasa_pid

@@ -7,6 +7,7 @@ one repeats); every request body is recorded for assertions on the prompt.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -78,12 +79,12 @@ class FakeLLM:
         """All message contents of a recorded request, joined: what the model was shown."""
         return "\n".join(m["content"] for m in self.requests[index]["messages"])
 
-    def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
+    async def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if len(self.requests) >= count:
                 return True
-            time.sleep(0.02)
+            await asyncio.sleep(0.02)
         return False
 
     def start(self) -> "FakeLLM":

@@ -3,6 +3,7 @@
 One server talks to the loopback fake model; the suite's shared server has no model at all.
 """
 
+import asyncio
 import time
 from typing import Iterator
 
@@ -99,10 +100,18 @@ async def test_a_slow_model_costs_the_follow_up_not_the_question(llm_server, fak
     fake_llm.script(Reply(LLM_FOLLOW_UP, delay_s=4))
     await seed_activity(llm_server, user_id, session_id)
     chat = await ChatClient(llm_server.url, user_id).connect()
+    other = await ChatClient(llm_server.url, "someone-else").connect()
     try:
-        question, follow_up = await open_chat(llm_server, chat, user_id)
+        opening = asyncio.create_task(open_chat(llm_server, chat, user_id))
+        assert await fake_llm.wait_for_requests(1, timeout=5)  # the follow-up is waiting on the model
+        said_at = time.monotonic()
+        await other.say("hello")
+        greeting = await other.next_bot_message(timeout=5)
+        question, follow_up = await opening
     finally:
         await chat.close()
+        await other.close()
+    assert greeting is not None and greeting["received_at"] - said_at < 1.0  # nobody else waits
     assert question["text"] == OFFER
     assert follow_up["text"] == render_how_to(HOW_TO, first_name="Grace")
     assert 1.3 < follow_up["received_at"] - question["received_at"] < 3.5  # the 1.5 s timeout, not the 4 s reply
