@@ -16,15 +16,17 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol, Sequence, Set, Tuple
 
-from addons.chat import FollowUpRequest
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
-from addons.engine import ProactiveEngine
 from addons.guard import UIGuard, render_how_to
-from addons.llm import ChatModel, ChatMessage, LLMError, LLMSettings, LLMTimeout, build_model
-from addons.summary import SessionSummaries
+from addons.llm import ChatMessage, ChatModel, LLMError, LLMSettings, LLMTimeout, build_model
 from addons.prompts import HowTo, UserContext, activity_lines, follow_up_messages, honest_reply, reply_messages
+from addons.summary import SessionSummaries
+
+if TYPE_CHECKING:  # types only: the reply action must import without Rasa (`rasa run actions`)
+    from addons.chat import FollowUpRequest
+    from addons.engine import ProactiveEngine
 
 logger = logging.getLogger(__name__)
 
@@ -97,14 +99,16 @@ class GroundingSource:
         return next((h for h in self.how_tos if h.trigger_id == trigger_id), None)
 
 
-class GroundedFollowUpWriter:
-    """``FollowUpWriter``: the trigger's how-to, rewritten for this user, or verbatim."""
-
+class _GroundedWriter:
     def __init__(self, source: GroundingSource, model: Optional[ChatModel], *, vocabulary: Sequence[str], no_model_reason: str = "") -> None:
         self.source = source
         self.model = model
         self.vocabulary = tuple(vocabulary)
         self.no_model_reason = no_model_reason
+
+
+class GroundedFollowUpWriter(_GroundedWriter):
+    """``FollowUpWriter``: the trigger's how-to, rewritten for this user, or verbatim."""
 
     async def write(self, request: FollowUpRequest) -> Optional[str]:
         how_to = self.source.how_to(request.trigger_id)
@@ -124,14 +128,8 @@ class GroundedFollowUpWriter:
         return answer.text
 
 
-class GroundedAnswerer:
+class GroundedAnswerer(_GroundedWriter):
     """Reactive replies: the user's message answered from their activity and the how-tos."""
-
-    def __init__(self, source: GroundingSource, model: Optional[ChatModel], *, vocabulary: Sequence[str], no_model_reason: str = "") -> None:
-        self.source = source
-        self.model = model
-        self.vocabulary = tuple(vocabulary)
-        self.no_model_reason = no_model_reason
 
     async def reply(self, request: ReplyRequest) -> str:
         context = self.source.context(request.user_id)
