@@ -57,5 +57,8 @@ The demo gate allows one offer per 10 s engagement + 20 s cooldown (rasa-bot/pro
 Why an offer did or did not fire:  curl -s $base/debug/u-1001
 The bot alone, without the app:    curl -N $base/stream/u-1001   (then post events to $base/events)
 
+Chat answers use a model only if OPENAI_API_KEY or OPENAI_BASE_URL was set when this started;
+without one, the Open-chat follow-up is the how-to as written (the log above says which).
+
 MSG
 wait $rasa_pid

@@ -104,7 +104,8 @@ class ChatClient:
     async def connect(self) -> "ChatClient":
         confirmed: "asyncio.Future[str]" = asyncio.get_running_loop().create_future()
         self.sio.on("session_confirm", lambda sid: confirmed.done() or confirmed.set_result(sid))
-        self.sio.on("bot_uttered", self.bot_messages.put_nowait)
+        # Stamped on arrival: bubble spacing is measured where the widget would see it.
+        self.sio.on("bot_uttered", lambda message: self.bot_messages.put_nowait({**message, "received_at": time.monotonic()}))
         # Polling: this venv's aiohttp is too old for engineio's websocket client transport.
         await self.sio.connect(self.url, socketio_path="/socket.io", transports=["polling"])
         await self.sio.emit("session_request", {"session_id": None})

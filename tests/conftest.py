@@ -1,8 +1,13 @@
-"""Suite order: fast unit tests first, then the real `rasa run` tests, then the browser."""
+"""Suite order and fixtures shared by every layer.
 
-from typing import List
+Fast unit tests run first, then the real `rasa run` tests, then the browser.
+"""
+
+from typing import Iterator, List
 
 import pytest
+
+from fake_llm import FakeLLM, Reply
 
 _ORDER = ("unit", "integration", "browser")
 
@@ -13,3 +18,16 @@ def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
         return next((i for i, name in enumerate(_ORDER) if name in parts), len(_ORDER))
 
     items.sort(key=rank)  # stable: keeps file and definition order within each layer
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server() -> Iterator[FakeLLM]:
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm(fake_llm_server: FakeLLM) -> FakeLLM:
+    """The loopback OpenAI-compatible server, reset to one default reply for this test."""
+    return fake_llm_server.script(Reply())

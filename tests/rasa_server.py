@@ -59,11 +59,18 @@ class RasaServer:
 
 
 def start_rasa(
-    workdir: Path, *, proactive_overrides: Optional[Dict[str, Any]] = None, extra_args: Sequence[str] = (), ready_timeout: float = 120.0
+    workdir: Path,
+    *,
+    proactive_overrides: Optional[Dict[str, Any]] = None,
+    extra_args: Sequence[str] = (),
+    env: Optional[Dict[str, str]] = None,
+    ready_timeout: float = 120.0,
 ) -> RasaServer:
     """Run the bot with its own credentials/proactive config copies in ``workdir``.
 
-    ``proactive_overrides`` replaces top-level sections of proactive.yml (e.g. the driver tick).
+    ``proactive_overrides`` replaces top-level sections of proactive.yml (e.g. the driver tick,
+    or ``llm`` to point at a fake model). The developer's ``OPENAI_*`` variables are not passed
+    on, so no test ever reaches a real model; ``env`` adds variables on purpose.
     """
     if not MODEL.exists():
         raise RuntimeError(f"{MODEL} is missing: run `make model` (make test does it)")
@@ -79,7 +86,8 @@ def start_rasa(
 
     port = free_port()
     log_path = workdir / "rasa.log"
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "INFO"}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env = {**inherited, "RASA_TELEMETRY_ENABLED": "false", "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "INFO", **(env or {})}
     started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -193,3 +193,20 @@ class InMemoryActivityStore:
             sessions.discard(session_id)
             if not sessions:
                 del self._user_sessions[user_id]
+
+
+class FirstNames:
+    """App user id → first name from PostHog person properties; least recently set go first."""
+
+    def __init__(self, max_users: int) -> None:
+        self._names: "OrderedDict[str, str]" = OrderedDict()
+        self._max_users = max_users
+
+    def set(self, user_id: str, first_name: str) -> None:
+        self._names[user_id] = first_name
+        self._names.move_to_end(user_id)
+        while len(self._names) > self._max_users:
+            self._names.popitem(last=False)
+
+    def get(self, user_id: str) -> Optional[str]:
+        return self._names.get(user_id)

@@ -8,6 +8,7 @@ sender id nobody joined "succeeds" and reaches no one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Protocol, Set
@@ -97,11 +98,14 @@ async def send_proactive_question(
     output_channel: OutputChannel,
     request: FollowUpRequest,
     follow_up: Optional[FollowUpWriter] = None,
+    min_gap_s: float = 0.0,
 ) -> Optional[str]:
     """Bubble 1 is the question; bubble 2, if a writer is configured, its follow-up.
 
     The question lands before the follow-up is even asked for, so a failing follow-up
-    never costs the user the question. Returns the follow-up text sent, if any.
+    never costs the user the question. The follow-up lands at least ``min_gap_s`` after
+    the question (the writer's own time counts towards it; the wait is an ``asyncio``
+    sleep, so nobody else waits). Returns the follow-up text sent, if any.
     """
     entities = [{"entity": PROACTIVE_ENTITY, "value": request.question}]
     await inject_intent(agent, output_channel, request.sender_id, PROACTIVE_INTENT, entities)
@@ -110,6 +114,8 @@ async def send_proactive_question(
     )
     if follow_up is None:
         return None
+    loop = asyncio.get_running_loop()
+    question_landed = loop.time()
     try:
         text = await follow_up.write(request)
     except Exception:
@@ -117,6 +123,9 @@ async def send_proactive_question(
         return None
     if not text:
         return None
+    remaining = min_gap_s - (loop.time() - question_landed)
+    if remaining > 0:
+        await asyncio.sleep(remaining)  # two bubbles at once read as one wall of text
     await inject_intent(agent, output_channel, request.sender_id, PROACTIVE_INTENT, [{"entity": PROACTIVE_ENTITY, "value": text}])
     logger.info("proactive injected follow-up: sender=%s trigger=%s", request.sender_id, request.trigger_id)
     return text

@@ -1,4 +1,4 @@
-"""Typed view of ``proactive.yml``: session timings, activity bounds, tours and triggers.
+"""Typed view of ``proactive.yml``: session timings, activity bounds, tours, triggers, chat and LLM.
 
 Everything a Rasa team tunes lives in that file; this module turns it into frozen
 dataclasses and says exactly which key is wrong when it cannot.
@@ -86,6 +86,43 @@ TriggerConfig = Union[RepeatedActionTriggerConfig, BuiltinTriggerConfig]
 
 
 @dataclass(frozen=True)
+class LLMConfig:
+    """The OpenAI-compatible model behind follow-ups and replies, as written in the YAML.
+
+    Environment variables override these at start-up (see ``addons.llm.resolve_llm``), so a
+    key never has to live in the file.
+    """
+
+    enabled: bool = True
+    model: str = "gpt-4o-mini"
+    api_key: Optional[str] = None
+    base_url: Optional[str] = None
+    timeout_s: float = 8.0
+    temperature: float = 0.3
+    max_tokens: int = 400
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    """The optional rolling session summary (one LLM call per ``every_actions`` new actions)."""
+
+    enabled: bool = False
+    every_actions: int = 10
+    max_sessions: int = 10_000
+    max_concurrent: int = 2
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    """How the chat answers: follow-up spacing, how much activity the model sees, UI names."""
+
+    follow_up_gap_s: float = 0.6
+    activity_lines: int = 15
+    ui_vocabulary: Tuple[str, ...] = ()
+    summary: SummaryConfig = SummaryConfig()
+
+
+@dataclass(frozen=True)
 class ProactiveConfig:
     product_id: str
     session: SessionTimings
@@ -93,6 +130,8 @@ class ProactiveConfig:
     driver: DriverSettings
     tours: Tuple[TourConfig, ...]
     triggers: Tuple[TriggerConfig, ...]
+    chat: ChatConfig = ChatConfig()
+    llm: LLMConfig = LLMConfig()
 
     def tour(self, tour_id: str) -> Optional[TourConfig]:
         return next((t for t in self.tours if t.id == tour_id), None)
@@ -142,6 +181,35 @@ def parse_config(raw: Any, *, source: str = "proactive config") -> ProactiveConf
         driver=DriverSettings(tick_seconds=driver.number("tick_seconds", 5.0)),
         tours=tours,
         triggers=triggers,
+        chat=_chat(root.section("chat")),
+        llm=_llm(root.section("llm")),
+    )
+
+
+def _chat(s: "_Section") -> ChatConfig:
+    summary = s.section("summary")
+    return ChatConfig(
+        follow_up_gap_s=s.number("follow_up_gap_s", 0.6, allow_zero=True),
+        activity_lines=int(s.number("activity_lines", 15)),
+        ui_vocabulary=s.strings("ui_vocabulary", required=False),
+        summary=SummaryConfig(
+            enabled=summary.flag("enabled", False),
+            every_actions=int(summary.number("every_actions", 10)),
+            max_sessions=int(summary.number("max_sessions", 10_000)),
+            max_concurrent=int(summary.number("max_concurrent", 2)),
+        ),
+    )
+
+
+def _llm(s: "_Section") -> LLMConfig:
+    return LLMConfig(
+        enabled=s.flag("enabled", True),
+        model=s.optional_string("model") or LLMConfig.model,
+        api_key=s.optional_string("api_key"),
+        base_url=s.optional_string("base_url"),
+        timeout_s=s.number("timeout_s", LLMConfig.timeout_s),
+        temperature=s.number("temperature", LLMConfig.temperature, allow_zero=True),
+        max_tokens=int(s.number("max_tokens", LLMConfig.max_tokens)),
     )
 
 
@@ -224,8 +292,23 @@ class _Section:
             raise ConfigError(f"{self.where}.{key}: expected a non-empty list of strings, got {value!r}")
         return tuple(v.strip() for v in value)
 
-    def number(self, key: str, default: Optional[float] = None) -> float:
+    def optional_string(self, key: str) -> Optional[str]:
+        value = self.raw.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.where}.{key}: expected a string, got {value!r}")
+        return value.strip()
+
+    def flag(self, key: str, default: bool) -> bool:
         value = self.raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(f"{self.where}.{key}: expected a positive number, got {value!r}")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.where}.{key}: expected true or false, got {value!r}")
+        return value
+
+    def number(self, key: str, default: Optional[float] = None, *, allow_zero: bool = False) -> float:
+        value = self.raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+            expected = "a non-negative number" if allow_zero else "a positive number"
+            raise ConfigError(f"{self.where}.{key}: expected {expected}, got {value!r}")
         return float(value)

@@ -11,13 +11,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from autoplay_sdk.proactive.triggers import ProactiveTriggerContext
 from autoplay_sdk.proactive.triggers.context_source import build_proactive_context_from_payloads
 from autoplay_sdk.proactive.triggers.tour_registry import TourRegistry
 
-from addons.activity import ActivityStore, InMemoryActivityStore
+from addons.activity import ActivityStore, FirstNames, InMemoryActivityStore
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.delivery import DeliveryHub, InMemoryDeliveryHub, Offer, TourOffer
 from addons.gate import InMemorySessionStateStore, SessionGate, SessionStateStore
@@ -66,11 +66,13 @@ class ProactiveEngine:
     ) -> None:
         self.config = config
         self.activity = activity or InMemoryActivityStore(config.activity, product_id=config.product_id)
+        self.first_names = FirstNames(config.activity.max_sessions)
         self.gate = SessionGate(states or InMemorySessionStateStore(config.session), tours=_sdk_tours(config))
         self.hub = hub or InMemoryDeliveryHub()
         self.registry = compile_registry(config)
         self.clock_skew = ClockSkew(max_clients=config.activity.max_sessions)
         self._clock = clock
+        self._ingest_listeners: List[Callable[[Set[Tuple[str, str]]], None]] = []
         self._context_extra: Dict[str, Any] = {}
         for trigger in config.triggers:
             if isinstance(trigger, BuiltinTriggerConfig):
@@ -81,7 +83,14 @@ class ProactiveEngine:
     def ingest(self, batch: NormalisedBatch, *, now: Optional[float] = None) -> List[Offer]:
         """Store a batch and evaluate each touched user at once (no waiting for a tick)."""
         now = self._clock() if now is None else now
+        for person in batch.people:
+            self.first_names.set(person.user_id, person.first_name)
         changed = self.activity.add(batch.actions, now=now)
+        for listener in self._ingest_listeners:
+            try:
+                listener(changed)
+            except Exception:
+                logger.exception("an ingest listener failed; evaluation continues")
         offers = []
         for user_id in sorted({user_id for user_id, _ in changed}):
             session_id = self.activity.latest_session(user_id)
@@ -90,6 +99,10 @@ class ProactiveEngine:
                 if offer is not None:
                     offers.append(offer)
         return offers
+
+    def add_ingest_listener(self, listener: Callable[[Set[Tuple[str, str]]], None]) -> None:
+        """Called with the (user_id, session_id) pairs each ingest changed (e.g. session summaries)."""
+        self._ingest_listeners.append(listener)
 
     def tick(self, *, now: Optional[float] = None) -> TickReport:
         """The periodic pass: evict idle sessions, time states out, run time-based triggers."""
@@ -157,6 +170,11 @@ class ProactiveEngine:
         return tour
 
     # -- introspection ------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The engine's wall clock (epoch seconds): what "now" means for its activity."""
+        return self._clock
 
     def debug(self, user_id: str, *, now: Optional[float] = None) -> Dict[str, Any]:
         """Everything needed to see why an offer did or did not fire for a user."""

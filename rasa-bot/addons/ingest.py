@@ -42,6 +42,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _EARLIEST_TS = 946684800.0  # 2000-01-01: anything before is a unit or parsing mistake
 _MAX_FUTURE_S = 86400.0
 _MAX_LABEL = 200
+_MAX_FIRST_NAME = 40
 _MAX_URL = 2048
 _CHAIN_TEXT = re.compile(r'(?:^|[:"])text="((?:[^"\\]|\\.)*)"')
 _CHAIN_ARIA = re.compile(r'attr__aria-label="((?:[^"\\]|\\.)*)"')
@@ -86,10 +87,19 @@ class RejectedEvent:
 
 
 @dataclass(frozen=True)
+class PersonName:
+    """A first name from PostHog person properties (``identify(id, {first_name: ...})``)."""
+
+    user_id: str
+    first_name: str
+
+
+@dataclass(frozen=True)
 class NormalisedBatch:
     actions: Tuple[TrackedAction, ...]
     skipped: int
     rejected: Tuple[RejectedEvent, ...]
+    people: Tuple[PersonName, ...] = ()
 
 
 def decode_capture_body(
@@ -179,8 +189,12 @@ def normalise_batch(batch: CaptureBatch, *, received_at: float, skew: Optional[C
             clock_offset = skew.offset(client, clock_offset, now=received_at)
     actions: List[TrackedAction] = []
     rejected: List[RejectedEvent] = []
+    people: List[PersonName] = []
     skipped = 0
     for index, raw in enumerate(batch.events):
+        person = person_name(raw)
+        if person is not None:
+            people.append(person)
         try:
             tracked = normalise_event(raw, received_at=received_at, clock_offset=clock_offset)
         except IngestError as e:
@@ -190,7 +204,33 @@ def normalise_batch(batch: CaptureBatch, *, received_at: float, skew: Optional[C
             skipped += 1
         else:
             actions.append(tracked)
-    return NormalisedBatch(actions=tuple(actions), skipped=skipped, rejected=tuple(rejected))
+    return NormalisedBatch(actions=tuple(actions), skipped=skipped, rejected=tuple(rejected), people=tuple(people))
+
+
+def person_name(raw: Any) -> Optional[PersonName]:
+    """The first name an event sets on its person, if any (``$identify``/``$set`` carry ``$set``).
+
+    ``first_name`` (or ``firstName``, ``given_name``) wins; else the first word of ``name``.
+    Read even from events that are noise as actions, because that is where identify puts it.
+    """
+    if not isinstance(raw, dict):
+        return None
+    props = raw.get("properties")
+    props = props if isinstance(props, dict) else {}
+    person = props.get("$set", raw.get("$set"))
+    if not isinstance(person, dict):
+        return None
+    first = next((person[k] for k in ("first_name", "firstName", "given_name") if isinstance(person.get(k), str)), None)
+    if first is None and isinstance(person.get("name"), str):
+        first = person["name"].split(" ", 1)[0]
+    first = _text(first, _MAX_FIRST_NAME + 1)
+    if not first or len(first) > _MAX_FIRST_NAME or "@" in first:
+        return None  # an email or a paragraph is not a name to greet someone with
+    try:
+        user_id = require_identifier(raw.get("distinct_id", props.get("distinct_id")), "distinct_id")
+    except IngestError:
+        return None
+    return PersonName(user_id=user_id, first_name=first)
 
 
 def _client_key(events: Sequence[Any]) -> Optional[str]:

@@ -35,6 +35,16 @@ class InProcessActionEndpoint(EndpointConfig):
             raise RasaException(f"no rasa_sdk actions found in package {package!r}")
         return cls(executor, fallback)
 
+    @classmethod
+    def install(cls, agent: Any, package: str) -> "InProcessActionEndpoint":
+        """Serve ``package``'s actions in-process for ``agent``; others go to its configured endpoint."""
+        endpoint = cls.for_package(package, fallback=agent.action_endpoint)
+        agent.action_endpoint = endpoint  # used when a model is (re)loaded later
+        if agent.processor is not None:
+            agent.processor.action_endpoint = endpoint
+        logger.info("running actions in-process: %s", ", ".join(endpoint.action_names))
+        return endpoint
+
     @property
     def action_names(self) -> list:
         return sorted(self.executor.actions)

@@ -19,13 +19,16 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from addons import grounded
 from addons.chat import ChatNotReady, FollowUpRequest, send_proactive_question
 from addons.config import load_config
 from addons.delivery import CLOSED
 from addons.driver import ProactiveDriver
 from addons.engine import NoActiveTour, ProactiveEngine, UnknownTour, UnknownUser
+from addons.grounded import GroundedAssistant
 from addons.inprocess_actions import InProcessActionEndpoint
 from addons.ingest import IngestError, PayloadTooLarge, decode_capture_body, normalise_batch, require_identifier
+from addons.llm import resolve_llm
 from channels.socketio import ProactiveSocketIOInput
 
 logger = logging.getLogger(__name__)
@@ -65,6 +68,8 @@ class ProactiveInput(InputChannel):
         self.heartbeat_seconds = heartbeat_seconds
         self.max_body_bytes = max_body_bytes
         self.actions_package = actions_package
+        self.llm = resolve_llm(self.config.llm, os.environ)
+        self.assistant: Optional[GroundedAssistant] = None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("proactive_webhook", __name__)
@@ -72,16 +77,29 @@ class ProactiveInput(InputChannel):
 
         @bp.listener("after_server_start")
         async def start(app: Any, _loop: Any) -> None:
-            self._run_actions_in_process(app.ctx.agent)
+            if self.actions_package and app.ctx.agent is not None:
+                InProcessActionEndpoint.install(app.ctx.agent, self.actions_package)
             chat = _socketio_input(app)
-            if isinstance(chat, ProactiveSocketIOInput):
-                chat.add_message_listener(self._on_chat_message)
+            sockets = chat if isinstance(chat, ProactiveSocketIOInput) else None
+            if sockets is not None:
+                sockets.add_message_listener(self._on_chat_message)
+            self.assistant = GroundedAssistant(
+                engine,
+                self.llm,
+                users_of=sockets.sessions.user_of if sockets else (lambda _sender_id: None),
+                user_id_key=sockets.user_id_key if sockets else "userId",
+            )
+            grounded.install(self.assistant)  # for the in-process reply action
+            logger.info("proactive LLM: %s", self.llm.describe())
             app.add_task(self.driver.run(), name="proactive_driver")
 
         @bp.listener("before_server_stop")
         async def stop(app: Any, _loop: Any) -> None:
             engine.hub.close_all()  # else open streams hold shutdown for Sanic's grace period
             await app.cancel_task("proactive_driver", raise_exception=False)
+            if self.assistant is not None:
+                grounded.install(None)
+                await self.assistant.aclose()
 
         @bp.get("/")
         @bp.get("/health")
@@ -171,8 +189,14 @@ class ProactiveInput(InputChannel):
             if user_id is not None:
                 engine.engage_chat(user_id, trigger_id)
             question_request = FollowUpRequest(sender_id, user_id, trigger_id, question)
-            await send_proactive_question(request.app.ctx.agent, output, question_request)
-            return response.json({"status": "delivered", "sender_id": sender_id})
+            follow_up = await send_proactive_question(
+                request.app.ctx.agent,
+                output,
+                question_request,
+                self.assistant.follow_up if self.assistant else None,
+                min_gap_s=self.config.chat.follow_up_gap_s,
+            )
+            return response.json({"status": "delivered", "sender_id": sender_id, "follow_up": follow_up is not None})
 
         @bp.post("/tour/start")
         @_json_errors
@@ -205,15 +229,6 @@ class ProactiveInput(InputChannel):
     def _on_chat_message(self, *, user_id: str, sender_id: str) -> None:
         if self.engine.on_chat_message(user_id):
             logger.info("proactive chat message: user=%s sender=%s; offers paused", user_id, sender_id)
-
-    def _run_actions_in_process(self, agent: Any) -> None:
-        if not self.actions_package or agent is None:
-            return
-        endpoint = InProcessActionEndpoint.for_package(self.actions_package, fallback=agent.action_endpoint)
-        agent.action_endpoint = endpoint  # used when a model is (re)loaded later
-        if agent.processor is not None:
-            agent.processor.action_endpoint = endpoint
-        logger.info("running actions in-process: %s", ", ".join(endpoint.action_names))
 
     def _check_size(self, request: Request) -> None:
         if len(request.body or b"") > self.max_body_bytes:

@@ -1,0 +1,167 @@
+"""Grounded chat against a real `rasa run`: the Open-chat follow-up and replies to typed messages.
+
+One server talks to the loopback fake model; the suite's shared server has no model at all.
+"""
+
+import asyncio
+import time
+from typing import Iterator
+
+import httpx
+import pytest
+
+from addons.config import load_config
+from addons.guard import render_how_to
+from clients import ChatClient, three_saves
+from fake_llm import FakeLLM, Reply, fake_llm_settings
+from posthog_events import posthog_event
+from rasa_server import BOT, RasaServer, start_rasa
+
+OFFER = "Updating projects one by one? There's a multi-select bulk edit you might not have seen — want me to show you?"
+HOW_TO = load_config(BOT / "proactive.yml").trigger("bulk_edit_opportunity").how_to
+LLM_FOLLOW_UP = (
+    "Grace, you just saved three projects one by one. Here's the quicker way:\n"
+    '1. Click the ⋯ kebab menu icon at the top right of the table.\n2. Pick "Bulk edit".\n'
+    '3. Tick the projects.\n4. Pick the new priority in the toolbar.\n5. Click "Apply to 3".'
+)
+
+
+@pytest.fixture(scope="module")
+def llm_server(tmp_path_factory: pytest.TempPathFactory, fake_llm_server: FakeLLM) -> Iterator[RasaServer]:
+    server = start_rasa(
+        tmp_path_factory.mktemp("rasa-llm"),
+        proactive_overrides={"driver": {"tick_seconds": 60}, "llm": fake_llm_settings(fake_llm_server, timeout_s=1.5)},
+    )
+    yield server
+    server.stop()
+
+
+async def seed_activity(server: RasaServer, user_id: str, session_id: str) -> None:
+    """Grace identifies herself and saves three projects one by one (the offer fires)."""
+    identify = posthog_event("$identify", ts=time.time() - 30, user=user_id, session=session_id, **{"$set": {"first_name": "Grace"}})
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{server.proactive}/events", json=[identify, *three_saves(user_id, session_id)])
+    assert response.status_code == 200 and response.json()["accepted"] == 4, response.text
+
+
+async def open_chat(server: RasaServer, chat: ChatClient, user_id: str) -> list:
+    """Click "Open chat": inject the offer, return both bubbles as the widget received them."""
+    async with httpx.AsyncClient(timeout=15) as client:
+        response = await client.post(
+            f"{server.proactive}/inject",
+            json={"sender_id": chat.session_id, "body": OFFER, "user_id": user_id, "trigger_id": "bulk_edit_opportunity"},
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["follow_up"] is True
+    bubbles = [await chat.next_bot_message(timeout=10), await chat.next_bot_message(timeout=10)]
+    assert None not in bubbles, bubbles
+    return bubbles
+
+
+async def test_open_chat_sends_the_question_then_the_llm_follow_up(llm_server, fake_llm, user_id, session_id):
+    fake_llm.script(Reply(LLM_FOLLOW_UP))
+    await seed_activity(llm_server, user_id, session_id)
+    chat = await ChatClient(llm_server.url, user_id).connect()
+    try:
+        question, follow_up = await open_chat(llm_server, chat, user_id)
+    finally:
+        await chat.close()
+    assert question["text"] == OFFER
+    assert follow_up["text"] == LLM_FOLLOW_UP
+    gap = follow_up["received_at"] - question["received_at"]
+    print(f"\nfollow-up landed {gap:.3f} s after the question")
+    assert gap >= 0.55, f"bubble 2 came {gap:.3f} s after bubble 1"
+    prompt = fake_llm.prompt()
+    assert "clicked 'Save changes' on /projects (3 times)" in prompt
+    assert "The user's first name: Grace" in prompt
+    assert all(step in prompt for step in HOW_TO)
+    log = llm_server.log()
+    question_line = log.index(f"proactive injected question: sender={chat.session_id} user={user_id} trigger=bulk_edit_opportunity")
+    written = log.index(f"proactive follow-up written by the LLM: trigger=bulk_edit_opportunity sender={chat.session_id}")
+    follow_up_line = log.index(f"proactive injected follow-up: sender={chat.session_id} trigger=bulk_edit_opportunity")
+    assert question_line < written < follow_up_line
+
+
+async def test_an_invented_button_never_reaches_the_widget(llm_server, fake_llm, user_id, session_id):
+    fake_llm.script(Reply('Select your projects and click **Edit Selected**, then "Apply to 3".'))
+    await seed_activity(llm_server, user_id, session_id)
+    chat = await ChatClient(llm_server.url, user_id).connect()
+    try:
+        _, follow_up = await open_chat(llm_server, chat, user_id)
+    finally:
+        await chat.close()
+    assert follow_up["text"] == render_how_to(HOW_TO, first_name="Grace")
+    assert "Edit Selected" not in follow_up["text"]
+    assert (f'proactive follow-up uses the deterministic answer: reason=guard violation: unknown UI "Edit Selected"; '
+            f"trigger=bulk_edit_opportunity sender={chat.session_id}") in llm_server.log()
+
+
+async def test_a_slow_model_costs_the_follow_up_not_the_question(llm_server, fake_llm, user_id, session_id):
+    fake_llm.script(Reply(LLM_FOLLOW_UP, delay_s=4))
+    await seed_activity(llm_server, user_id, session_id)
+    chat = await ChatClient(llm_server.url, user_id).connect()
+    other = await ChatClient(llm_server.url, "someone-else").connect()
+    try:
+        opening = asyncio.create_task(open_chat(llm_server, chat, user_id))
+        assert await fake_llm.wait_for_requests(1, timeout=5)  # the follow-up is waiting on the model
+        said_at = time.monotonic()
+        await other.say("hello")
+        greeting = await other.next_bot_message(timeout=5)
+        question, follow_up = await opening
+    finally:
+        await chat.close()
+        await other.close()
+    assert greeting is not None and greeting["received_at"] - said_at < 1.0  # nobody else waits
+    assert question["text"] == OFFER
+    assert follow_up["text"] == render_how_to(HOW_TO, first_name="Grace")
+    assert 1.3 < follow_up["received_at"] - question["received_at"] < 3.5  # the 1.5 s timeout, not the 4 s reply
+    assert f"reason=timeout: no answer from fake-model within 1.5 s; trigger=bulk_edit_opportunity sender={chat.session_id}" in llm_server.log()
+
+
+async def test_a_typed_question_is_answered_from_the_users_activity(llm_server, fake_llm, user_id, session_id):
+    answer = 'You\'ve saved three projects one at a time; "Bulk edit" in the ⋯ menu does them all at once.'
+    fake_llm.script(Reply(answer))
+    await seed_activity(llm_server, user_id, session_id)
+    chat = await ChatClient(llm_server.url, user_id).connect()
+    try:
+        await chat.say("how do I edit several projects at once")
+        reply = await chat.next_bot_message(timeout=10)
+    finally:
+        await chat.close()
+    assert reply is not None and reply["text"] == answer
+    prompt = fake_llm.prompt()
+    assert "clicked 'Save changes' on /projects (3 times)" in prompt
+    assert 'The user\'s message: "how do I edit several projects at once"' in prompt
+    assert f"proactive reply written by the LLM: user={user_id} sender={chat.session_id}" in llm_server.log()
+
+
+async def test_without_an_llm_the_follow_up_is_the_how_to_and_the_log_says_so(rasa_server, user_id, session_id):
+    assert "proactive LLM: none (no OPENAI_API_KEY, OPENAI_BASE_URL, llm.api_key or llm.base_url)" in rasa_server.log()
+    await seed_activity(rasa_server, user_id, session_id)
+    chat = await ChatClient(rasa_server.url, user_id).connect()
+    try:
+        question, follow_up = await open_chat(rasa_server, chat, user_id)
+    finally:
+        await chat.close()
+    assert question["text"] == OFFER
+    assert follow_up["text"] == render_how_to(HOW_TO, first_name="Grace")
+    gap = follow_up["received_at"] - question["received_at"]
+    print(f"\nhow-to follow-up landed {gap:.3f} s after the question")
+    assert gap >= 0.55
+    log = rasa_server.log()
+    reason = log.index(f"proactive follow-up uses the deterministic answer: reason=no LLM configured (no OPENAI_API_KEY")
+    assert log.index(f"proactive injected question: sender={chat.session_id}") < reason
+    assert reason < log.index(f"proactive injected follow-up: sender={chat.session_id}")
+
+
+async def test_without_an_llm_a_typed_question_gets_the_honest_activity_answer(rasa_server, user_id, session_id):
+    await seed_activity(rasa_server, user_id, session_id)
+    chat = await ChatClient(rasa_server.url, user_id).connect()
+    try:
+        await chat.say("how do I edit several projects at once")
+        reply = await chat.next_bot_message(timeout=10)
+    finally:
+        await chat.close()
+    assert reply is not None
+    assert reply["text"].startswith("Here's what I can see you did most recently: clicked 'Save changes' on /projects (3 times)")
+    assert HOW_TO[1] in reply["text"]  # the offer made to this session, as written
