@@ -43,7 +43,7 @@ export function AppHeader() {
       <label className="user-switch">
         <span className="visually-hidden">Signed in as</span>
         <select value={user.id} onChange={(event) => switchUser(event.target.value)} aria-label="Signed in as">
-          {TEAM.some((member) => member.id === user.id) ? null : <option value={user.id}>{user.name}</option>}
+          {TEAM.some((member) => member.id === user.id) ? null : <option value={user.id}>{user.name ?? user.id}</option>}
           {TEAM.map((member) => (
             <option key={member.id} value={member.id}>
               {member.name}

@@ -83,7 +83,7 @@ export function ChatWidgetProvider({ children }: { children: ReactNode }) {
             socketPath: "/socket.io/",
             customData: { userId: user.id, language: "en" },
             title: "Acme Assistant",
-            subtitle: `Signed in as ${user.name}`,
+            subtitle: `Signed in as ${user.name ?? user.id}`,
             inputTextFieldHint: "Ask about your projects…",
             params: { storage: "session" },
             withRules: false,

@@ -45,7 +45,9 @@ export function PostHogTracker() {
     if (current !== user.id) {
       // Another user was signed in on this browser: start a fresh anonymous identity first.
       if (current !== posthog.get_property("$device_id")) posthog.reset();
-      posthog.identify(user.id, { name: user.name, ...(user.email ? { email: user.email } : {}) });
+      // Person properties: the copilot greets the user by the first word of `name`.
+      const person = { ...(user.name ? { name: user.name } : {}), ...(user.email ? { email: user.email } : {}) };
+      posthog.identify(user.id, person);
     }
   }, [channelUrl, posthogKey, user.id, user.name, user.email]);
 

@@ -21,7 +21,8 @@ export type AppConfig = {
   posthogKey: string;
   usertourToken: string | null;
   toastDismissMs: number;
-  user: { id: string; name: string; email: string | null };
+  /** `name` and `email` only for a known person; an id alone gets no invented name. */
+  user: { id: string; name: string | null; email: string | null };
 };
 
 export const DEMO_USER_COOKIE = "demo_user";
@@ -38,7 +39,7 @@ export async function loadAppConfig(): Promise<AppConfig> {
     posthogKey: process.env.POSTHOG_PROJECT_KEY || "phc_proactive_demo",
     usertourToken: process.env.USERTOUR_TOKEN || null,
     toastDismissMs: positiveInt(process.env.TOAST_DISMISS_MS) ?? 20_000,
-    user: { id: userId, name: member?.name ?? userId, email: member?.email ?? null },
+    user: { id: userId, name: member?.name ?? null, email: member?.email ?? null },
   };
 }
 

@@ -28,10 +28,27 @@ def test_open_chat_opens_the_widget_with_the_proactive_question_first(
     expect(page.locator(".rw-messages-container .rw-message").first).to_have_text(TOAST_BODY)
     expect(page.locator(".rw-messages-container .rw-client")).to_have_count(0)
 
+    # Bubble 2: the follow-up. No model is configured here, so it is the how-to as written.
+    expect(page.locator(BOT_BUBBLES)).to_have_count(2, timeout=10_000)
+    follow_up = page.locator(BOT_BUBBLES).nth(1)
+    expect(follow_up).to_contain_text("Here's the faster way, step by step:")
+    expect(follow_up).to_contain_text("Click \"Apply to N\" — all selected projects update in one shot.")
+    expect(follow_up).not_to_contain_text("Sure,")  # no name is known for this user: none invented
+
     # It went to the widget's socket session (Rasa's sender id), not to the app user id.
     sender_id = json.loads(page.evaluate("sessionStorage.getItem('chat_session')"))["session_id"]
     assert sender_id and sender_id != user_id
     wait_for_log(rasa_server, rf"proactive injected question: sender={sender_id} user={user_id} trigger=bulk_edit_opportunity")
+    wait_for_log(rasa_server, rf"proactive injected follow-up: sender={sender_id} trigger=bulk_edit_opportunity")
+
+
+def test_open_chat_follow_up_greets_a_known_user_by_first_name(open_app: Callable[..., Page]) -> None:
+    page = open_app("u-1003")  # Priya Natarajan in the app's team: posthog-js identifies her by name
+    for project_id in ("P-1050", "P-1051", "P-1052"):
+        edit_priority(page, project_id, "Low")
+    page.click("#toast-open-chat", timeout=5000)
+    expect(page.locator(BOT_BUBBLES).first).to_have_text(TOAST_BODY, timeout=10_000)
+    expect(page.locator(BOT_BUBBLES).nth(1)).to_contain_text("Sure, Priya! Here's the faster way", timeout=10_000)
 
 
 def test_every_page_load_starts_a_fresh_chat(open_app: Callable[..., Page], user_id: str) -> None:

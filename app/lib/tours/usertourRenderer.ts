@@ -7,12 +7,12 @@ import type { TourCallbacks, TourRenderer } from "./renderer";
  * Usertour reports no per-step callbacks to the page, so only the start is tracked here;
  * the tour's engagement window on the server closes it if the page never says it ended.
  */
-export function createUsertourRenderer(token: string, user: { id: string; name: string }): TourRenderer {
+export function createUsertourRenderer(token: string, user: { id: string; name: string | null }): TourRenderer {
   let ready: Promise<typeof import("usertour.js").default> | null = null;
   const load = () => {
     ready ??= import("usertour.js").then(async ({ default: usertour }) => {
       usertour.init(token);
-      await usertour.identify(user.id, { name: user.name });
+      await usertour.identify(user.id, user.name ? { name: user.name } : {});
       return usertour;
     });
     return ready;
