@@ -2,6 +2,7 @@
 
 import { useState } from "react";
 import { PRIORITIES, type Priority } from "@/lib/projects";
+import { ChoiceSelect } from "./ChoiceSelect";
 
 /** Floats at the bottom while the table is in bulk-edit mode: one priority for all selected. */
 export function BulkEditToolbar({
@@ -19,13 +20,7 @@ export function BulkEditToolbar({
       <span className="bulk-count">{selectedCount} selected</span>
       <label className="bulk-field">
         <span>Priority</span>
-        <select id="bulk-priority" value={priority} onChange={(event) => setPriority(event.target.value as Priority)}>
-          {PRIORITIES.map((value) => (
-            <option key={value} value={value}>
-              {value}
-            </option>
-          ))}
-        </select>
+        <ChoiceSelect id="bulk-priority" value={priority} choices={PRIORITIES} onChange={setPriority} />
       </label>
       <button
         type="button"

@@ -2,6 +2,7 @@
 
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { PRIORITIES, type Priority, type Project } from "@/lib/projects";
+import { ChoiceSelect } from "./ChoiceSelect";
 
 /** The per-row editor: one project, its priority, "Save changes". */
 export function EditProjectDialog({
@@ -46,18 +47,7 @@ export function EditProjectDialog({
         </dl>
         <label className="field">
           <span>Priority</span>
-          <select
-            id="edit-priority"
-            name="priority"
-            value={priority}
-            onChange={(event) => setPriority(event.target.value as Priority)}
-          >
-            {PRIORITIES.map((value) => (
-              <option key={value} value={value}>
-                {value}
-              </option>
-            ))}
-          </select>
+          <ChoiceSelect id="edit-priority" value={priority} choices={PRIORITIES} onChange={setPriority} />
         </label>
         <div className="dialog-actions">
           <button type="button" className="btn" onClick={onClose}>

@@ -3,6 +3,7 @@
 import { useCallback, useMemo, useRef, useState } from "react";
 import { STATUSES, type Priority, type Project, type Status } from "@/lib/projects";
 import { BulkEditToolbar } from "./BulkEditToolbar";
+import { ChoiceSelect } from "./ChoiceSelect";
 import { EditProjectDialog } from "./EditProjectDialog";
 import { KebabIcon, PencilIcon } from "./icons";
 import { useProjects } from "./ProjectsStore";
@@ -79,18 +80,9 @@ export function ProjectsTable() {
         <div className="table-controls">
           <label className="field field--inline">
             <span>Status</span>
-            <select
-              id="projects-status-filter"
-              value={status}
-              onChange={(event) => setStatus(event.target.value as StatusFilter)}
-            >
+            <ChoiceSelect<StatusFilter> id="projects-status-filter" value={status} choices={STATUSES} onChange={setStatus}>
               <option value="All">All statuses</option>
-              {STATUSES.map((value) => (
-                <option key={value} value={value}>
-                  {value}
-                </option>
-              ))}
-            </select>
+            </ChoiceSelect>
           </label>
           <button
             ref={optionsButton}

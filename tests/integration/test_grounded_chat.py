@@ -5,7 +5,7 @@ One server talks to the loopback fake model; the suite's shared server has no mo
 
 import asyncio
 import time
-from typing import Iterator
+from typing import Iterator, Tuple
 
 import httpx
 import pytest
@@ -58,42 +58,60 @@ async def open_chat(server: RasaServer, chat: ChatClient, user_id: str) -> list:
     return bubbles
 
 
-async def test_open_chat_sends_the_question_then_the_llm_follow_up(llm_server, fake_llm, user_id, session_id):
-    fake_llm.script(Reply(LLM_FOLLOW_UP))
-    await seed_activity(llm_server, user_id, session_id)
-    chat = await ChatClient(llm_server.url, user_id).connect()
+async def open_chat_after_three_saves(server: RasaServer, user_id: str, session_id: str) -> Tuple[str, dict, dict]:
+    """The whole Open-chat story for one user: its chat session id, the question, the follow-up."""
+    await seed_activity(server, user_id, session_id)
+    chat = await ChatClient(server.url, user_id).connect()
     try:
-        question, follow_up = await open_chat(llm_server, chat, user_id)
+        question, follow_up = await open_chat(server, chat, user_id)
     finally:
         await chat.close()
     assert question["text"] == OFFER
-    assert follow_up["text"] == LLM_FOLLOW_UP
+    return chat.session_id, question, follow_up
+
+
+async def ask_after_three_saves(server: RasaServer, user_id: str, session_id: str, text: str) -> Tuple[str, dict]:
+    """The user types a question after the three saves: their chat session id and the bot's reply."""
+    await seed_activity(server, user_id, session_id)
+    chat = await ChatClient(server.url, user_id).connect()
+    try:
+        await chat.say(text)
+        reply = await chat.next_bot_message(timeout=10)
+    finally:
+        await chat.close()
+    assert reply is not None
+    return chat.session_id, reply
+
+
+def assert_spaced(question: dict, follow_up: dict, what: str) -> None:
     gap = follow_up["received_at"] - question["received_at"]
-    print(f"\nfollow-up landed {gap:.3f} s after the question")
+    print(f"\n{what} landed {gap:.3f} s after the question")
     assert gap >= 0.55, f"bubble 2 came {gap:.3f} s after bubble 1"
+
+
+async def test_open_chat_sends_the_question_then_the_llm_follow_up(llm_server, fake_llm, user_id, session_id):
+    fake_llm.script(Reply(LLM_FOLLOW_UP))
+    sender_id, question, follow_up = await open_chat_after_three_saves(llm_server, user_id, session_id)
+    assert follow_up["text"] == LLM_FOLLOW_UP
+    assert_spaced(question, follow_up, "follow-up")
     prompt = fake_llm.prompt()
     assert "clicked 'Save changes' on /projects (3 times)" in prompt
     assert "The user's first name: Grace" in prompt
     assert all(step in prompt for step in HOW_TO)
     log = llm_server.log()
-    question_line = log.index(f"proactive injected question: sender={chat.session_id} user={user_id} trigger=bulk_edit_opportunity")
-    written = log.index(f"proactive follow-up written by the LLM: trigger=bulk_edit_opportunity sender={chat.session_id}")
-    follow_up_line = log.index(f"proactive injected follow-up: sender={chat.session_id} trigger=bulk_edit_opportunity")
+    question_line = log.index(f"proactive injected question: sender={sender_id} user={user_id} trigger=bulk_edit_opportunity")
+    written = log.index(f"proactive follow-up written by the LLM: trigger=bulk_edit_opportunity sender={sender_id}")
+    follow_up_line = log.index(f"proactive injected follow-up: sender={sender_id} trigger=bulk_edit_opportunity")
     assert question_line < written < follow_up_line
 
 
 async def test_an_invented_button_never_reaches_the_widget(llm_server, fake_llm, user_id, session_id):
     fake_llm.script(Reply('Select your projects and click **Edit Selected**, then "Apply to 3".'))
-    await seed_activity(llm_server, user_id, session_id)
-    chat = await ChatClient(llm_server.url, user_id).connect()
-    try:
-        _, follow_up = await open_chat(llm_server, chat, user_id)
-    finally:
-        await chat.close()
+    sender_id, _, follow_up = await open_chat_after_three_saves(llm_server, user_id, session_id)
     assert follow_up["text"] == render_how_to(HOW_TO, first_name="Grace")
     assert "Edit Selected" not in follow_up["text"]
     assert (f'proactive follow-up uses the deterministic answer: reason=guard violation: unknown UI "Edit Selected"; '
-            f"trigger=bulk_edit_opportunity sender={chat.session_id}") in llm_server.log()
+            f"trigger=bulk_edit_opportunity sender={sender_id}") in llm_server.log()
 
 
 async def test_a_slow_model_costs_the_follow_up_not_the_question(llm_server, fake_llm, user_id, session_id):
@@ -121,47 +139,26 @@ async def test_a_slow_model_costs_the_follow_up_not_the_question(llm_server, fak
 async def test_a_typed_question_is_answered_from_the_users_activity(llm_server, fake_llm, user_id, session_id):
     answer = 'You\'ve saved three projects one at a time; "Bulk edit" in the ⋯ menu does them all at once.'
     fake_llm.script(Reply(answer))
-    await seed_activity(llm_server, user_id, session_id)
-    chat = await ChatClient(llm_server.url, user_id).connect()
-    try:
-        await chat.say("how do I edit several projects at once")
-        reply = await chat.next_bot_message(timeout=10)
-    finally:
-        await chat.close()
-    assert reply is not None and reply["text"] == answer
+    sender_id, reply = await ask_after_three_saves(llm_server, user_id, session_id, "how do I edit several projects at once")
+    assert reply["text"] == answer
     prompt = fake_llm.prompt()
     assert "clicked 'Save changes' on /projects (3 times)" in prompt
     assert 'The user\'s message: "how do I edit several projects at once"' in prompt
-    assert f"proactive reply written by the LLM: user={user_id} sender={chat.session_id}" in llm_server.log()
+    assert f"proactive reply written by the LLM: user={user_id} sender={sender_id}" in llm_server.log()
 
 
 async def test_without_an_llm_the_follow_up_is_the_how_to_and_the_log_says_so(rasa_server, user_id, session_id):
     assert "proactive LLM: none (no OPENAI_API_KEY, OPENAI_BASE_URL, llm.api_key or llm.base_url)" in rasa_server.log()
-    await seed_activity(rasa_server, user_id, session_id)
-    chat = await ChatClient(rasa_server.url, user_id).connect()
-    try:
-        question, follow_up = await open_chat(rasa_server, chat, user_id)
-    finally:
-        await chat.close()
-    assert question["text"] == OFFER
+    sender_id, question, follow_up = await open_chat_after_three_saves(rasa_server, user_id, session_id)
     assert follow_up["text"] == render_how_to(HOW_TO, first_name="Grace")
-    gap = follow_up["received_at"] - question["received_at"]
-    print(f"\nhow-to follow-up landed {gap:.3f} s after the question")
-    assert gap >= 0.55
+    assert_spaced(question, follow_up, "how-to follow-up")
     log = rasa_server.log()
     reason = log.index(f"proactive follow-up uses the deterministic answer: reason=no LLM configured (no OPENAI_API_KEY")
-    assert log.index(f"proactive injected question: sender={chat.session_id}") < reason
-    assert reason < log.index(f"proactive injected follow-up: sender={chat.session_id}")
+    assert log.index(f"proactive injected question: sender={sender_id}") < reason
+    assert reason < log.index(f"proactive injected follow-up: sender={sender_id}")
 
 
 async def test_without_an_llm_a_typed_question_gets_the_honest_activity_answer(rasa_server, user_id, session_id):
-    await seed_activity(rasa_server, user_id, session_id)
-    chat = await ChatClient(rasa_server.url, user_id).connect()
-    try:
-        await chat.say("how do I edit several projects at once")
-        reply = await chat.next_bot_message(timeout=10)
-    finally:
-        await chat.close()
-    assert reply is not None
+    _, reply = await ask_after_three_saves(rasa_server, user_id, session_id, "how do I edit several projects at once")
     assert reply["text"].startswith("Here's what I can see you did most recently: clicked 'Save changes' on /projects (3 times)")
     assert HOW_TO[1] in reply["text"]  # the offer made to this session, as written
