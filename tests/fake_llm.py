@@ -21,6 +21,7 @@ class Reply:
     content: str = "Happy to help."
     status: int = 200
     delay_s: float = 0.0
+    raw: Optional[bytes] = None  # sent as the 200 body instead of a chat completion
 
 
 class FakeLLM:
@@ -48,7 +49,7 @@ class FakeLLM:
                     }
                 else:
                     payload = {"error": {"message": f"scripted failure {reply.status}", "type": "server_error"}}
-                data = json.dumps(payload).encode()
+                data = reply.raw if reply.raw is not None else json.dumps(payload).encode()
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")

@@ -50,16 +50,23 @@ export function readChatSessionId(): string | null {
   }
 }
 
+let widgetScript: Promise<WebChatGlobal> | null = null;
+
+/** Loads the widget's bundle once per page, however many times the provider mounts. */
 function loadWidgetScript(): Promise<WebChatGlobal> {
-  if (window.WebChat) return Promise.resolve(window.WebChat);
-  return new Promise((resolve, reject) => {
+  widgetScript ??= new Promise<WebChatGlobal>((resolve, reject) => {
+    if (window.WebChat) return resolve(window.WebChat);
     const script = document.createElement("script");
     script.src = SCRIPT_SRC;
     script.async = true;
     script.onload = () => (window.WebChat ? resolve(window.WebChat) : reject(new Error("rasa-webchat did not load")));
     script.onerror = () => reject(new Error(`could not load ${SCRIPT_SRC}`));
     document.head.appendChild(script);
+  }).catch((error: unknown) => {
+    widgetScript = null; // a later mount may try again
+    throw error;
   });
+  return widgetScript;
 }
 
 export function ChatWidgetProvider({ children }: { children: ReactNode }) {

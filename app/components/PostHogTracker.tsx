@@ -41,13 +41,17 @@ export function PostHogTracker() {
         person_profiles: "identified_only",
       });
     }
+    // Person properties: the copilot greets the user by the first word of `name`.
+    const person = { ...(user.name ? { name: user.name } : {}), ...(user.email ? { email: user.email } : {}) };
     const current = posthog.get_distinct_id();
     if (current !== user.id) {
       // Another user was signed in on this browser: start a fresh anonymous identity first.
       if (current !== posthog.get_property("$device_id")) posthog.reset();
-      // Person properties: the copilot greets the user by the first word of `name`.
-      const person = { ...(user.name ? { name: user.name } : {}), ...(user.email ? { email: user.email } : {}) };
       posthog.identify(user.id, person);
+    } else if (user.name || user.email) {
+      // Already identified in an earlier page load; the copilot keeps names in memory only,
+      // so say them again on every load (it may have restarted since).
+      posthog.setPersonProperties(person);
     }
   }, [channelUrl, posthogKey, user.id, user.name, user.email]);
 

@@ -61,15 +61,24 @@ export function ProactiveToast() {
   const showMe = useCallback(
     async (current: Offer) => {
       const tour = current.tours[0];
+      // Step and end calls go one after another: an end overtaking the last step would
+      // leave that step refused (no tour running) on the server.
+      let lifecycle: Promise<unknown> = Promise.resolve();
+      const then = (call: () => Promise<unknown>, what: string) => {
+        lifecycle = lifecycle.then(call).catch(logChannelError(what));
+      };
+      let started = false;
       try {
-        const started = await startTour(channelUrl, user.id, tour.id);
-        dismiss();
-        await tourRenderer.start(started.flow_id, {
-          onStep: () => void recordTourStep(channelUrl, user.id).catch(logChannelError("tour step")),
-          onEnd: () => void endTour(channelUrl, user.id).catch(logChannelError("tour end")),
+        const { flow_id } = await startTour(channelUrl, user.id, tour.id);
+        started = true;
+        await tourRenderer.start(flow_id, {
+          onStep: () => then(() => recordTourStep(channelUrl, user.id), "tour step"),
+          onEnd: () => then(() => endTour(channelUrl, user.id), "tour end"),
         });
+        dismiss();
       } catch (error) {
         logChannelError("tour start")(error);
+        if (started) then(() => endTour(channelUrl, user.id), "tour end"); // or offers stay paused
         setProblem("The tour could not start. Try “Open chat” instead.");
       }
     },

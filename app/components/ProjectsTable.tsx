@@ -1,6 +1,6 @@
 "use client";
 
-import { useCallback, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { STATUSES, type Priority, type Project, type Status } from "@/lib/projects";
 import { BulkEditToolbar } from "./BulkEditToolbar";
 import { ChoiceSelect } from "./ChoiceSelect";
@@ -27,6 +27,15 @@ export function ProjectsTable() {
     [projects, status],
   );
   const allVisibleSelected = visible.length > 0 && visible.every((project) => selected.has(project.id));
+
+  // "Apply to N" acts on what is on screen: a row the filter hides leaves the selection.
+  useEffect(() => {
+    const shown = new Set(visible.map((project) => project.id));
+    setSelected((current) => {
+      const kept = [...current].filter((id) => shown.has(id));
+      return kept.length === current.size ? current : new Set(kept);
+    });
+  }, [visible]);
 
   const toggle = (id: string) =>
     setSelected((current) => {

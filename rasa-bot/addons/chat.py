@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Protocol, Set
 
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import OutputChannel
+from rasa.shared.core.constants import EXTERNAL_MESSAGE_PREFIX
+from rasa.shared.core.events import UserUttered
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,19 @@ async def inject_intent(
         await agent.trigger_intent(intent_name=intent, entities=entities, output_channel=output_channel, tracker=tracker)
 
 
+async def user_spoke_since(agent: Agent, sender_id: str, since: float) -> bool:
+    """Whether the conversation has a user message newer than ``since`` (epoch seconds)."""
+    tracker = await agent.tracker_store.retrieve(sender_id)
+    if tracker is None:
+        return False
+    for event in reversed(tracker.events):
+        if event.timestamp <= since:
+            return False
+        if isinstance(event, UserUttered) and not (event.text or "").startswith(EXTERNAL_MESSAGE_PREFIX):
+            return True
+    return False
+
+
 async def send_proactive_question(
     agent: Agent,
     output_channel: OutputChannel,
@@ -116,6 +132,7 @@ async def send_proactive_question(
         return None
     loop = asyncio.get_running_loop()
     question_landed = loop.time()
+    question_sent_at = time.time()  # tracker events carry wall-clock timestamps
     try:
         text = await follow_up.write(request)
     except Exception:
@@ -126,6 +143,10 @@ async def send_proactive_question(
     remaining = min_gap_s - (loop.time() - question_landed)
     if remaining > 0:
         await asyncio.sleep(remaining)  # two bubbles at once read as one wall of text
+    if await user_spoke_since(agent, request.sender_id, question_sent_at):
+        # Their message got its own answer; a walkthrough arriving after it is out of context.
+        logger.info("proactive follow-up dropped: sender=%s wrote since the question", request.sender_id)
+        return None
     await inject_intent(agent, output_channel, request.sender_id, PROACTIVE_INTENT, [{"entity": PROACTIVE_ENTITY, "value": text}])
     logger.info("proactive injected follow-up: sender=%s trigger=%s", request.sender_id, request.trigger_id)
     return text

@@ -174,9 +174,9 @@ def parse_config(raw: Any, *, source: str = "proactive config") -> ProactiveConf
         ),
         activity=ActivityLimits(
             retention_s=activity.number("retention_s", 1800.0),
-            max_actions_per_session=int(activity.number("max_actions_per_session", 500)),
+            max_actions_per_session=activity.count("max_actions_per_session", 500),
             idle_session_s=activity.number("idle_session_s", 3600.0),
-            max_sessions=int(activity.number("max_sessions", 200_000)),
+            max_sessions=activity.count("max_sessions", 200_000),
         ),
         driver=DriverSettings(tick_seconds=driver.number("tick_seconds", 5.0)),
         tours=tours,
@@ -190,13 +190,13 @@ def _chat(s: "_Section") -> ChatConfig:
     summary = s.section("summary")
     return ChatConfig(
         follow_up_gap_s=s.number("follow_up_gap_s", 0.6, allow_zero=True),
-        activity_lines=int(s.number("activity_lines", 15)),
+        activity_lines=s.count("activity_lines", 15),
         ui_vocabulary=s.strings("ui_vocabulary", required=False),
         summary=SummaryConfig(
             enabled=summary.flag("enabled", False),
-            every_actions=int(summary.number("every_actions", 10)),
-            max_sessions=int(summary.number("max_sessions", 10_000)),
-            max_concurrent=int(summary.number("max_concurrent", 2)),
+            every_actions=summary.count("every_actions", 10),
+            max_sessions=summary.count("max_sessions", 10_000),
+            max_concurrent=summary.count("max_concurrent", 2),
         ),
     )
 
@@ -209,7 +209,7 @@ def _llm(s: "_Section") -> LLMConfig:
         base_url=s.optional_string("base_url"),
         timeout_s=s.number("timeout_s", LLMConfig.timeout_s),
         temperature=s.number("temperature", LLMConfig.temperature, allow_zero=True),
-        max_tokens=int(s.number("max_tokens", LLMConfig.max_tokens)),
+        max_tokens=s.count("max_tokens", LLMConfig.max_tokens),
     )
 
 
@@ -236,7 +236,7 @@ def _trigger(s: "_Section", tour_ids: set) -> TriggerConfig:
             page=s.string("page"),
             action_hints=tuple(h.lower() for h in s.strings("action_hints")),
             discovered_hints=tuple(h.lower() for h in s.strings("discovered_hints", required=False)),
-            min_count=int(s.number("min_count")),
+            min_count=s.count("min_count"),
             window_s=s.number("window_s"),
             body=s.string("body"),
             how_to=s.strings("how_to", required=False),
@@ -304,6 +304,13 @@ class _Section:
         value = self.raw.get(key, default)
         if not isinstance(value, bool):
             raise ConfigError(f"{self.where}.{key}: expected true or false, got {value!r}")
+        return value
+
+    def count(self, key: str, default: Optional[int] = None) -> int:
+        """A whole number of at least 1 (sizes, limits): 0.5 or 0 is a mistake, not a rounding."""
+        value = self.raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{self.where}.{key}: expected a whole number of at least 1, got {value!r}")
         return value
 
     def number(self, key: str, default: Optional[float] = None, *, allow_zero: bool = False) -> float:

@@ -115,7 +115,6 @@ class GroundedFollowUpWriter(_GroundedWriter):
         if how_to is None:
             logger.info("proactive follow-up skipped: trigger %s has no how_to in proactive.yml", request.trigger_id)
             return None
-        how_to = HowTo(how_to.trigger_id, request.question, how_to.steps)  # the offer as the user saw it
         context = self.source.context(request.user_id)
         answer = await _ask(
             self.model,
@@ -134,7 +133,9 @@ class GroundedAnswerer(_GroundedWriter):
     async def reply(self, request: ReplyRequest) -> str:
         context = self.source.context(request.user_id)
         how_tos = self.source.how_tos
-        grounding = [request.text, *self.vocabulary, *context.labels]
+        # Not the user's message: asked about a button that does not exist, the model must
+        # not be able to confirm it by quoting the question back.
+        grounding = [*self.vocabulary, *context.labels]
         for how_to in how_tos:
             grounding += [how_to.offer, *how_to.steps]
         answer = await _ask(
@@ -224,6 +225,9 @@ async def _ask(
         return Answer(fallback(), "fallback", f"timeout: {e}")
     except LLMError as e:
         return Answer(fallback(), "fallback", f"error: {e}")
+    except Exception as e:  # a half-compatible server: the user still gets an answer
+        logger.exception("the LLM call failed unexpectedly")
+        return Answer(fallback(), "fallback", f"error: unexpected {type(e).__name__}: {e}")
     verdict = guard.check(text)
     if not verdict.ok:
         return Answer(fallback(), "fallback", verdict.reason)

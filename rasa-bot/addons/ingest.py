@@ -234,15 +234,19 @@ def person_name(raw: Any) -> Optional[PersonName]:
 
 
 def _client_key(events: Sequence[Any]) -> Optional[str]:
-    """The browser a batch came from: posthog-js's ``$device_id``, else the distinct id."""
+    """The one browser a batch came from (posthog-js's ``$device_id``, else the distinct id);
+    None for a batch that mixes clients, such as a server-side sender's."""
+    keys = set()
     for raw in events:
         if isinstance(raw, dict):
             props = raw.get("properties")
             props = props if isinstance(props, dict) else {}
-            for key in (props.get("$device_id"), raw.get("distinct_id"), props.get("distinct_id")):
-                if isinstance(key, str) and key:
-                    return key[:200]
-    return None
+            key = next(
+                (k for k in (props.get("$device_id"), raw.get("distinct_id"), props.get("distinct_id")) if isinstance(k, str) and k),
+                None,
+            )
+            keys.add(key[:200] if key else None)
+    return keys.pop() if len(keys) == 1 else None
 
 
 def normalise_event(

@@ -78,11 +78,14 @@ class SessionSummaries:
         prompt = f"Summary so far: {previous}\n\nNew actions (oldest first):\n{lines}\n\nThe updated summary:"
         try:
             text = await self._model.complete(system_and_user(SUMMARY_SYSTEM, prompt))
-        except LLMError as e:
+        except Exception as e:  # LLMError, or a half-compatible server's malformed answer
             self._next_attempt[session_id] = newest
             if len(self._next_attempt) > self._settings.max_sessions:
                 self._next_attempt.popitem(last=False)
-            logger.warning("session summary for %s failed, kept the previous one: %s", session_id, e)
+            if isinstance(e, LLMError):
+                logger.warning("session summary for %s failed, kept the previous one: %s", session_id, e)
+            else:
+                logger.exception("session summary for %s failed unexpectedly, kept the previous one", session_id)
             return
         self._next_attempt.pop(session_id, None)
         self._summaries[session_id] = _Summary(" ".join(text.split()), newest)

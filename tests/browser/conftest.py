@@ -96,6 +96,8 @@ class PageProblems:
     def assert_clean(self) -> None:
         assert self.foreign_requests == [], "the app must load nothing from other hosts"
         assert self.console_errors == []
+        # Streams and sockets still open when a page navigates or closes end as aborted.
+        assert [f for f in self.failed_requests if "net::ERR_ABORTED" not in f] == []
 
 
 @pytest.fixture

@@ -162,3 +162,28 @@ async def test_without_an_llm_a_typed_question_gets_the_honest_activity_answer(r
     _, reply = await ask_after_three_saves(rasa_server, user_id, session_id, "how do I edit several projects at once")
     assert reply["text"].startswith("Here's what I can see you did most recently: clicked 'Save changes' on /projects (3 times)")
     assert HOW_TO[1] in reply["text"]  # the offer made to this session, as written
+
+
+async def test_a_follow_up_is_dropped_when_the_user_wrote_while_it_was_being_written(llm_server, fake_llm, user_id, session_id):
+    fake_llm.script(Reply(LLM_FOLLOW_UP, delay_s=1.2), Reply("The ⋯ menu has it."))
+    await seed_activity(llm_server, user_id, session_id)
+    chat = await ChatClient(llm_server.url, user_id).connect()
+    try:
+        async with httpx.AsyncClient(timeout=15) as client:
+            injecting = asyncio.create_task(client.post(
+                f"{llm_server.proactive}/inject",
+                json={"sender_id": chat.session_id, "body": OFFER, "user_id": user_id, "trigger_id": "bulk_edit_opportunity"},
+            ))
+            question = await chat.next_bot_message(timeout=10)
+            assert await fake_llm.wait_for_requests(1, timeout=5)  # the follow-up is being written
+            await chat.say("where is it?")
+            reply = await chat.next_bot_message(timeout=10)
+            response = await injecting
+        after = await chat.next_bot_message(timeout=2)
+    finally:
+        await chat.close()
+    assert question is not None and question["text"] == OFFER
+    assert reply is not None and reply["text"] == "The ⋯ menu has it."
+    assert after is None  # the walkthrough written for before the question was answered never comes
+    assert response.status_code == 200 and response.json()["follow_up"] is False
+    assert f"proactive follow-up dropped: sender={chat.session_id} wrote since the question" in llm_server.log()

@@ -90,3 +90,17 @@ def test_the_engine_remembers_first_names_from_noise_events(engine, ph):
     assert batch.actions == () and batch.skipped == 1
     engine.ingest(batch, now=ph.T0)
     assert engine.first_names.get("u-9") == "Katherine"
+
+
+@pytest.mark.parametrize(
+    "sections, key",
+    [
+        ({"chat": {"activity_lines": 0.5}}, "chat.activity_lines"),
+        ({"chat": {"summary": {"max_concurrent": 0}}}, "max_concurrent"),
+        ({"llm": {"max_tokens": 100.7}}, "llm.max_tokens"),
+        ({"activity": {"max_sessions": True}}, "activity.max_sessions"),
+    ],
+)
+def test_sizes_and_limits_must_be_whole_numbers_of_at_least_one(sections, key):
+    with pytest.raises(ConfigError, match=rf"{key}.*expected a whole number of at least 1"):
+        parse_config(minimal(**sections))

@@ -180,3 +180,18 @@ async def test_an_answer_with_paragraphs_stays_one_bubble(assistant, fake_llm):
     fake_llm.script(Reply('Here is how.\n\n1. Open the ⋯ menu.\n\n\n2. Pick "Bulk edit".\n'))
     text = await assistant.follow_up.write(follow_up_request())
     assert text == 'Here is how.\n1. Open the ⋯ menu.\n2. Pick "Bulk edit".'
+
+
+async def test_a_button_the_user_asks_about_is_not_confirmed(assistant, fake_llm, caplog):
+    fake_llm.script(Reply('Yes: click "Export to Excel" at the top of the table.'))
+    caplog.set_level(logging.INFO, logger="addons")
+    answer = await assistant.reply("chat-1", 'Is there an "Export to Excel" button?', {"userId": "user-1"})
+    assert "Export to Excel" not in answer
+    assert 'reason=guard violation: unknown UI "Export to Excel"' in caplog.text
+
+
+async def test_a_malformed_model_response_falls_back_to_the_how_to(assistant, fake_llm, story, caplog):
+    fake_llm.script(Reply(raw=b'{"choices": "not a list"}'))
+    caplog.set_level(logging.INFO, logger="addons")
+    assert await assistant.follow_up.write(follow_up_request()) == render_how_to(how_to(story), first_name="Ada")
+    assert "proactive follow-up uses the deterministic answer: reason=error: unexpected" in caplog.text

@@ -396,6 +396,16 @@ def test_clock_skew_estimates_are_per_client(ph):
     assert len(skew) == 2
 
 
+def test_a_batch_from_several_clients_gets_no_single_clients_estimate(ph):
+    skew = ClockSkew()
+    ph.batch([ph.save(T0, user="a", session="sa")], sent_at=T0 + 3600, received_at=T0, skew=skew)  # "a": an hour ahead
+    mixed = ph.batch(
+        [ph.save(T0 + 1, user="a", session="sa"), ph.save(T0 + 1, user="b", session="sb")],
+        sent_at=T0 + 1, received_at=T0 + 1, skew=skew,
+    )
+    assert [a.action.timestamp_start for a in mixed.actions] == [pytest.approx(T0 + 1), pytest.approx(T0 + 1)]
+
+
 def test_clock_skew_estimate_follows_a_client_clock_reset_after_the_window():
     skew = ClockSkew(window_s=300)
     assert skew.offset("device", 0.05, now=T0) == 0.05
