@@ -1,4 +1,4 @@
-"""Typed view of ``proactive.yml``: session timings, activity bounds, tours, triggers, chat and LLM.
+"""Typed view of ``proactive.yml``: timings, bounds, tours, triggers, chat, LLM, caps and security.
 
 Everything a Rasa team tunes lives in that file; this module turns it into frozen
 dataclasses and says exactly which key is wrong when it cannot.
@@ -123,6 +123,41 @@ class ChatConfig:
 
 
 @dataclass(frozen=True)
+class OfferCapsConfig:
+    """Limits across sessions, on top of the per-session gate; the defaults are the polite ones."""
+
+    per_user_per_day: int = 3
+    per_session_per_hour: int = 2
+    min_gap_s: float = 600.0  # between any two offers to one user
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """What happens to an offer no toast stream is open for, and to a stream that dropped."""
+
+    pending_ttl_s: float = 120.0  # an offer waits this long for a tab to connect
+    replay_s: float = 300.0  # a reconnecting stream (Last-Event-ID) gets what it missed within this
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """Verified identities: HMAC-SHA256(secret, user_id), computed by the app's server."""
+
+    secret: Optional[str] = None
+    required: bool = True  # false: any user id is taken as is (local development only)
+    debug_route: bool = True  # GET /debug/<user_id>; turn off in production
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Who may send events, and how fast."""
+
+    project_keys: Tuple[str, ...] = ()  # the api_key posthog-js sends; empty: any
+    events_per_minute_per_user: int = 600
+    requests_per_minute_per_ip: int = 1200
+
+
+@dataclass(frozen=True)
 class ProactiveConfig:
     product_id: str
     session: SessionTimings
@@ -132,6 +167,10 @@ class ProactiveConfig:
     triggers: Tuple[TriggerConfig, ...]
     chat: ChatConfig = ChatConfig()
     llm: LLMConfig = LLMConfig()
+    caps: OfferCapsConfig = OfferCapsConfig()
+    delivery: DeliverySettings = DeliverySettings()
+    identity: IdentityConfig = IdentityConfig()
+    ingest: IngestLimits = IngestLimits()
 
     def tour(self, tour_id: str) -> Optional[TourConfig]:
         return next((t for t in self.tours if t.id == tour_id), None)
@@ -183,6 +222,44 @@ def parse_config(raw: Any, *, source: str = "proactive config") -> ProactiveConf
         triggers=triggers,
         chat=_chat(root.section("chat")),
         llm=_llm(root.section("llm")),
+        caps=_caps(root.section("caps")),
+        delivery=_delivery(root.section("delivery")),
+        identity=_identity(root.section("identity")),
+        ingest=_ingest(root.section("ingest")),
+    )
+
+
+def _caps(s: "_Section") -> OfferCapsConfig:
+    d = OfferCapsConfig()
+    return OfferCapsConfig(
+        per_user_per_day=s.count("per_user_per_day", d.per_user_per_day),
+        per_session_per_hour=s.count("per_session_per_hour", d.per_session_per_hour),
+        min_gap_s=s.number("min_gap_s", d.min_gap_s, allow_zero=True),
+    )
+
+
+def _delivery(s: "_Section") -> DeliverySettings:
+    d = DeliverySettings()
+    return DeliverySettings(
+        pending_ttl_s=s.number("pending_ttl_s", d.pending_ttl_s, allow_zero=True),
+        replay_s=s.number("replay_s", d.replay_s, allow_zero=True),
+    )
+
+
+def _identity(s: "_Section") -> IdentityConfig:
+    return IdentityConfig(
+        secret=s.optional_string("secret"),
+        required=s.flag("required", True),
+        debug_route=s.flag("debug_route", True),
+    )
+
+
+def _ingest(s: "_Section") -> IngestLimits:
+    d = IngestLimits()
+    return IngestLimits(
+        project_keys=s.strings("project_keys", required=False),
+        events_per_minute_per_user=s.count("events_per_minute_per_user", d.events_per_minute_per_user),
+        requests_per_minute_per_ip=s.count("requests_per_minute_per_ip", d.requests_per_minute_per_ip),
     )
 
 

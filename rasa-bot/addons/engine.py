@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
@@ -18,8 +19,9 @@ from autoplay_sdk.proactive.triggers.context_source import build_proactive_conte
 from autoplay_sdk.proactive.triggers.tour_registry import TourRegistry
 
 from addons.activity import ActivityStore, FirstNames, InMemoryActivityStore
+from addons.caps import OfferCaps
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
-from addons.delivery import DeliveryHub, InMemoryDeliveryHub, Offer, TourOffer
+from addons.delivery import DeliveryHub, InMemoryDeliveryHub, Offer, Subscription, TourOffer
 from addons.gate import InMemorySessionStateStore, SessionGate, SessionStateStore
 from addons.ingest import ClockSkew, NormalisedBatch
 from addons.triggers import EVAL_NOW, action_path, compile_registry, explain_all, latest_action
@@ -68,8 +70,10 @@ class ProactiveEngine:
         self.activity = activity or InMemoryActivityStore(config.activity, product_id=config.product_id)
         self.first_names = FirstNames(config.activity.max_sessions)
         self.gate = SessionGate(states or InMemorySessionStateStore(config.session), tours=_sdk_tours(config))
-        self.hub = hub or InMemoryDeliveryHub()
+        self.hub = hub or InMemoryDeliveryHub(replay_s=config.delivery.replay_s)
+        self.caps = OfferCaps(config.caps, max_users=config.activity.max_sessions)
         self.registry = compile_registry(config)
+        self._suppressed: "OrderedDict[str, str]" = OrderedDict()  # session → last cap reason logged
         self.clock_skew = ClockSkew(max_clients=config.activity.max_sessions)
         self._clock = clock
         self._ingest_listeners: List[Callable[[Set[Tuple[str, str]]], None]] = []
@@ -107,6 +111,11 @@ class ProactiveEngine:
     def tick(self, *, now: Optional[float] = None) -> TickReport:
         """The periodic pass: evict idle sessions, time states out, run time-based triggers."""
         now = self._clock() if now is None else now
+        for offer in self.hub.expire(now):
+            logger.info(
+                "proactive offer expired: offer=%s user=%s no toast stream opened within %g s; no cooldown, not counted",
+                offer.offer_id, offer.user_id, self.config.delivery.pending_ttl_s,
+            )
         evicted = self.activity.evict(now=now)
         for session_id in self.gate.store.session_ids():
             if self.activity.user_of(session_id) is None:
@@ -120,6 +129,16 @@ class ProactiveEngine:
                 failures += 1
                 logger.exception("tick failed for session %s of user %s; continuing", session_id, user_id)
         return TickReport(sessions=sessions, offers=offers, failures=failures, evicted=evicted)
+
+    # -- toast streams --------------------------------------------------------------------
+
+    def subscribe(self, user_id: str, *, last_event_id: Optional[str] = None, now: Optional[float] = None) -> Subscription:
+        """A toast stream opens: it gets what it missed (``last_event_id``), then pending offers."""
+        now = self._clock() if now is None else now
+        subscription = self.hub.subscribe(user_id, last_event_id=last_event_id, now=now)
+        for offer in self.hub.take_pending(user_id, now):
+            self._deliver_pending(offer, now)
+        return subscription
 
     # -- the user's side ----------------------------------------------------------------
 
@@ -181,12 +200,15 @@ class ProactiveEngine:
         now = self._clock() if now is None else now
         session_id = self._require_session(user_id)
         gate = self.gate.check(session_id)
+        caps = self.caps.check(user_id, session_id, now)
         ctx = self._context(session_id, now)
         return {
             "user_id": user_id,
             "session_id": session_id,
             "state": self.gate.snapshot(session_id),
             "gate": {"open": gate.allowed, "reason": gate.reason},
+            "caps": {"open": caps.allowed, "reason": caps.reason},
+            "pending_offer": self.hub.has_pending(session_id),
             "last_offer": self.gate.last_offer(session_id),
             "subscribers": self.hub.subscriber_count(user_id),
             "recent_actions": [_action_row(a) for a in ctx.recent_actions],
@@ -207,11 +229,20 @@ class ProactiveEngine:
             return None
 
     def _evaluate(self, user_id: str, session_id: str, now: float) -> Optional[Offer]:
-        if not self.gate.check(session_id).allowed:
+        if self.hub.has_pending(session_id) or not self.gate.check(session_id).allowed:
             return None
         ctx = self._context(session_id, now)
         result = self.registry.evaluate_first(ctx)
-        if result is None or not self.gate.try_offer(session_id, result.trigger_id).allowed:
+        if result is None:
+            return None
+        caps = self.caps.check(user_id, session_id, now)
+        if not caps.allowed:
+            self._note_suppressed(result.trigger_id, user_id, session_id, caps.reason)
+            return None
+        # An offer counts (session state, cooldown, caps) once a toast stream receives it:
+        # with no stream open it waits, and nobody is put on cooldown for a toast never seen.
+        live = self.hub.subscriber_count(user_id) > 0
+        if live and not self.gate.try_offer(session_id, result.trigger_id).allowed:
             return None
         offer = Offer(
             offer_id=uuid.uuid4().hex,
@@ -222,15 +253,52 @@ class ProactiveEngine:
             tours=self._tours_on_screen(result.trigger_id, ctx),
             created_at=now,
         )
-        self.gate.record_offer(session_id, offer.offer_id, offer.trigger_id, now)
         logger.info(
             "proactive trigger firing: trigger=%s session=%s user=%s", offer.trigger_id, session_id, user_id
         )
-        subscribers = self.hub.publish(offer)
-        logger.info(
-            "proactive offer published: offer=%s user=%s subscribers=%d", offer.offer_id, user_id, subscribers
-        )
+        if live:
+            self._deliver(offer, now)
+            return offer
+        ttl = self.config.delivery.pending_ttl_s
+        if ttl > 0:
+            self.hub.park(offer, expires_at=now + ttl)
+            logger.info("proactive offer pending: offer=%s user=%s no open toast stream; kept %g s", offer.offer_id, user_id, ttl)
+        else:
+            logger.info("proactive offer dropped: offer=%s user=%s no open toast stream", offer.offer_id, user_id)
         return offer
+
+    def _deliver(self, offer: Offer, now: float) -> None:
+        self.gate.record_offer(offer.session_id, offer.offer_id, offer.trigger_id, now)
+        self.caps.record(offer.user_id, offer.session_id, now)
+        subscribers = self.hub.publish(offer, now=now)
+        logger.info(
+            "proactive offer published: offer=%s user=%s subscribers=%d", offer.offer_id, offer.user_id, subscribers
+        )
+
+    def _deliver_pending(self, offer: Offer, now: float) -> None:
+        """A tab connected while the offer waited: deliver it if it may still be made."""
+        gate = self.gate.check(offer.session_id)
+        caps = self.caps.check(offer.user_id, offer.session_id, now)
+        refusal = None if gate.allowed else gate.reason
+        refusal = refusal or (None if caps.allowed else caps.reason)
+        if refusal is None and not self.gate.try_offer(offer.session_id, offer.trigger_id).allowed:
+            refusal = "the session state refused it"
+        if refusal is not None:
+            logger.info("proactive pending offer dropped: offer=%s user=%s reason=%s", offer.offer_id, offer.user_id, refusal)
+            return
+        logger.info("proactive pending offer delivered: offer=%s user=%s waited %.1f s", offer.offer_id, offer.user_id, now - offer.created_at)
+        self._deliver(offer, now)
+
+    def _note_suppressed(self, trigger_id: str, user_id: str, session_id: str, reason: str) -> None:
+        """One log line per session and reason, not one per event while the cap holds."""
+        kind = reason.split(":", 1)[0]
+        if self._suppressed.get(session_id) == kind:
+            return
+        self._suppressed[session_id] = kind
+        self._suppressed.move_to_end(session_id)
+        while len(self._suppressed) > self.config.activity.max_sessions:
+            self._suppressed.popitem(last=False)
+        logger.info("proactive offer suppressed: trigger=%s user=%s session=%s reason=%s", trigger_id, user_id, session_id, reason)
 
     def _context(self, session_id: str, now: float) -> ProactiveTriggerContext:
         payloads = self.activity.load_payloads(product_id=self.config.product_id, session_id=session_id)

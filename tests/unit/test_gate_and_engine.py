@@ -273,6 +273,7 @@ def test_chat_message_from_an_unknown_user_changes_nothing(engine):
 
 
 def test_offer_again_only_after_timeout_and_cooldown(engine, ph, mono):
+    engine.subscribe("user-1", now=T0)  # a toast stream is open: offers are delivered at once
     assert len(engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)) == 1
     mono.advance(TIMEOUT + 0.5)
     assert engine.tick(now=T0 + 14) == TickReport(sessions=1, offers=0, failures=0, evicted=0)
@@ -329,6 +330,8 @@ def test_tick_evicts_idle_sessions_and_forgets_their_state(engine, ph, config):
 
 
 def _offered(engine, ph):
+    """The offer fires and is delivered to the user's open toast stream."""
+    engine.subscribe("user-1", now=T0)
     offers = engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)
     assert len(offers) == 1
     return offers[0]

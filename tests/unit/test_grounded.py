@@ -34,6 +34,7 @@ def story(engine, ph):
         ph.pageview("/projects", ph.T0 - 30),
         *[ph.save(ph.T0 - 10 + i) for i in range(3)],
     ]
+    engine.subscribe("user-1", now=ph.T0)  # her tab is open: the offer is delivered
     offers = engine.ingest(ph.batch(events, received_at=ph.T0), now=ph.T0)
     assert [o.trigger_id for o in offers] == ["bulk_edit_opportunity"]
     return engine

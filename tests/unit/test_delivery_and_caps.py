@@ -1,0 +1,146 @@
+"""Offers nobody saw yet, streams that reconnect, and caps across sessions."""
+
+import logging
+from dataclasses import replace
+
+import pytest
+
+from addons.caps import OfferCaps
+from addons.config import OfferCapsConfig
+from addons.delivery import InMemoryDeliveryHub, Offer
+from addons.engine import ProactiveEngine
+
+T0 = 1779188762.919
+
+
+def saves(ph, *offsets, session="sess-1"):
+    return [ph.save(T0 + o, session=session) for o in offsets]
+
+
+def fire(engine, ph, session="sess-1", at=3.0):
+    """Three saves in ``session``; returns the offers the last one produced."""
+    return engine.ingest(ph.batch(saves(ph, at - 2, at - 1, at, session=session), received_at=T0 + at), now=T0 + at)
+
+
+async def test_an_offer_with_no_open_stream_waits_and_costs_nothing(engine, ph):
+    [offer] = fire(engine, ph)
+    debug = engine.debug("user-1", now=T0 + 3)
+    assert debug["pending_offer"] is True
+    assert debug["state"]["state"] == "thinking" and debug["state"]["cooldown_active"] is False
+    assert debug["last_offer"] is None and engine.caps.user_count() == 0
+    assert fire(engine, ph, at=4.0) == []  # one offer waits per session, not one per save
+
+    stream = engine.subscribe("user-1", now=T0 + 30)
+    assert await stream.next(timeout=0.05) == offer
+    debug = engine.debug("user-1", now=T0 + 30)
+    assert debug["state"]["state"] == "proactive_assistance" and debug["pending_offer"] is False
+    assert debug["last_offer"]["offer_id"] == offer.offer_id
+    assert engine.caps.user_count() == 1
+
+
+async def test_a_pending_offer_expires_after_its_ttl_without_a_cooldown(engine, ph, caplog):
+    caplog.set_level(logging.INFO, logger="addons")
+    [offer] = fire(engine, ph)
+    engine.tick(now=T0 + 3 + engine.config.delivery.pending_ttl_s + 1)
+    assert f"proactive offer expired: offer={offer.offer_id} user=user-1" in caplog.text
+
+    stream = engine.subscribe("user-1", now=T0 + 200)
+    assert await stream.next(timeout=0.05) is None
+    assert engine.debug("user-1", now=T0 + 200)["state"]["cooldown_active"] is False
+    assert engine.caps.user_count() == 0
+
+
+async def test_a_pending_offer_is_dropped_if_the_user_is_chatting_when_the_tab_opens(engine, ph, caplog):
+    caplog.set_level(logging.INFO, logger="addons")
+    [offer] = fire(engine, ph)
+    engine.on_chat_message("user-1")  # reactive now: no offer may interrupt
+    stream = engine.subscribe("user-1", now=T0 + 10)
+    assert await stream.next(timeout=0.05) is None
+    assert f"proactive pending offer dropped: offer={offer.offer_id} user=user-1 reason=v2_state_reactive" in caplog.text
+
+
+async def test_last_event_id_replays_exactly_what_the_stream_missed(engine, ph):
+    other_tab = engine.subscribe("user-1", now=T0)
+    tab = engine.subscribe("user-1", now=T0)
+    [first] = fire(engine, ph, session="sess-1")
+    assert await tab.next(timeout=0.05) == first
+    engine.hub.unsubscribe(tab)  # the connection drops
+    [missed] = fire(engine, ph, session="sess-2", at=10.0)  # the other tab gets it live
+    assert await other_tab.next(timeout=0.05) == first
+    assert await other_tab.next(timeout=0.05) == missed
+
+    resumed = engine.subscribe("user-1", last_event_id=first.offer_id, now=T0 + 12)
+    assert await resumed.next(timeout=0.05) == missed
+    assert await resumed.next(timeout=0.05) is None
+
+
+async def test_an_unknown_last_event_id_replays_nothing():
+    hub = InMemoryDeliveryHub(replay_s=60)
+    offer = Offer("o1", "u", "s", "t", "body", (), T0)
+    hub.publish(offer, now=T0)
+    assert await hub.subscribe("u", last_event_id="not-an-offer", now=T0 + 1).next(timeout=0.01) is None
+    assert await hub.subscribe("u", last_event_id="o0", now=T0 + 1).next(timeout=0.01) is None
+
+
+async def test_replay_history_ends_with_its_window():
+    hub = InMemoryDeliveryHub(replay_s=60)
+    first, second = (Offer(i, "u", "s", "t", "body", (), T0) for i in ("o1", "o2"))
+    hub.publish(first, now=T0)
+    hub.publish(second, now=T0 + 1)
+    hub.expire(T0 + 62)
+    assert await hub.subscribe("u", last_event_id="o1", now=T0 + 62).next(timeout=0.01) is None
+
+
+def test_subscriptions_leave_nothing_behind():
+    hub = InMemoryDeliveryHub()
+    streams = [hub.subscribe(f"user-{i % 7}") for i in range(1000)]
+    for stream in streams:
+        hub.unsubscribe(stream)
+    assert hub.subscriber_count() == 0 and hub._subscribers == {}
+
+
+@pytest.fixture
+def capped(config, mono):
+    """The shipped config with the polite daily cap of 3 and no other limit."""
+    capped_config = replace(config, caps=OfferCapsConfig(per_user_per_day=3, per_session_per_hour=6, min_gap_s=0))
+    engine = ProactiveEngine(capped_config, clock=lambda: T0)
+    engine.subscribe("user-1", now=T0)
+    return engine
+
+
+def test_a_fourth_offer_within_a_day_is_suppressed_and_debug_says_why(capped, ph, caplog):
+    caplog.set_level(logging.INFO, logger="addons")
+    for n in range(3):
+        assert len(fire(capped, ph, session=f"sess-{n}", at=10.0 * (n + 1))) == 1
+    assert fire(capped, ph, session="sess-3", at=40.0) == []
+    assert fire(capped, ph, session="sess-3", at=41.0) == []
+    debug = capped.debug("user-1", now=T0 + 41)
+    assert debug["caps"] == {"open": False, "reason": "daily cap: 3 of 3 offers to this user in the last 24 h"}
+    assert debug["triggers"][0]["fired"] is True  # the trigger matched; the cap held it back
+    assert caplog.text.count("proactive offer suppressed: trigger=bulk_edit_opportunity user=user-1 session=sess-3") == 1
+
+
+def test_the_daily_cap_frees_a_slot_after_24_hours():
+    caps = OfferCaps(OfferCapsConfig(per_user_per_day=1, per_session_per_hour=1, min_gap_s=0))
+    caps.record("u", "s1", T0)
+    assert not caps.check("u", "s2", T0 + 86399).allowed
+    assert caps.check("u", "s2", T0 + 86400).allowed
+
+
+def test_the_hourly_session_cap_and_the_minimum_gap():
+    caps = OfferCaps(OfferCapsConfig(per_user_per_day=10, per_session_per_hour=2, min_gap_s=600))
+    caps.record("u", "s1", T0)
+    gap = caps.check("u", "s2", T0 + 60)
+    assert not gap.allowed and gap.reason == "minimum gap: the last offer was 60 s ago, less than 600 s"
+    caps.record("u", "s1", T0 + 700)
+    hourly = caps.check("u", "s1", T0 + 1400)
+    assert not hourly.allowed and hourly.reason.startswith("hourly cap: 2 of 2 offers in this session")
+    assert caps.check("u", "s2", T0 + 1400).allowed  # another session may still get one
+    assert caps.check("u", "s1", T0 + 3601).allowed
+
+
+def test_caps_forget_the_least_recently_offered_users():
+    caps = OfferCaps(OfferCapsConfig(), max_users=2)
+    for user in ("a", "b", "c"):
+        caps.record(user, "s", T0)
+    assert caps.user_count() == 2 and caps.check("a", "s", T0 + 1).allowed
