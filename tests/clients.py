@@ -12,7 +12,22 @@ from typing import Any, Dict, List, Optional
 import aiohttp
 import socketio
 
-from posthog_events import iso, posthog_event
+from addons.config import load_config
+from addons.identity import HEADER, user_hash
+from posthog_events import PROJECT_KEY, iso, posthog_event
+from rasa_server import BOT
+
+# The demo secret in proactive.yml: the tests sign as the app's server would.
+IDENTITY_SECRET = load_config(BOT / "proactive.yml").identity.secret or ""
+
+
+def signed(user_id: str) -> Dict[str, str]:
+    """The header that proves a request is ``user_id``'s."""
+    return {HEADER: user_hash(IDENTITY_SECRET, user_id)}
+
+
+def stream_url(base: str, user_id: str) -> str:
+    return f"{base}/stream/{user_id}?user_hash={user_hash(IDENTITY_SECRET, user_id)}"
 
 
 def app_event(
@@ -37,21 +52,24 @@ def three_saves(user_id: str, session_id: str) -> List[Dict[str, Any]]:
 
 def posthog_js_body(events: List[Dict[str, Any]]) -> bytes:
     """What posthog-js posts to <api_host>/e/: a gzip envelope sent as text/plain."""
-    envelope = {"api_key": "phc_test", "batch": events, "sent_at": iso(time.time())}
+    envelope = {"api_key": PROJECT_KEY, "batch": events, "sent_at": iso(time.time())}
     return gzip.compress(json.dumps(envelope).encode())
 
 
 class ToastStream:
     """An SSE subscription to /stream/<user_id>, read like EventSource does."""
 
-    def __init__(self, base: str, user_id: str) -> None:
-        self.url = f"{base}/stream/{user_id}"
+    def __init__(self, base: str, user_id: str, *, last_event_id: Optional[str] = None) -> None:
+        self.url = stream_url(base, user_id)
+        self.headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         self._session: Optional[aiohttp.ClientSession] = None
         self._response: Optional[aiohttp.ClientResponse] = None
 
     async def __aenter__(self) -> "ToastStream":
         self._session = aiohttp.ClientSession()
-        self._response = await self._session.get(self.url, timeout=aiohttp.ClientTimeout(total=None, sock_read=None))
+        self._response = await self._session.get(
+            self.url, headers=self.headers, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
+        )
         assert self._response.status == 200, await self._response.text()
         assert self._response.headers["Content-Type"].startswith("text/event-stream")
         first = await asyncio.wait_for(self._response.content.readline(), 10)
@@ -107,13 +125,15 @@ class ChatClient:
         # Stamped on arrival: bubble spacing is measured where the widget would see it.
         self.sio.on("bot_uttered", lambda message: self.bot_messages.put_nowait({**message, "received_at": time.monotonic()}))
         # Polling: this venv's aiohttp is too old for engineio's websocket client transport.
-        await self.sio.connect(self.url, socketio_path="/socket.io", transports=["polling"])
+        hash_ = user_hash(IDENTITY_SECRET, self.user_id)
+        await self.sio.connect(f"{self.url}?user_id={self.user_id}&user_hash={hash_}", socketio_path="/socket.io", transports=["polling"])
         await self.sio.emit("session_request", {"session_id": None})
         self.session_id = await asyncio.wait_for(confirmed, 10)
         return self
 
     async def say(self, text: str) -> None:
-        await self.sio.emit("user_uttered", {"message": text, "customData": {"userId": self.user_id}, "session_id": self.session_id})
+        custom = {"userId": self.user_id, "userHash": user_hash(IDENTITY_SECRET, self.user_id)}
+        await self.sio.emit("user_uttered", {"message": text, "customData": custom, "session_id": self.session_id})
 
     async def next_bot_message(self, timeout: float) -> Optional[Dict[str, Any]]:
         try:

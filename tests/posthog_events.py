@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
 BASE_URL = "https://app.example.com"
+PROJECT_KEY = "phc_proactive_demo"  # proactive.yml ingest.project_keys; posthog-js sends it as `token`
 
 
 def iso(ts: float) -> str:
@@ -35,6 +36,7 @@ def posthog_event(
         "$pathname": path.split("?", 1)[0],
         "$session_id": session,
         "$lib": "web",
+        "token": PROJECT_KEY,
     }
     if event == "$autocapture":
         properties["$event_type"] = "click"

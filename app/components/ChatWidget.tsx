@@ -70,7 +70,7 @@ function loadWidgetScript(): Promise<WebChatGlobal> {
 }
 
 export function ChatWidgetProvider({ children }: { children: ReactNode }) {
-  const { rasaUrl, user } = useAppConfig();
+  const { rasaUrl, user, userHash } = useAppConfig();
   const [isOpen, setIsOpen] = useState(false);
 
   useEffect(() => {
@@ -86,9 +86,11 @@ export function ChatWidgetProvider({ children }: { children: ReactNode }) {
         document.body.appendChild(mount);
         webchat.default(
           {
-            socketUrl: rasaUrl,
+            // The socket proves who it is at connect; the copilot binds the chat session to
+            // that user, so /inject and replies act for them only.
+            socketUrl: `${rasaUrl}/?user_id=${encodeURIComponent(user.id)}&user_hash=${userHash}`,
             socketPath: "/socket.io/",
-            customData: { userId: user.id, language: "en" },
+            customData: { userId: user.id, userHash, language: "en" },
             title: "Acme Assistant",
             subtitle: `Signed in as ${user.name ?? user.id}`,
             inputTextFieldHint: "Ask about your projects…",
@@ -109,7 +111,7 @@ export function ChatWidgetProvider({ children }: { children: ReactNode }) {
       cancelled = true;
       observer?.disconnect();
     };
-  }, [rasaUrl, user.id, user.name]);
+  }, [rasaUrl, user.id, user.name, userHash]);
 
   const controller = useMemo<ChatController>(
     () => ({

@@ -22,9 +22,10 @@ const INJECT_RETRY_FOR_MS = 4_000;
  */
 export function ProactiveToast() {
   const config = useAppConfig();
-  const { channelUrl, user, toastDismissMs } = config;
+  const { channelUrl, user, userHash, toastDismissMs } = config;
+  const identity = useMemo(() => ({ userId: user.id, userHash }), [user.id, userHash]);
   const chat = useChat();
-  const [offer, dismiss] = useOfferStream(channelUrl, user.id);
+  const [offer, dismiss] = useOfferStream(channelUrl, identity);
   const [hovered, setHovered] = useState(false);
   const [focused, setFocused] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
@@ -69,20 +70,20 @@ export function ProactiveToast() {
       };
       let started = false;
       try {
-        const { flow_id } = await startTour(channelUrl, user.id, tour.id);
+        const { flow_id } = await startTour(channelUrl, identity, tour.id);
         started = true;
         await tourRenderer.start(flow_id, {
-          onStep: () => then(() => recordTourStep(channelUrl, user.id), "tour step"),
-          onEnd: () => then(() => endTour(channelUrl, user.id), "tour end"),
+          onStep: () => then(() => recordTourStep(channelUrl, identity), "tour step"),
+          onEnd: () => then(() => endTour(channelUrl, identity), "tour end"),
         });
         dismiss();
       } catch (error) {
         logChannelError("tour start")(error);
-        if (started) then(() => endTour(channelUrl, user.id), "tour end"); // or offers stay paused
+        if (started) then(() => endTour(channelUrl, identity), "tour end"); // or offers stay paused
         setProblem("The tour could not start. Try “Open chat” instead.");
       }
     },
-    [channelUrl, user.id, dismiss, tourRenderer],
+    [channelUrl, identity, dismiss, tourRenderer],
   );
 
   const openChat = useCallback(
@@ -91,12 +92,12 @@ export function ProactiveToast() {
       try {
         await chat.open();
         const senderId = await chat.waitForSessionId(CHAT_READY_TIMEOUT_MS);
-        await withRetryOnNotFound(() => injectQuestion(channelUrl, { senderId, userId: user.id, offer: current }));
+        await withRetryOnNotFound(() => injectQuestion(channelUrl, identity, senderId, current));
       } catch (error) {
         logChannelError("open chat")(error);
       }
     },
-    [channelUrl, user.id, chat, dismiss],
+    [channelUrl, identity, chat, dismiss],
   );
 
   const tour = offer?.tours[0];

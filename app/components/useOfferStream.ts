@@ -1,7 +1,7 @@
 "use client";
 
 import { useCallback, useEffect, useRef, useState } from "react";
-import { parseOffer, streamUrl, type Offer } from "@/lib/proactive";
+import { parseOffer, streamUrl, type Identity, type Offer } from "@/lib/proactive";
 
 /**
  * The user's toast stream: the latest offer not yet dismissed.
@@ -9,12 +9,12 @@ import { parseOffer, streamUrl, type Offer } from "@/lib/proactive";
  * EventSource reconnects by itself (the server sends `retry:`); an offer seen once is not
  * shown again if a reconnect replays it.
  */
-export function useOfferStream(channelUrl: string, userId: string): [Offer | null, () => void] {
+export function useOfferStream(channelUrl: string, { userId, userHash }: Identity): [Offer | null, () => void] {
   const [offer, setOffer] = useState<Offer | null>(null);
   const seen = useRef(new Set<string>());
 
   useEffect(() => {
-    const source = new EventSource(streamUrl(channelUrl, userId));
+    const source = new EventSource(streamUrl(channelUrl, { userId, userHash }));
     const onOffer = (event: MessageEvent<string>) => {
       const next = parseOffer(event.data);
       if (next === null) {
@@ -30,7 +30,7 @@ export function useOfferStream(channelUrl: string, userId: string): [Offer | nul
       source.removeEventListener("proactive", onOffer as EventListener);
       source.close();
     };
-  }, [channelUrl, userId]);
+  }, [channelUrl, userId, userHash]);
 
   const dismiss = useCallback(() => setOffer(null), []);
   return [offer, dismiss];

@@ -1,4 +1,5 @@
 import "server-only";
+import { createHmac } from "node:crypto";
 import { cookies } from "next/headers";
 import { memberById } from "./team";
 
@@ -12,6 +13,8 @@ import { memberById } from "./team";
  *   POSTHOG_PROJECT_KEY  the api_key posthog-js sends     (phc_proactive_demo)
  *   USERTOUR_TOKEN       use Usertour instead of the bundled tour renderer (unset)
  *   TOAST_DISMISS_MS     how long an unattended toast stays  (20000)
+ *   PROACTIVE_IDENTITY_SECRET  the HMAC key shared with `rasa run` (the demo's, as in
+ *                        rasa-bot/proactive.yml; set your own in production)
  * A real app takes the user from its session; the demo lets you switch users with the
  * `demo_user` cookie (the header's user menu sets it).
  */
@@ -23,9 +26,12 @@ export type AppConfig = {
   toastDismissMs: number;
   /** `name` and `email` only for a known person; an id alone gets no invented name. */
   user: { id: string; name: string | null; email: string | null };
+  /** HMAC-SHA256(secret, user id): proves to the copilot that this browser is this user. */
+  userHash: string;
 };
 
 export const DEMO_USER_COOKIE = "demo_user";
+const DEMO_IDENTITY_SECRET = "demo-identity-secret-change-me";
 const USER_ID_PATTERN = /^[A-Za-z0-9._@:-]{1,128}$/;
 
 export async function loadAppConfig(): Promise<AppConfig> {
@@ -40,6 +46,9 @@ export async function loadAppConfig(): Promise<AppConfig> {
     usertourToken: process.env.USERTOUR_TOKEN || null,
     toastDismissMs: positiveInt(process.env.TOAST_DISMISS_MS) ?? 20_000,
     user: { id: userId, name: member?.name ?? null, email: member?.email ?? null },
+    userHash: createHmac("sha256", process.env.PROACTIVE_IDENTITY_SECRET || DEMO_IDENTITY_SECRET)
+      .update(userId)
+      .digest("hex"),
   };
 }
 

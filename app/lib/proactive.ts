@@ -23,8 +23,11 @@ export class ChannelError extends Error {
   }
 }
 
-export function streamUrl(channelUrl: string, userId: string): string {
-  return `${channelUrl}/stream/${encodeURIComponent(userId)}`;
+/** Who the browser is, as the app's server signed it (EventSource cannot send headers). */
+export type Identity = { userId: string; userHash: string };
+
+export function streamUrl(channelUrl: string, { userId, userHash }: Identity): string {
+  return `${channelUrl}/stream/${encodeURIComponent(userId)}?user_hash=${encodeURIComponent(userHash)}`;
 }
 
 export function parseOffer(data: string): Offer | null {
@@ -37,10 +40,10 @@ export function parseOffer(data: string): Offer | null {
   }
 }
 
-async function post<T>(channelUrl: string, path: string, body: object, keepalive = false): Promise<T> {
+async function post<T>(channelUrl: string, path: string, identity: Identity, body: object, keepalive = false): Promise<T> {
   const response = await fetch(`${channelUrl}${path}`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", "X-Proactive-User-Hash": identity.userHash },
     body: JSON.stringify(body),
     // Tour end is sent as the page may be going away.
     keepalive,
@@ -52,25 +55,23 @@ async function post<T>(channelUrl: string, path: string, body: object, keepalive
 
 export type TourStarted = { tour_id: string; flow_id: string; session_id: string };
 
-export function startTour(channelUrl: string, userId: string, tourId: string): Promise<TourStarted> {
-  return post(channelUrl, "/tour/start", { user_id: userId, tour_id: tourId });
+export function startTour(channelUrl: string, identity: Identity, tourId: string): Promise<TourStarted> {
+  return post(channelUrl, "/tour/start", identity, { user_id: identity.userId, tour_id: tourId });
 }
 
-export function recordTourStep(channelUrl: string, userId: string): Promise<unknown> {
-  return post(channelUrl, "/tour/step", { user_id: userId });
+export function recordTourStep(channelUrl: string, identity: Identity): Promise<unknown> {
+  return post(channelUrl, "/tour/step", identity, { user_id: identity.userId });
 }
 
-export function endTour(channelUrl: string, userId: string): Promise<unknown> {
-  return post(channelUrl, "/tour/end", { user_id: userId }, true);
+export function endTour(channelUrl: string, identity: Identity): Promise<unknown> {
+  return post(channelUrl, "/tour/end", identity, { user_id: identity.userId }, true);
 }
-
-export type InjectRequest = { senderId: string; userId: string; offer: Offer };
 
 /** Puts the offer's question into the open chat whose socket session is `senderId`. */
-export function injectQuestion(channelUrl: string, { senderId, userId, offer }: InjectRequest): Promise<unknown> {
-  return post(channelUrl, "/inject", {
+export function injectQuestion(channelUrl: string, identity: Identity, senderId: string, offer: Offer): Promise<unknown> {
+  return post(channelUrl, "/inject", identity, {
     sender_id: senderId,
-    user_id: userId,
+    user_id: identity.userId,
     trigger_id: offer.trigger_id,
     body: offer.body,
   });

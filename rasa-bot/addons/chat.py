@@ -53,13 +53,25 @@ class ChatSessions:
         self._sockets: Dict[str, Set[str]] = {}
         self._session_of_socket: Dict[str, str] = {}
         self._users: Dict[str, str] = {}
+        self._socket_users: Dict[str, str] = {}  # sid → the user it proved to be at connect
+
+    def connected(self, sid: str, user_id: str) -> None:
+        """A socket connected with a verified user id."""
+        self._socket_users[sid] = user_id
 
     def joined(self, session_id: str, sid: str) -> None:
-        self.left(sid)
+        """The socket joined a chat session; a verified socket makes the session its user's."""
+        user_id = self._socket_users.get(sid)
+        self.left(sid, disconnected=False)
         self._sockets.setdefault(session_id, set()).add(sid)
         self._session_of_socket[sid] = session_id
+        if user_id is not None:
+            self._socket_users[sid] = user_id
+            self._users.setdefault(session_id, user_id)
 
-    def left(self, sid: str) -> None:
+    def left(self, sid: str, *, disconnected: bool = True) -> None:
+        if disconnected:
+            self._socket_users.pop(sid, None)
         session_id = self._session_of_socket.pop(sid, None)
         if session_id is None:
             return
@@ -71,8 +83,9 @@ class ChatSessions:
                 self._users.pop(session_id, None)
 
     def bind_user(self, session_id: str, user_id: str) -> None:
+        """Unverified binding (identity checks off): the widget's customData user."""
         if session_id in self._sockets:
-            self._users[session_id] = user_id
+            self._users.setdefault(session_id, user_id)
 
     def is_open(self, session_id: str) -> bool:
         return session_id in self._sockets

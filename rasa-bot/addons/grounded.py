@@ -160,6 +160,7 @@ class GroundedAssistant:
         model: Optional[ChatModel] = None,
         users_of: Callable[[str], Optional[str]] = lambda sender_id: None,
         user_id_key: str = "userId",
+        trust_metadata: bool = True,
     ) -> None:
         config = engine.config.chat
         self.settings = settings
@@ -176,12 +177,15 @@ class GroundedAssistant:
         self.answerer = GroundedAnswerer(self.source, self.model, vocabulary=config.ui_vocabulary, no_model_reason=reason)
         self._users_of = users_of
         self._user_id_key = user_id_key
+        self._trust_metadata = trust_metadata
 
     async def reply(self, sender_id: str, text: str, metadata: Optional[Mapping[str, Any]] = None) -> str:
-        """Answer a chat message; the user is ``customData.userId`` or whoever the socket is bound to."""
-        user_id = (metadata or {}).get(self._user_id_key)
-        if not isinstance(user_id, str) or not user_id:
-            user_id = self._users_of(sender_id)
+        """Answer a chat message for the chat session's (verified) user; with identity checks
+        off, ``customData.userId`` is taken at its word."""
+        user_id = self._users_of(sender_id)
+        if user_id is None and self._trust_metadata:
+            claimed = (metadata or {}).get(self._user_id_key)
+            user_id = claimed if isinstance(claimed, str) and claimed else None
         return await self.answerer.reply(ReplyRequest(sender_id, text, user_id))
 
     def _on_ingest(self, changed: Set[Tuple[str, str]]) -> None:

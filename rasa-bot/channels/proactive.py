@@ -26,8 +26,10 @@ from addons.delivery import CLOSED
 from addons.driver import ProactiveDriver
 from addons.engine import NoActiveTour, ProactiveEngine, UnknownTour, UnknownUser
 from addons.grounded import GroundedAssistant
+from addons.identity import HEADER, QUERY, Forbidden, IdentityError, IdentityVerifier
 from addons.inprocess_actions import InProcessActionEndpoint
 from addons.ingest import IngestError, PayloadTooLarge, decode_capture_body, normalise_batch, require_identifier
+from addons.limits import IngestGuard, RateLimited, UnknownProjectKey
 from addons.llm import resolve_llm
 from channels.socketio import ProactiveSocketIOInput
 
@@ -69,6 +71,8 @@ class ProactiveInput(InputChannel):
         self.max_body_bytes = max_body_bytes
         self.actions_package = actions_package
         self.llm = resolve_llm(self.config.llm, os.environ)
+        self.identity = IdentityVerifier.from_config(self.config.identity, os.environ)
+        self.ingest_guard = IngestGuard(self.config.ingest)
         self.assistant: Optional[GroundedAssistant] = None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -82,12 +86,14 @@ class ProactiveInput(InputChannel):
             chat = _socketio_input(app)
             sockets = chat if isinstance(chat, ProactiveSocketIOInput) else None
             if sockets is not None:
+                sockets.identity = self.identity
                 sockets.add_message_listener(self._on_chat_message)
             self.assistant = GroundedAssistant(
                 engine,
                 self.llm,
                 users_of=sockets.sessions.user_of if sockets else (lambda _sender_id: None),
                 user_id_key=sockets.user_id_key if sockets else "userId",
+                trust_metadata=not self.identity.required,
             )
             grounded.install(self.assistant)  # for the in-process reply action
             logger.info("proactive LLM: %s", self.llm.describe())
@@ -120,11 +126,14 @@ class ProactiveInput(InputChannel):
         @_json_errors
         async def capture(request: Request) -> HTTPResponse:
             received_at = time.time()
+            self.ingest_guard.admit_request(request.ip, received_at)
             self._check_size(request)
             batch = decode_capture_body(
                 request.body, content_type=request.content_type or "", max_bytes=self.max_body_bytes
             )
+            self.ingest_guard.admit_project(batch, request.ip, received_at)
             result = normalise_batch(batch, received_at=received_at, skew=engine.clock_skew)
+            self.ingest_guard.admit_events(result.actions, request.ip, received_at)
             for rejected in result.rejected:
                 logger.warning("rejected event %d of %s: %s", rejected.index, request.path, rejected.reason)
             if batch.events and not result.actions and result.rejected and not result.skipped:
@@ -146,9 +155,14 @@ class ProactiveInput(InputChannel):
         async def stream(request: Request, user_id: str) -> Optional[HTTPResponse]:
             try:
                 user_id = require_identifier(user_id, "user_id")
+                self.identity.verify(user_id, _presented_hash(request))
             except IngestError as e:
                 return _error(request, 400, str(e))
-            subscription = engine.hub.subscribe(user_id)
+            except IdentityError as e:
+                return _error(request, e.status, str(e))
+            # EventSource resends the last id it saw when it reconnects.
+            last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+            subscription = engine.subscribe(user_id, last_event_id=last_event_id)
             try:
                 sse = await request.respond(
                     content_type="text/event-stream; charset=utf-8",
@@ -175,7 +189,8 @@ class ProactiveInput(InputChannel):
             body = self._json_object(request)
             sender_id = require_identifier(body.get("sender_id"), "sender_id")
             question = _text_field(body, "body", limit=4000)
-            user_id = _optional_identifier(body, "user_id")
+            user_id = require_identifier(body.get("user_id"), "user_id")
+            self.identity.verify(user_id, _presented_hash(request))
             trigger_id = _optional_identifier(body, "trigger_id")
             chat = _socketio_input(request.app)
             output = chat.get_output_channel() if chat else None
@@ -186,8 +201,11 @@ class ProactiveInput(InputChannel):
                     f"no open chat session {sender_id!r}: pass the widget's chat session id "
                     "(sessionStorage chat_session.session_id), not the app user id"
                 )
-            if user_id is not None:
-                engine.engage_chat(user_id, trigger_id)
+            if isinstance(chat, ProactiveSocketIOInput):
+                chat.sessions.bind_user(sender_id, user_id)  # an unclaimed session becomes theirs
+                if chat.sessions.user_of(sender_id) != user_id:
+                    raise Forbidden(f"chat session {sender_id!r} belongs to another user")
+            engine.engage_chat(user_id, trigger_id)
             question_request = FollowUpRequest(sender_id, user_id, trigger_id, question)
             follow_up = await send_proactive_question(
                 request.app.ctx.agent,
@@ -202,33 +220,40 @@ class ProactiveInput(InputChannel):
         @_json_errors
         async def tour_start(request: Request) -> HTTPResponse:
             body = self._json_object(request)
-            started = engine.start_tour(
-                require_identifier(body.get("user_id"), "user_id"), require_identifier(body.get("tour_id"), "tour_id")
-            )
+            started = engine.start_tour(self._verified_user(request, body), require_identifier(body.get("tour_id"), "tour_id"))
             return response.json({"tour_id": started.tour_id, "flow_id": started.flow_id, "session_id": started.session_id})
 
         @bp.post("/tour/step")
         @_json_errors
         async def tour_step(request: Request) -> HTTPResponse:
-            tour = engine.record_tour_step(require_identifier(self._json_object(request).get("user_id"), "user_id"))
+            tour = engine.record_tour_step(self._verified_user(request, self._json_object(request)))
             return response.json({"status": "ok", "tour_id": tour["tour_id"]})
 
         @bp.post("/tour/end")
         @_json_errors
         async def tour_end(request: Request) -> HTTPResponse:
-            tour = engine.end_tour(require_identifier(self._json_object(request).get("user_id"), "user_id"))
+            tour = engine.end_tour(self._verified_user(request, self._json_object(request)))
             return response.json({"status": "ok", "tour_id": tour["tour_id"]})
 
-        @bp.get("/debug/<user_id>")
-        @_json_errors
-        async def debug(request: Request, user_id: str) -> HTTPResponse:
-            return response.json(engine.debug(require_identifier(user_id, "user_id")))
+        if self.config.identity.debug_route:
+
+            @bp.get("/debug/<user_id>")
+            @_json_errors
+            async def debug(request: Request, user_id: str) -> HTTPResponse:
+                user_id = require_identifier(user_id, "user_id")
+                self.identity.verify(user_id, _presented_hash(request))
+                return response.json(engine.debug(user_id))
 
         return bp
 
     def _on_chat_message(self, *, user_id: str, sender_id: str) -> None:
         if self.engine.on_chat_message(user_id):
             logger.info("proactive chat message: user=%s sender=%s; offers paused", user_id, sender_id)
+
+    def _verified_user(self, request: Request, body: Dict[str, Any]) -> str:
+        user_id = require_identifier(body.get("user_id"), "user_id")
+        self.identity.verify(user_id, _presented_hash(request))
+        return user_id
 
     def _check_size(self, request: Request) -> None:
         if len(request.body or b"") > self.max_body_bytes:
@@ -254,6 +279,14 @@ def _json_errors(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..
             return await handler(request, *args, **kwargs)
         except PayloadTooLarge as e:
             return _error(request, 413, str(e))
+        except UnknownProjectKey as e:
+            return response.json({"error": str(e)}, status=401)  # logged once per sender by the guard
+        except IdentityError as e:
+            return _error(request, e.status, str(e))
+        except RateLimited as e:
+            # Logged once per sender and reason by the guard, not once per request.
+            headers = {"Retry-After": str(max(1, round(e.retry_after_s)))}
+            return response.json({"error": str(e)}, status=429, headers=headers)
         except IngestError as e:
             return _error(request, 400, str(e))
         except (UnknownUser, UnknownTour) as e:
@@ -269,6 +302,10 @@ def _json_errors(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..
 def _error(request: Request, status: int, message: str) -> HTTPResponse:
     logger.warning("%s %s -> %d: %s", request.method, request.path, status, message)
     return response.json({"error": message}, status=status)
+
+
+def _presented_hash(request: Request) -> Optional[str]:
+    return request.headers.get(HEADER) or request.args.get(QUERY)
 
 
 def _socketio_input(app: Any) -> Optional[InputChannel]:

@@ -11,7 +11,10 @@ Beyond the stock channel it:
 * tells listeners about each user message with the app user id from the widget's
   ``customData`` (``metadata_key: customData``), which the proactive gate needs;
 * keeps ``ChatSessions``: which chat sessions have a socket, so ``/inject`` can refuse a
-  sender id nobody listens on instead of "succeeding" into an empty room.
+  sender id nobody listens on instead of "succeeding" into an empty room;
+* verifies who a socket is: the widget connects with ``?user_id=…&user_hash=…`` (and sends
+  ``userId``/``userHash`` in its ``customData``); a wrong signature is refused, and a chat
+  session belongs to the user its socket proved to be.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from __future__ import annotations
 import logging
 import uuid
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol, Text
+from urllib.parse import parse_qs
 
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketIOInput
 from sanic import Blueprint
 
 from addons.chat import ChatSessions
+from addons.identity import QUERY, IdentityVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +43,9 @@ class ProactiveSocketIOInput(SocketIOInput):
     def __init__(self, *args: Any, user_id_key: str = "userId", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user_id_key = user_id_key
+        self.user_hash_key = "userHash"
         self.sessions = ChatSessions()
+        self.identity: Optional[IdentityVerifier] = None  # set by the proactive channel at start
         self._listeners: List[ChatMessageListener] = []
 
     @classmethod
@@ -59,14 +66,32 @@ class ProactiveSocketIOInput(SocketIOInput):
     def add_message_listener(self, listener: ChatMessageListener) -> None:
         self._listeners.append(listener)
 
+    def user_of_message(self, message: UserMessage) -> Optional[str]:
+        """The app user behind a chat message: the session's verified user, else (checks
+        off, or a widget that proves itself per message) its ``customData``."""
+        user_id = self.sessions.user_of(message.sender_id)
+        if user_id is not None:
+            return user_id
+        metadata = message.metadata or {}
+        claimed = metadata.get(self.user_id_key)
+        if not isinstance(claimed, str) or not claimed:
+            return None
+        if self.identity is not None:
+            presented = metadata.get(self.user_hash_key)
+            if self.identity.verified(claimed, presented if isinstance(presented, str) else None) is None:
+                logger.warning("chat message on %s claims user %r without a valid signature; treated as anonymous",
+                               message.sender_id, claimed)
+                return None
+        self.sessions.bind_user(message.sender_id, claimed)
+        return self.sessions.user_of(message.sender_id)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         async def observed(message: UserMessage) -> None:
             if not (message.text or "").strip():
                 logger.debug("ignored an empty message from %s", message.sender_id)
                 return
-            user_id = (message.metadata or {}).get(self.user_id_key)
-            if isinstance(user_id, str) and user_id:
-                self.sessions.bind_user(message.sender_id, user_id)
+            user_id = self.user_of_message(message)
+            if user_id is not None:
                 for listener in self._listeners:
                     try:
                         listener(user_id=user_id, sender_id=message.sender_id)
@@ -79,6 +104,21 @@ class ProactiveSocketIOInput(SocketIOInput):
         assert sio is not None
 
         # Registering a handler again for an event replaces the stock one.
+        @sio.on("connect", namespace=self.namespace)
+        async def connect(sid: Text, environ: Dict, auth: Optional[Dict] = None) -> bool:
+            if self.jwt_key and not (auth and auth.get("token") and decode_bearer_token(auth["token"], self.jwt_key, self.jwt_algorithm)):
+                return False
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            user_id = (query.get("user_id") or [None])[0]
+            if user_id and self.identity is not None:
+                verified = self.identity.verified(user_id, (query.get(QUERY) or [None])[0])
+                if verified is None and self.identity.required:
+                    logger.warning("socket %s refused: no valid identity signature for user %r", sid, user_id)
+                    return False
+                if verified is not None:
+                    self.sessions.connected(sid, verified)
+            return True
+
         @sio.on("session_request", namespace=self.namespace)
         async def session_request(sid: Text, data: Optional[Dict]) -> None:
             data = data if isinstance(data, dict) else {}
@@ -91,7 +131,7 @@ class ProactiveSocketIOInput(SocketIOInput):
             else:
                 self.sessions.joined(sid, sid)  # without persistence the socket id is the sender id
             await sio.emit("session_confirm", session_id, room=sid)
-            logger.debug("socket %s joined chat session %s", sid, session_id)
+            logger.debug("socket %s joined chat session %s (user %s)", sid, session_id, self.sessions.user_of(session_id))
 
         @sio.on("disconnect", namespace=self.namespace)
         async def disconnect(sid: Text, *reason: Any) -> None:

@@ -9,6 +9,7 @@ from typing import List
 import httpx
 from playwright.sync_api import Locator, Page
 
+from clients import signed
 from rasa_server import RasaServer
 
 # The app under test runs with this auto-dismiss: long enough to act on a toast, short
@@ -65,7 +66,7 @@ def save_to_toast_ms(page: Page) -> float:
 
 
 def saves_seen_by_server(rasa: RasaServer, user_id: str) -> int:
-    debug = httpx.get(f"{rasa.proactive}/debug/{user_id}", timeout=5).json()
+    debug = httpx.get(f"{rasa.proactive}/debug/{user_id}", headers=signed(user_id), timeout=5).json()
     return sum(1 for action in debug["recent_actions"] if action["label"].lower() == "save changes")
 
 

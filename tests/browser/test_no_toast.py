@@ -7,13 +7,14 @@ import httpx
 from playwright.sync_api import Page, Route, expect
 
 from app_flows import edit_priority, toast, wait_for_saves
+from clients import signed
 from rasa_server import RasaServer
 
 CAPTURE_ROUTE = "**/webhooks/proactive/e/**"
 
 
 def bulk_edit_verdict(rasa: RasaServer, user_id: str) -> dict:
-    debug = httpx.get(f"{rasa.proactive}/debug/{user_id}", timeout=5).json()
+    debug = httpx.get(f"{rasa.proactive}/debug/{user_id}", headers=signed(user_id), timeout=5).json()
     return next(v for v in debug["triggers"] if v["trigger_id"] == "bulk_edit_opportunity")
 
 

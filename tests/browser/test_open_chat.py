@@ -3,9 +3,12 @@
 import json
 from typing import Callable
 
+import httpx
+
 from playwright.sync_api import Page, expect
 
 from app_flows import TOAST_BODY, edit_priority, toast, wait_for_log
+from clients import signed
 from rasa_server import RasaServer
 
 BOT_BUBBLES = ".rw-messages-container .rw-response"
@@ -61,3 +64,24 @@ def test_every_page_load_starts_a_fresh_chat(open_app: Callable[..., Page], user
         "(old) => { const s = JSON.parse(sessionStorage.getItem('chat_session') || '{}').session_id; return s && s !== old; }",
         arg=first,
     )
+
+
+def test_another_user_cannot_write_into_this_widgets_chat(
+    open_app: Callable[..., Page], rasa_server: RasaServer, user_id: str
+) -> None:
+    """The widget's socket proved its user at connect, so its chat session is that user's."""
+    page = open_app(user_id)
+    page.wait_for_function("JSON.parse(sessionStorage.getItem('chat_session') || '{}').session_id")
+    sender_id = json.loads(page.evaluate("sessionStorage.getItem('chat_session')"))["session_id"]
+    intruder = "someone-else"
+    response = httpx.post(
+        f"{rasa_server.proactive}/inject",
+        json={"sender_id": sender_id, "body": "Click here to win", "user_id": intruder},
+        headers=signed(intruder),
+        timeout=10,
+    )
+    assert response.status_code == 403
+    assert response.json()["error"] == f"chat session {sender_id!r} belongs to another user"
+    page.click("#rasa-webchat .rw-launcher")
+    page.wait_for_timeout(1000)
+    expect(page.locator(".rw-messages-container .rw-message")).to_have_count(0)

@@ -12,7 +12,7 @@ import pytest
 
 from addons.config import load_config
 from addons.guard import render_how_to
-from clients import ChatClient, three_saves
+from clients import ChatClient, ToastStream, signed, three_saves
 from fake_llm import FakeLLM, Reply, fake_llm_settings
 from posthog_events import posthog_event
 from rasa_server import BOT, RasaServer, start_rasa
@@ -37,11 +37,13 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory, fake_llm_server: FakeLL
 
 
 async def seed_activity(server: RasaServer, user_id: str, session_id: str) -> None:
-    """Grace identifies herself and saves three projects one by one (the offer fires)."""
+    """Grace identifies herself and saves three projects one by one; her open tab gets the toast."""
     identify = posthog_event("$identify", ts=time.time() - 30, user=user_id, session=session_id, **{"$set": {"first_name": "Grace"}})
-    async with httpx.AsyncClient() as client:
-        response = await client.post(f"{server.proactive}/events", json=[identify, *three_saves(user_id, session_id)])
-    assert response.status_code == 200 and response.json()["accepted"] == 4, response.text
+    async with ToastStream(server.proactive, user_id) as toast:
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{server.proactive}/events", json=[identify, *three_saves(user_id, session_id)])
+        assert response.status_code == 200 and response.json()["accepted"] == 4, response.text
+        assert await toast.next_event(timeout=10) is not None
 
 
 async def open_chat(server: RasaServer, chat: ChatClient, user_id: str) -> list:
@@ -50,6 +52,7 @@ async def open_chat(server: RasaServer, chat: ChatClient, user_id: str) -> list:
         response = await client.post(
             f"{server.proactive}/inject",
             json={"sender_id": chat.session_id, "body": OFFER, "user_id": user_id, "trigger_id": "bulk_edit_opportunity"},
+            headers=signed(user_id),
         )
     assert response.status_code == 200, response.text
     assert response.json()["follow_up"] is True
@@ -173,6 +176,7 @@ async def test_a_follow_up_is_dropped_when_the_user_wrote_while_it_was_being_wri
             injecting = asyncio.create_task(client.post(
                 f"{llm_server.proactive}/inject",
                 json={"sender_id": chat.session_id, "body": OFFER, "user_id": user_id, "trigger_id": "bulk_edit_opportunity"},
+            headers=signed(user_id),
             ))
             question = await chat.next_bot_message(timeout=10)
             assert await fake_llm.wait_for_requests(1, timeout=5)  # the follow-up is being written

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from clients import ChatClient, ToastStream, app_event, posthog_js_body, three_saves
+from clients import ChatClient, ToastStream, app_event, posthog_js_body, signed, three_saves
 
 BODY = (
     "Updating projects one by one? There's a multi-select bulk edit you might not have seen "
@@ -52,7 +52,7 @@ async def test_two_saves_send_no_toast(rasa_server, user_id, session_id):
         await post_events(rasa_server, three_saves(user_id, session_id)[:3])
         assert await toast.next_event(timeout=1.5) is None
     async with httpx.AsyncClient() as client:
-        debug = (await client.get(f"{rasa_server.proactive}/debug/{user_id}")).json()
+        debug = (await client.get(f"{rasa_server.proactive}/debug/{user_id}", headers=signed(user_id))).json()
     verdict = debug["triggers"][0]
     assert verdict["fired"] is False and verdict["reason"].startswith("2 of 3")
 
@@ -88,6 +88,7 @@ async def test_inject_reaches_the_widget_session_as_bot_uttered(rasa_server, use
             response = await client.post(
                 f"{rasa_server.proactive}/inject",
                 json={"sender_id": chat.session_id, "body": BODY, "user_id": user_id, "trigger_id": "bulk_edit_opportunity"},
+                headers=signed(user_id),
             )
         assert response.status_code == 200, response.text
         message = await chat.next_bot_message(timeout=10)
@@ -101,7 +102,11 @@ async def test_inject_with_the_app_user_id_is_refused_and_reaches_nobody(rasa_se
     chat = await ChatClient(rasa_server.url, user_id).connect()
     try:
         async with httpx.AsyncClient() as client:
-            response = await client.post(f"{rasa_server.proactive}/inject", json={"sender_id": user_id, "body": BODY})
+            response = await client.post(
+                f"{rasa_server.proactive}/inject",
+                json={"sender_id": user_id, "body": BODY, "user_id": user_id},
+                headers=signed(user_id),
+            )
         assert response.status_code == 404
         assert "chat_session" in response.json()["error"]
         assert await chat.next_bot_message(timeout=1.5) is None
@@ -123,7 +128,7 @@ async def test_chat_message_marks_session_reactive_and_blocks_offers(rasa_server
     finally:
         await chat.close()
     async with httpx.AsyncClient() as client:
-        debug = (await client.get(f"{rasa_server.proactive}/debug/{user_id}")).json()
+        debug = (await client.get(f"{rasa_server.proactive}/debug/{user_id}", headers=signed(user_id))).json()
     assert debug["state"]["state"] == "reactive_assistance"
     assert debug["gate"] == {"open": False, "reason": "v2_state_reactive_assistance"}
     assert debug["triggers"][0]["fired"] is True  # the pattern is there; the gate held it back
@@ -143,18 +148,18 @@ async def test_tour_start_step_end_are_visible_in_debug(rasa_server, user_id, se
     await fire_offer(rasa_server, user_id, session_id)
     base = rasa_server.proactive
     async with httpx.AsyncClient() as client:
-        started = await client.post(f"{base}/tour/start", json={"user_id": user_id, "tour_id": "bulk_edit_tour"})
+        started = await client.post(f"{base}/tour/start", json={"user_id": user_id, "tour_id": "bulk_edit_tour"}, headers=signed(user_id))
         assert started.json() == {"tour_id": "bulk_edit_tour", "flow_id": "bulk-edit-projects", "session_id": session_id}
-        state = (await client.get(f"{base}/debug/{user_id}")).json()["state"]
+        state = (await client.get(f"{base}/debug/{user_id}", headers=signed(user_id))).json()["state"]
         assert state["visual_guidance_active"] is True
         assert state["active_tour"]["tour_id"] == "bulk_edit_tour"
         assert state["interaction_timeout_s"] == 10.0
         for _ in range(3):
-            assert (await client.post(f"{base}/tour/step", json={"user_id": user_id})).status_code == 200
-        assert (await client.post(f"{base}/tour/end", json={"user_id": user_id})).status_code == 200
-        state = (await client.get(f"{base}/debug/{user_id}")).json()["state"]
+            assert (await client.post(f"{base}/tour/step", json={"user_id": user_id}, headers=signed(user_id))).status_code == 200
+        assert (await client.post(f"{base}/tour/end", json={"user_id": user_id}, headers=signed(user_id))).status_code == 200
+        state = (await client.get(f"{base}/debug/{user_id}", headers=signed(user_id))).json()["state"]
         assert state["visual_guidance_active"] is False and state["active_tour"] is None
-        assert (await client.post(f"{base}/tour/step", json={"user_id": user_id})).status_code == 409
+        assert (await client.post(f"{base}/tour/step", json={"user_id": user_id}, headers=signed(user_id))).status_code == 409
     assert f"proactive tour started: tour=bulk_edit_tour flow=bulk-edit-projects user={user_id}" in rasa_server.log()
 
 
@@ -163,19 +168,19 @@ BAD_REQUESTS = [
     ("POST", "/events", b"\x1f\x8b\x08\x00garbage", {}, 400),
     ("POST", "/events", b'"a string"', {"Content-Type": "application/json"}, 400),
     ("POST", "/events", b'{"batch": 42}', {"Content-Type": "application/json"}, 400),
-    ("POST", "/events", b'[{"event": "$pageview", "distinct_id": "u", "timestamp": "yesterday", "properties": {"$session_id": "s"}}]', {}, 400),
-    ("POST", "/events", b'[{"event": "$pageview", "distinct_id": ["u"], "properties": {"$session_id": "s"}}]', {}, 400),
-    ("POST", "/events", b'[{"event": "$pageview", "distinct_id": "u", "properties": "oops"}]', {}, 400),
+    ("POST", "/events", b'[{"event": "$pageview", "api_key": "phc_proactive_demo", "distinct_id": "u", "timestamp": "yesterday", "properties": {"$session_id": "s"}}]', {}, 400),
+    ("POST", "/events", b'[{"event": "$pageview", "api_key": "phc_proactive_demo", "distinct_id": ["u"], "properties": {"$session_id": "s"}}]', {}, 400),
+    ("POST", "/events", b'[{"event": "$pageview", "api_key": "phc_proactive_demo", "distinct_id": "u", "properties": "oops"}]', {}, 400),
     ("POST", "/e/", b"data=%%%not-base64", {"Content-Type": "application/x-www-form-urlencoded"}, 400),
     ("POST", "/events", b"[" + b"1," * 600_000 + b"1]", {"Content-Type": "application/json"}, 413),
     ("POST", "/inject", b"{}", {}, 400),
     ("POST", "/inject", b'{"sender_id": 5.5, "body": "hi"}', {}, 400),
     ("POST", "/inject", b'{"sender_id": "abc", "body": ""}', {}, 400),
-    ("POST", "/tour/start", b'{"user_id": "nobody-here", "tour_id": "bulk_edit_tour"}', {}, 404),
-    ("POST", "/tour/start", b'{"user_id": "x"}', {}, 400),
+    ("POST", "/tour/start", b'{"user_id": "nobody-here", "tour_id": "bulk_edit_tour"}', signed("nobody-here"), 404),
+    ("POST", "/tour/start", b'{"user_id": "x"}', signed("x"), 400),
     ("POST", "/tour/step", b"[]", {}, 400),
     ("POST", "/tour/end", b"", {}, 400),
-    ("GET", "/debug/nobody-here", b"", {}, 404),
+    ("GET", "/debug/nobody-here", b"", signed("nobody-here"), 404),
     ("GET", "/stream/" + "x" * 300, b"", {}, 400),
 ]
 
