@@ -74,6 +74,9 @@ class ProactiveEngine:
         self.caps = OfferCaps(config.caps, max_users=config.activity.max_sessions)
         self.registry = compile_registry(config)
         self._suppressed: "OrderedDict[str, str]" = OrderedDict()  # session → last cap reason logged
+        # Sessions whose offer expired unseen: not offered again on the same evidence (the
+        # periodic pass would re-fire it forever); their next events clear the mark.
+        self._expired_unseen: "OrderedDict[str, float]" = OrderedDict()
         self.clock_skew = ClockSkew(max_clients=config.activity.max_sessions)
         self._clock = clock
         self._ingest_listeners: List[Callable[[Set[Tuple[str, str]]], None]] = []
@@ -90,6 +93,8 @@ class ProactiveEngine:
         for person in batch.people:
             self.first_names.set(person.user_id, person.first_name)
         changed = self.activity.add(batch.actions, now=now)
+        for _, session_id in changed:
+            self._expired_unseen.pop(session_id, None)
         for listener in self._ingest_listeners:
             try:
                 listener(changed)
@@ -112,6 +117,9 @@ class ProactiveEngine:
         """The periodic pass: evict idle sessions, time states out, run time-based triggers."""
         now = self._clock() if now is None else now
         for offer in self.hub.expire(now):
+            self._expired_unseen[offer.session_id] = now
+            while len(self._expired_unseen) > self.config.activity.max_sessions:
+                self._expired_unseen.popitem(last=False)
             logger.info(
                 "proactive offer expired: offer=%s user=%s no toast stream opened within %g s; no cooldown, not counted",
                 offer.offer_id, offer.user_id, self.config.delivery.pending_ttl_s,
@@ -120,6 +128,8 @@ class ProactiveEngine:
         for session_id in self.gate.store.session_ids():
             if self.activity.user_of(session_id) is None:
                 self.gate.forget(session_id)
+                self._expired_unseen.pop(session_id, None)
+                self._suppressed.pop(session_id, None)
         sessions = offers = failures = 0
         for user_id, session_id in list(self.activity.latest_sessions()):
             sessions += 1
@@ -229,7 +239,9 @@ class ProactiveEngine:
             return None
 
     def _evaluate(self, user_id: str, session_id: str, now: float) -> Optional[Offer]:
-        if self.hub.has_pending(session_id) or not self.gate.check(session_id).allowed:
+        if session_id in self._expired_unseen or self.hub.has_pending(session_id):
+            return None
+        if not self.gate.check(session_id).allowed:
             return None
         ctx = self._context(session_id, now)
         result = self.registry.evaluate_first(ctx)

@@ -41,13 +41,16 @@ async def test_an_offer_with_no_open_stream_waits_and_costs_nothing(engine, ph):
 async def test_a_pending_offer_expires_after_its_ttl_without_a_cooldown(engine, ph, caplog):
     caplog.set_level(logging.INFO, logger="addons")
     [offer] = fire(engine, ph)
-    engine.tick(now=T0 + 3 + engine.config.delivery.pending_ttl_s + 1)
+    engine.tick(now=T0 + 124)  # fired at T0+3, kept 120 s
     assert f"proactive offer expired: offer={offer.offer_id} user=user-1" in caplog.text
 
-    stream = engine.subscribe("user-1", now=T0 + 200)
+    assert engine.tick(now=T0 + 125).offers == 0  # not fired again on the same evidence
+    stream = engine.subscribe("user-1", now=T0 + 126)
     assert await stream.next(timeout=0.05) is None
-    assert engine.debug("user-1", now=T0 + 200)["state"]["cooldown_active"] is False
+    assert engine.debug("user-1", now=T0 + 126)["state"]["cooldown_active"] is False
     assert engine.caps.user_count() == 0
+    [again] = fire(engine, ph, at=128.0)  # new saves with the tab open: the toast comes at once
+    assert await stream.next(timeout=0.05) == again
 
 
 async def test_a_pending_offer_is_dropped_if_the_user_is_chatting_when_the_tab_opens(engine, ph, caplog):
