@@ -386,6 +386,9 @@ def _event_time(raw: Mapping[str, Any], props: Mapping[str, Any], *, received_at
         ts = received_at  # PostHog's rule for events sent without a time
     if ts > received_at + _MAX_FUTURE_S:
         raise IngestError(f"timestamp {raw.get('timestamp', props.get('$time'))!r} is more than a day in the future")
+    if ts < _EARLIEST_TS:
+        # Only reachable through a nonsensical sent_at: the correction moved it before 2000.
+        raise IngestError(f"timestamp {raw.get('timestamp', props.get('$time'))!r} is before 2000 after the sent_at clock correction")
     return ts
 
 

@@ -63,3 +63,8 @@ class InProcessActionEndpoint(EndpointConfig):
             return await self.executor.run(action_call)
         except SdkActionExecutionRejection as e:
             raise ActionExecutionRejection(e.action_name, e.message) from e
+        except Exception as e:
+            # What Rasa gets from a failing action server: its processor logs it and the
+            # conversation goes on without the action's events.
+            logger.exception("in-process action %s failed", name)
+            raise RasaException(f"Failed to execute custom action {name!r}: {type(e).__name__}: {e}") from e

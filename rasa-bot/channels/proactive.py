@@ -119,6 +119,7 @@ class ProactiveInput(InputChannel):
                     "driver": {"running": self.driver.running, "ticks": self.driver.ticks},
                     "sessions": engine.activity.session_count(),
                     "subscribers": engine.hub.subscriber_count(),
+                    "pending_offers": engine.hub.pending_count(),
                     "chat_sessions": chat.sessions.open_count() if isinstance(chat, ProactiveSocketIOInput) else None,
                 }
             )

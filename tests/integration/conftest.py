@@ -3,6 +3,7 @@ from typing import Iterator
 
 import pytest
 
+from posthog_events import PROJECT_KEY
 from rasa_server import RasaServer, start_rasa
 
 
@@ -12,7 +13,12 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer
     offer that arrives within seconds can only come from on-ingest evaluation."""
     server = start_rasa(
         tmp_path_factory.mktemp("rasa"),
-        proactive_overrides={"driver": {"tick_seconds": 60}},
+        proactive_overrides={
+            "driver": {"tick_seconds": 60},
+            # Every test request comes from 127.0.0.1; the limits get their own server.
+            "ingest": {"project_keys": [PROJECT_KEY], "events_per_minute_per_user": 1_000_000,
+                       "requests_per_minute_per_ip": 1_000_000},
+        },
         extra_args=["--enable-api"],  # the README's plain `rasa run --enable-api --cors "*"` path
     )
     print(f"\nrasa run ready in {server.startup_s:.1f} s on port {server.port}")

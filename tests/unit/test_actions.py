@@ -1,13 +1,15 @@
 """The rasa_sdk actions: thin, the work is in addons."""
 
 import pytest
-from rasa_sdk import Tracker
-from rasa_sdk.executor import CollectingDispatcher
+from rasa.shared.exceptions import RasaException
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
 from actions.grounded import ActionGroundedReply
 from addons import grounded
 from addons.config import LLMConfig
 from addons.grounded import GroundedAssistant
+from addons.inprocess_actions import InProcessActionEndpoint
 from addons.llm import resolve_llm
 
 
@@ -36,3 +38,23 @@ async def test_in_process_the_reply_comes_from_the_installed_assistant(no_assist
     dispatcher = CollectingDispatcher()
     await ActionGroundedReply().run(dispatcher, tracker("what did I do?", {"userId": "user-1"}), {})
     assert dispatcher.messages[0]["text"] == "Here's what I can see you did most recently: clicked 'Save changes' on /projects."
+
+
+class _Broken(Action):
+    def name(self) -> str:
+        return "action_broken"
+
+    async def run(self, dispatcher, tracker, domain):
+        raise RuntimeError("the CRM is down")
+
+
+async def test_a_failing_in_process_action_is_logged_and_reported_like_a_failing_action_server(caplog):
+    executor = ActionExecutor()
+    executor.register_action(_Broken())
+    endpoint = InProcessActionEndpoint(executor)
+    call = {"next_action": "action_broken", "sender_id": "chat-1", "tracker": {"sender_id": "chat-1", "slots": {},
+            "latest_message": {}, "events": [], "paused": False, "followup_action": None, "active_loop": {},
+            "latest_action_name": "action_listen"}, "domain": {}, "version": "3.6.2"}
+    with pytest.raises(RasaException, match="Failed to execute custom action 'action_broken': RuntimeError: the CRM is down"):
+        await endpoint.request(json=call)
+    assert "in-process action action_broken failed" in caplog.text

@@ -465,6 +465,14 @@ def test_debug_of_an_unknown_user_raises(engine):
 # -- ProactiveDriver ----------------------------------------------------------------------------
 
 
+async def _until(condition, timeout: float = 5.0) -> None:
+    """Waits for the driver's loop, however busy the machine is, instead of a fixed sleep."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
 async def test_driver_ticks_until_cancelled(engine, ph, monkeypatch):
     reports = []
     original = engine.tick
@@ -477,7 +485,7 @@ async def test_driver_ticks_until_cancelled(engine, ph, monkeypatch):
     engine.activity.add(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3).actions, now=T0 + 3)
     driver = ProactiveDriver(engine, tick_seconds=0.01)
     task = asyncio.create_task(driver.run())
-    await asyncio.sleep(0.06)
+    await _until(lambda: driver.ticks >= 1)
     assert driver.running and not task.done()
     assert driver.ticks >= 1 and driver.last_tick_at is not None
     assert reports[0].offers == 1  # the first tick evaluated the stored session
@@ -498,7 +506,7 @@ async def test_driver_logs_and_survives_a_failing_tick(engine, monkeypatch, capl
     driver = ProactiveDriver(engine, tick_seconds=0.01)
     with caplog.at_level(logging.ERROR, logger="addons.driver"):
         task = asyncio.create_task(driver.run())
-        await asyncio.sleep(0.06)
+        await _until(lambda: driver.ticks >= 2)
         assert not task.done()  # still looping after failures
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

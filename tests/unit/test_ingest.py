@@ -421,6 +421,12 @@ def test_clock_skew_forgets_the_least_recently_seen_clients():
     assert skew.offset("b", 5.0, now=T0) == 5.0  # "b" was evicted, so this is a fresh estimate
 
 
+def test_a_sent_at_decades_ahead_does_not_move_events_to_1970(ph):
+    # Found by the fuzz test: a millisecond sent_at far in the future made every event's time ~0.
+    result = normalise_batch(CaptureBatch(events=(ph.save(T0),), sent_at=3558377602.766), received_at=T0 + 1)
+    assert result.actions == () and "before 2000" in result.rejected[0].reason
+
+
 def test_unparseable_sent_at_is_ignored_not_fatal(ph):
     body = json.dumps({"batch": [ph.save(T0)], "sent_at": "not a time"}).encode()
     batch = decode_capture_body(body)
