@@ -43,6 +43,13 @@ until curl -s -o /dev/null "$app_url/projects"; do
   sleep 0.3
 done
 
+# The demo user's signature, as the app's server computes it (routes need it: see README "Security").
+user_hash=$(cd "$root/rasa-bot" && ../.venv/bin/python -c '
+import os
+from addons.config import load_config
+from addons.identity import SECRET_ENV, user_hash
+print(user_hash(os.environ.get(SECRET_ENV) or load_config("proactive.yml").identity.secret or "", "u-1001"))')
+
 cat <<MSG
 
 == Ready. Open $app_url/projects   (Ctrl-C stops everything)
@@ -54,8 +61,8 @@ The reference story: on Projects, change the priority of three projects one by o
 The header's user menu switches who you are signed in as (a fresh copilot session).
 The demo gate allows one offer per 10 s engagement + 20 s cooldown (rasa-bot/proactive.yml).
 
-Why an offer did or did not fire:  curl -s $base/debug/u-1001
-The bot alone, without the app:    curl -N $base/stream/u-1001   (then post events to $base/events)
+Why an offer did or did not fire:  curl -s $base/debug/u-1001 -H 'X-Proactive-User-Hash: $user_hash'
+The bot alone, without the app:    curl -N '$base/stream/u-1001?user_hash=$user_hash'   (then post events to $base/events)
 
 Chat answers use a model only if OPENAI_API_KEY or OPENAI_BASE_URL was set when this started;
 without one, the Open-chat follow-up is the how-to as written (the log above says which).
