@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import aiohttp
+import httpx
 import socketio
 
 from addons.config import load_config
@@ -24,6 +25,16 @@ IDENTITY_SECRET = load_config(BOT / "proactive.yml").identity.secret or ""
 def signed(user_id: str) -> Dict[str, str]:
     """The header that proves a request is ``user_id``'s."""
     return {HEADER: user_hash(IDENTITY_SECRET, user_id)}
+
+
+async def inject(proactive: str, sender_id: str, body: str, user_id: str, *, trigger_id: Optional[str] = None,
+                 timeout: float = 15.0) -> httpx.Response:
+    """"Open chat" as the app does it: the offer into the chat session ``sender_id``, signed as ``user_id``."""
+    payload = {"sender_id": sender_id, "body": body, "user_id": user_id}
+    if trigger_id is not None:
+        payload["trigger_id"] = trigger_id
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        return await client.post(f"{proactive}/inject", json=payload, headers=signed(user_id))
 
 
 def stream_url(base: str, user_id: str) -> str:

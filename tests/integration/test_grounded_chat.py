@@ -12,7 +12,7 @@ import pytest
 
 from addons.config import load_config
 from addons.guard import render_how_to
-from clients import ChatClient, ToastStream, signed, three_saves
+from clients import ChatClient, ToastStream, inject, three_saves
 from fake_llm import FakeLLM, Reply, fake_llm_settings
 from posthog_events import posthog_event
 from rasa_server import BOT, RasaServer, start_rasa
@@ -48,12 +48,7 @@ async def seed_activity(server: RasaServer, user_id: str, session_id: str) -> No
 
 async def open_chat(server: RasaServer, chat: ChatClient, user_id: str) -> list:
     """Click "Open chat": inject the offer, return both bubbles as the widget received them."""
-    async with httpx.AsyncClient(timeout=15) as client:
-        response = await client.post(
-            f"{server.proactive}/inject",
-            json={"sender_id": chat.session_id, "body": OFFER, "user_id": user_id, "trigger_id": "bulk_edit_opportunity"},
-            headers=signed(user_id),
-        )
+    response = await inject(server.proactive, chat.session_id, OFFER, user_id, trigger_id="bulk_edit_opportunity")
     assert response.status_code == 200, response.text
     assert response.json()["follow_up"] is True
     bubbles = [await chat.next_bot_message(timeout=10), await chat.next_bot_message(timeout=10)]
@@ -156,7 +151,7 @@ async def test_without_an_llm_the_follow_up_is_the_how_to_and_the_log_says_so(ra
     assert follow_up["text"] == render_how_to(HOW_TO, first_name="Grace")
     assert_spaced(question, follow_up, "how-to follow-up")
     log = rasa_server.log()
-    reason = log.index(f"proactive follow-up uses the deterministic answer: reason=no LLM configured (no OPENAI_API_KEY")
+    reason = log.index("proactive follow-up uses the deterministic answer: reason=no LLM configured (no OPENAI_API_KEY")
     assert log.index(f"proactive injected question: sender={sender_id}") < reason
     assert reason < log.index(f"proactive injected follow-up: sender={sender_id}")
 
@@ -172,17 +167,14 @@ async def test_a_follow_up_is_dropped_when_the_user_wrote_while_it_was_being_wri
     await seed_activity(llm_server, user_id, session_id)
     chat = await ChatClient(llm_server.url, user_id).connect()
     try:
-        async with httpx.AsyncClient(timeout=15) as client:
-            injecting = asyncio.create_task(client.post(
-                f"{llm_server.proactive}/inject",
-                json={"sender_id": chat.session_id, "body": OFFER, "user_id": user_id, "trigger_id": "bulk_edit_opportunity"},
-            headers=signed(user_id),
-            ))
-            question = await chat.next_bot_message(timeout=10)
-            assert await fake_llm.wait_for_requests(1, timeout=5)  # the follow-up is being written
-            await chat.say("where is it?")
-            reply = await chat.next_bot_message(timeout=10)
-            response = await injecting
+        injecting = asyncio.create_task(
+            inject(llm_server.proactive, chat.session_id, OFFER, user_id, trigger_id="bulk_edit_opportunity")
+        )
+        question = await chat.next_bot_message(timeout=10)
+        assert await fake_llm.wait_for_requests(1, timeout=5)  # the follow-up is being written
+        await chat.say("where is it?")
+        reply = await chat.next_bot_message(timeout=10)
+        response = await injecting
         after = await chat.next_bot_message(timeout=2)
     finally:
         await chat.close()

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from clients import ChatClient, ToastStream, app_event, posthog_js_body, signed, three_saves
+from clients import ChatClient, ToastStream, app_event, inject, posthog_js_body, signed, three_saves
 
 BODY = (
     "Updating projects one by one? There's a multi-select bulk edit you might not have seen "
@@ -84,12 +84,7 @@ async def test_base64_form_capture_is_accepted(rasa_server, user_id, session_id)
 async def test_inject_reaches_the_widget_session_as_bot_uttered(rasa_server, user_id):
     chat = await ChatClient(rasa_server.url, user_id).connect()
     try:
-        async with httpx.AsyncClient() as client:
-            response = await client.post(
-                f"{rasa_server.proactive}/inject",
-                json={"sender_id": chat.session_id, "body": BODY, "user_id": user_id, "trigger_id": "bulk_edit_opportunity"},
-                headers=signed(user_id),
-            )
+        response = await inject(rasa_server.proactive, chat.session_id, BODY, user_id, trigger_id="bulk_edit_opportunity")
         assert response.status_code == 200, response.text
         message = await chat.next_bot_message(timeout=10)
         assert message is not None and message["text"] == BODY
@@ -101,12 +96,7 @@ async def test_inject_reaches_the_widget_session_as_bot_uttered(rasa_server, use
 async def test_inject_with_the_app_user_id_is_refused_and_reaches_nobody(rasa_server, user_id):
     chat = await ChatClient(rasa_server.url, user_id).connect()
     try:
-        async with httpx.AsyncClient() as client:
-            response = await client.post(
-                f"{rasa_server.proactive}/inject",
-                json={"sender_id": user_id, "body": BODY, "user_id": user_id},
-                headers=signed(user_id),
-            )
+        response = await inject(rasa_server.proactive, user_id, BODY, user_id)
         assert response.status_code == 404
         assert "chat_session" in response.json()["error"]
         assert await chat.next_bot_message(timeout=1.5) is None

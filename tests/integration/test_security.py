@@ -8,7 +8,7 @@ import httpx
 import pytest
 import socketio
 
-from clients import ChatClient, ToastStream, signed, three_saves
+from clients import ChatClient, ToastStream, inject, signed, three_saves
 from posthog_events import PROJECT_KEY
 from rasa_server import RasaServer, start_rasa
 
@@ -73,12 +73,7 @@ async def test_protected_routes_refuse_another_users_signature(rasa_server, user
 async def test_injection_into_another_users_chat_is_refused(rasa_server, user_id):
     victim = await ChatClient(rasa_server.url, user_id).connect()
     try:
-        async with httpx.AsyncClient() as client:
-            response = await client.post(
-                f"{rasa_server.proactive}/inject",
-                json={"sender_id": victim.session_id, "body": "Click here", "user_id": "mallory"},
-                headers=signed("mallory"),
-            )
+        response = await inject(rasa_server.proactive, victim.session_id, "Click here", "mallory")
         assert response.status_code == 403
         assert response.json()["error"] == f"chat session {victim.session_id!r} belongs to another user"
         assert await victim.next_bot_message(timeout=1.0) is None
@@ -141,7 +136,7 @@ async def test_an_offer_nobody_connected_for_expires_without_a_cooldown(strict_s
         # Nothing was spent: the next save, with the tab open now, gets its toast at once.
         await post_events(strict_server, three_saves(user_id, session_id)[-1:])
         assert await toast.next_event(timeout=5) is not None
-    assert f"proactive offer expired: offer=" in strict_server.log()
+    assert "proactive offer expired: offer=" in strict_server.log()
 
 
 async def test_last_event_id_resumes_a_dropped_stream_with_exactly_the_missed_offer(strict_server, user_id):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from autoplay_sdk.core.models import ActionsPayload, SlimAction
 from autoplay_sdk.proactive.triggers.context_source import RecentActionsPayloadSource
 

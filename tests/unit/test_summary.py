@@ -4,9 +4,6 @@ import asyncio
 import dataclasses
 import logging
 
-import pytest
-
-from addons.chat import FollowUpRequest
 from addons.config import LLMConfig, SummaryConfig
 from addons.engine import ProactiveEngine
 from addons.grounded import GroundedAssistant
