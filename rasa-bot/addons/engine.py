@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+from autoplay_sdk.agent_state.v2 import AgentStateV2, SessionState
+from autoplay_sdk.agent_state.v2 import session_state as sdk_session_state
 from autoplay_sdk.core.models import SlimAction
 from autoplay_sdk.proactive.triggers import ProactiveTriggerContext, ProactiveTriggerResult
 from autoplay_sdk.proactive.triggers.context_source import build_proactive_context_from_payloads
@@ -75,7 +77,8 @@ class ProactiveEngine:
         self.config = config
         self.activity = activity or InMemoryActivityStore(config.activity, product_id=config.product_id)
         self.first_names = FirstNames(config.activity.max_sessions)
-        self.gate = SessionGate(states or InMemorySessionStateStore(config.session), tours=_sdk_tours(config))
+        self._tours = _sdk_tours(config)
+        self.gate = SessionGate(states or InMemorySessionStateStore(config.session), tours=self._tours)
         self.hub = hub or InMemoryDeliveryHub()
         self.registry = compile_registry(config)
         self.clock_skew = ClockSkew(max_clients=config.activity.max_sessions)
@@ -160,7 +163,7 @@ class ProactiveEngine:
                 self.schedule.wake_at(session_id, NOW)
         self._orphaned_users.clear()
         sessions = offers = failures = 0
-        for session_id in self.schedule.due(now):
+        for session_id in self.schedule.due(now, _gate_clock()):
             user_id = self.activity.user_of(session_id)
             if user_id is None or self.activity.latest_session(user_id) != session_id:
                 self.schedule.forget(session_id)  # only a user's latest session is evaluated
@@ -319,8 +322,30 @@ class ProactiveEngine:
         return None
 
     def _watch(self, session_id: str) -> None:
+        """The gate was closed (or just changed): plan a look for when it could reopen."""
         if self.schedule is not None:
-            self.schedule.watch(session_id)
+            self.schedule.watch(session_id, self._gate_opens_at(self.gate.store.get(session_id)))
+
+    def _gate_opens_at(self, state: Optional[SessionState]) -> float:
+        """The earliest time (SessionState's monotonic clock) its ``tick()`` could change it
+        by itself: the interaction timeout (per tour, as the SDK resolves it) or the end of
+        the cooldown. Any interaction goes through the engine, which asks again."""
+        if state is None:
+            return NOW
+        if state.current_state is AgentStateV2.THINKING:
+            thinking = state.thinking
+            if not thinking.cooldown_active:
+                return NOW
+            period = thinking.active_cooldown_period_s
+            return thinking.cooldown_started_at + (state.cooldown_period_s if period is None else period)
+        if state.current_state in (AgentStateV2.PROACTIVE, AgentStateV2.REACTIVE):
+            timeout = state.interaction_timeout_s
+            if state.active_tour_id is not None:
+                tour = self._tours.get_by_user_tour_id(state.active_tour_id)
+                if tour is not None:
+                    timeout = tour.interaction_timeout_s
+            return state.last_interaction_at + timeout
+        return NOW  # a state this engine does not know: look every tick
 
     def _context(self, session_id: str, now: float) -> ProactiveTriggerContext:
         payloads = self.activity.load_payloads(product_id=self.config.product_id, session_id=session_id)
@@ -353,6 +378,11 @@ class ProactiveEngine:
     def _last_trigger(self, session_id: str) -> Optional[str]:
         last = self.gate.last_offer(session_id)
         return last["trigger_id"] if last else None
+
+
+def _gate_clock() -> float:
+    """Now, on the clock ``SessionState`` stamps its timers with."""
+    return sdk_session_state.time.monotonic()
 
 
 class _Scheduler:

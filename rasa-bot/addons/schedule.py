@@ -2,8 +2,9 @@
 
 A session needs the tick only when something could give it an offer without a new event:
 
-* its gate is closed (PROACTIVE, REACTIVE, a tour, a cooldown): *watched* every tick until
-  an evaluation finds the gate open again, since only the tick moves the state on;
+* its gate is closed (PROACTIVE, REACTIVE, a tour, a cooldown): *watched* from the moment
+  the state could next change on its own (a timeout, a cooldown's end, on the session
+  state's monotonic clock) until an evaluation finds the gate open again;
 * its trigger verdict could turn with time (a "discovered" hint leaving the window, a
   future-stamped action entering it): *woken* at the time the trigger computed;
 * it changed without being evaluated (actions stored by another writer, the user's latest
@@ -24,7 +25,8 @@ class TickSchedule:
     def __init__(self) -> None:
         self._heap: List[Tuple[float, str]] = []
         self._wake: Dict[str, float] = {}  # session → its one current wake time (older heap entries are stale)
-        self._watched: Set[str] = set()
+        self._gate_heap: List[Tuple[float, str]] = []
+        self._watched: Dict[str, float] = {}  # session → when its gate could open (gate clock), same scheme
 
     def wake_at(self, session_id: str, when: float) -> None:
         """Evaluate the session at the first tick at or after ``when`` (replaces any earlier plan)."""
@@ -38,26 +40,36 @@ class TickSchedule:
         if len(self._heap) > 4 * len(self._wake) + 64:
             self._compact()
 
-    def watch(self, session_id: str) -> None:
-        self._watched.add(session_id)
+    def watch(self, session_id: str, until: float = NOW) -> None:
+        """The session's gate is closed; look again at the first tick once the gate's clock
+        reads ``until`` (the earliest its state could move on by itself)."""
+        if self._watched.get(session_id) == until:
+            return
+        self._watched[session_id] = until
+        heapq.heappush(self._gate_heap, (until, session_id))
+        if len(self._gate_heap) > 4 * len(self._watched) + 64:
+            self._gate_heap = [(t, sid) for sid, t in self._watched.items()]
+            heapq.heapify(self._gate_heap)
 
     def settle(self, session_id: str, when: float) -> None:
         """The gate was open: stop watching; wake when the verdict could next change."""
-        self._watched.discard(session_id)
+        self._watched.pop(session_id, None)
         self.wake_at(session_id, when)
 
     def forget(self, session_id: str) -> None:
-        self._watched.discard(session_id)
+        self._watched.pop(session_id, None)
         self._wake.pop(session_id, None)
 
-    def due(self, now: float) -> List[str]:
-        """Sessions to evaluate at ``now``, each once; woken ones leave the plan."""
-        due = set(self._watched)
-        while self._heap and self._heap[0][0] <= now:
-            when, session_id = heapq.heappop(self._heap)
-            if self._wake.get(session_id) == when:
-                del self._wake[session_id]
-                due.add(session_id)
+    def due(self, now: float, gate_now: float) -> List[str]:
+        """Sessions to evaluate at ``now`` (``gate_now`` on the gate's clock), each once; they
+        leave the plan, and their evaluation plans them again."""
+        due = set()
+        for heap, plan, clock in ((self._heap, self._wake, now), (self._gate_heap, self._watched, gate_now)):
+            while heap and heap[0][0] <= clock:
+                when, session_id = heapq.heappop(heap)
+                if plan.get(session_id) == when:
+                    del plan[session_id]
+                    due.add(session_id)
         return sorted(due)
 
     def watched_count(self) -> int:

@@ -173,5 +173,20 @@ def test_tick_visits_only_sessions_that_could_change(config, mono):
         events = [_event(("Edit", "/projects"), T0 - 5, user=f"u{i}", session=f"s{i}")]
         engine.ingest(to_batch(events, received_at=T0), now=T0)
     assert engine.tick(now=T0 + 5).sessions == 0  # none could fire without a new event
-    engine.on_chat_message("u7")
-    assert engine.tick(now=T0 + 10).sessions == 1  # the reactive one, until its gate reopens
+    engine.on_chat_message("u7")  # REACTIVE: nothing can change before the interaction timeout
+    assert engine.tick(now=T0 + 10).sessions == 0
+    mono.advance(config.session.interaction_timeout_s + 0.5)
+    assert engine.tick(now=T0 + 15).sessions == 1  # timed out into a cooldown: watched until it ends
+    assert engine.tick(now=T0 + 20).sessions == 0
+    mono.advance(config.session.cooldown_period_s)
+    assert engine.tick(now=T0 + 40).sessions == 1  # the gate is open again, and stays unvisited
+    assert engine.tick(now=T0 + 45).sessions == 0
+
+
+def test_a_bulk_edit_leaving_the_window_wakes_the_session(config, mono):
+    engine = ProactiveEngine(config, clock=lambda: T0)
+    events = [_event(("Bulk edit", "/projects"), T0 - 100)] + [_event(("Save changes", "/projects"), T0 - i) for i in range(3)]
+    assert engine.ingest(to_batch(events, received_at=T0), now=T0) == []
+    assert engine.tick(now=T0 + 15).sessions == 0
+    report = engine.tick(now=T0 + 25)  # 125 s after the bulk edit: out of the 120 s window
+    assert (report.sessions, report.offers) == (1, 1)
