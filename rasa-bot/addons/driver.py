@@ -25,7 +25,6 @@ class ProactiveDriver:
 
     async def run(self) -> None:
         self.running = True
-        freeze_startup_heap()
         logger.info("proactive driver started: tick every %g s", self.tick_seconds)
         try:
             while True:
@@ -54,7 +53,8 @@ class ProactiveDriver:
 
 
 def freeze_startup_heap() -> None:
-    """Keep the garbage collector off everything the server loaded before it started.
+    """Keep the garbage collector off everything the server loaded before it started
+    (called once by the channel when `rasa run` is up; process-wide, so never in tests).
 
     A loaded `rasa run` holds millions of long-lived objects (TensorFlow, the model, Rasa
     itself). Each full collection walked all of them and stopped the event loop for
