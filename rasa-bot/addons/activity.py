@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Set, Tuple
 
 from autoplay_sdk.core.models import ActionsPayload, SlimAction
 
@@ -27,16 +27,6 @@ class ActivityStore(Protocol):
 
     def load_payloads(self, *, product_id: str, session_id: str) -> Sequence[ActionsPayload]:
         """``RecentActionsPayloadSource``: the session's actions, chronological."""
-
-    def latest_action(self, session_id: str) -> Optional[SlimAction]:
-        """The session's action with the largest timestamp; of several, the first stored
-        (what ``max`` over ``recent_actions`` returns), found without scanning the session."""
-        session = self._sessions.get(session_id)
-        if session is None or not session.entries:
-            return None
-        entries = session.entries
-        first = bisect.bisect_left(entries, _Entry(entries[-1].timestamp, -1, None))  # type: ignore[arg-type]
-        return entries[first].action
 
     def recent_actions(self, session_id: str) -> List[SlimAction]:
         """The session's actions ordered by timestamp (oldest first)."""
@@ -74,12 +64,14 @@ class ActionObserver(Protocol):
         the user's latest session may now be another one."""
 
 
-@dataclass(order=True)
-class _Entry:
+class _Entry(NamedTuple):
+    """A tuple, not a dataclass: one per stored action, so its size is per-action memory.
+    Ordered by (timestamp, seq); seq is unique, so the action is never compared."""
+
     timestamp: float
     seq: int
-    action: SlimAction = field(compare=False)
-    event_id: Optional[str] = field(compare=False, default=None)
+    action: Optional[SlimAction]
+    event_id: Optional[str] = None
 
 
 @dataclass
@@ -155,7 +147,7 @@ class InMemoryActivityStore:
         if session is None or not session.entries:
             return None
         entries = session.entries
-        first = bisect.bisect_left(entries, _Entry(entries[-1].timestamp, -1, None))  # type: ignore[arg-type]
+        first = bisect.bisect_left(entries, _Entry(entries[-1].timestamp, -1, None))
         return entries[first].action
 
     def recent_actions(self, session_id: str) -> List[SlimAction]:
@@ -213,7 +205,7 @@ class InMemoryActivityStore:
 
     def _trim(self, session_id: str, session: _Session, now: float) -> None:
         cutoff = now - self._limits.retention_s
-        start = bisect.bisect_left(session.entries, _Entry(cutoff, -1, None))  # type: ignore[arg-type]
+        start = bisect.bisect_left(session.entries, _Entry(cutoff, -1, None))
         overflow = len(session.entries) - start - self._limits.max_actions_per_session
         start += max(overflow, 0)
         if start:

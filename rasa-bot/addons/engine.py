@@ -130,6 +130,7 @@ class ProactiveEngine:
     def tick(self, *, now: Optional[float] = None) -> TickReport:
         """The periodic pass: evict idle sessions, time states out, run time-based triggers."""
         now = self._clock() if now is None else now
+        self.clock_skew.expire(now=now)
         if self.schedule is not None:
             return self._tick_scheduled(now)
         evicted = self.activity.evict(now=now)
