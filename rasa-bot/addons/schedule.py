@@ -25,11 +25,17 @@ class TickSchedule:
     def __init__(self) -> None:
         self._heap: List[Tuple[float, str]] = []
         self._wake: Dict[str, float] = {}  # session → its one current wake time (older heap entries are stale)
+        self._next_tick: Set[str] = set()  # woken "at once": kept out of the heap, since every stored
+        # action wakes its session and short-lived heap tuples would churn the garbage collector
         self._gate_heap: List[Tuple[float, str]] = []
         self._watched: Dict[str, float] = {}  # session → when its gate could open (gate clock), same scheme
 
     def wake_at(self, session_id: str, when: float) -> None:
         """Evaluate the session at the first tick at or after ``when`` (replaces any earlier plan)."""
+        if when == NOW:
+            self._next_tick.add(session_id)
+            return
+        self._next_tick.discard(session_id)
         if when == float("inf"):
             self._wake.pop(session_id, None)
             return
@@ -59,11 +65,13 @@ class TickSchedule:
     def forget(self, session_id: str) -> None:
         self._watched.pop(session_id, None)
         self._wake.pop(session_id, None)
+        self._next_tick.discard(session_id)
 
     def due(self, now: float, gate_now: float) -> List[str]:
         """Sessions to evaluate at ``now`` (``gate_now`` on the gate's clock), each once; they
         leave the plan, and their evaluation plans them again."""
-        due = set()
+        due = self._next_tick
+        self._next_tick = set()
         for heap, plan, clock in ((self._heap, self._wake, now), (self._gate_heap, self._watched, gate_now)):
             while heap and heap[0][0] <= clock:
                 when, session_id = heapq.heappop(heap)
@@ -76,7 +84,7 @@ class TickSchedule:
         return len(self._watched)
 
     def planned_count(self) -> int:
-        return len(self._wake)
+        return len(self._wake) + len(self._next_tick)
 
     def _compact(self) -> None:
         self._heap = [(when, sid) for sid, when in self._wake.items()]
