@@ -99,7 +99,10 @@ class RepeatedActionTrigger(ExplainingTrigger):
     def classify(self, action: SlimAction) -> Tuple[bool, bool]:
         """(counts as a repeat, shows the faster way was discovered): what the index keeps."""
         c = self.config
-        return c.page in action_path(action) and _label_has(action, c.action_hints), _label_has(action, c.discovered_hints)
+        label = (action.title or "").lower()
+        # The label test first: parsing the URL is the dearer half, and most actions fail the label.
+        repeat = any(h in label for h in c.action_hints) and c.page in action_path(action)
+        return repeat, any(h in label for h in c.discovered_hints)
 
     def evaluate_marks(self, marks: "TriggerMarks", latest: Optional[SlimAction], now: float) -> Optional[ProactiveTriggerResult]:
         """``explain(ctx).result`` for the session whose marked timestamps are ``marks`` and
