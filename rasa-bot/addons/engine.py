@@ -53,7 +53,7 @@ class TourStart:
 
 @dataclass(frozen=True)
 class TickReport:
-    sessions: int
+    sessions: int  # evaluated in this pass (the scheduled tick skips sessions that cannot change)
     offers: int
     failures: int
     evicted: int
