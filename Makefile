@@ -1,4 +1,4 @@
-# The two commands: `make demo` and `make test`. Each installs whatever is missing first.
+# The two commands: `make demo` and `make test` (and `make bench`). Each installs whatever is missing first.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -19,11 +19,12 @@ APP_SOURCES  := $(shell find $(APP)/app $(APP)/components $(APP)/lib $(APP)/scri
                 $(APP)/next.config.mjs $(APP)/tsconfig.json $(APP)/package.json
 APP_BUILD    := $(APP)/.next/BUILD_ID
 
-.PHONY: help demo test venv model app chromium validate constraints clean
+.PHONY: help demo test bench venv model app chromium wrk validate constraints clean
 
 help:
 	@echo "make demo   install what is missing, train/build if stale, start rasa run (:$(PORT)) and the app (:$(APP_PORT))"
 	@echo "make test   install what is missing (incl. Debian's chromium), run the whole suite"
+	@echo "make bench  measure latency, throughput, tick cost, memory (BENCH_QUICK=1: smaller sizes); see BENCHMARKS.md"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt constraints.txt scripts/install-venv.sh
@@ -46,6 +47,10 @@ $(APP_BUILD): $(APP)/node_modules/.installed $(APP_SOURCES)
 chromium:
 	@scripts/install-chromium.sh
 
+# Debian's wrk, the load generator of the ingest-throughput figure (apt-get when missing).
+wrk:
+	@scripts/install-wrk.sh
+
 validate: $(VENV)/.installed
 	cd $(BOT) && $(RASA) data validate --fail-on-warnings
 
@@ -54,6 +59,12 @@ demo: $(VENV)/.installed $(MODEL) $(APP_BUILD)
 
 test: $(VENV)/.installed $(MODEL) $(APP_BUILD) chromium
 	$(PY) -m pytest
+
+# Every figure of BENCHMARKS.md beside its baseline; the table is printed and written to
+# bench/results.json. `make bench BENCH=tick` runs one group (tick memory hub latency
+# throughput fanout browser inject).
+bench: $(VENV)/.installed $(MODEL) $(APP_BUILD) chromium wrk
+	PYTHONPATH=$(BOT):tests:. $(PY) -m bench.run $(BENCH)
 
 # After editing requirements*.txt: rebuild the venv from scratch and re-pin everything.
 constraints:

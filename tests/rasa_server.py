@@ -65,11 +65,13 @@ def start_rasa(
     extra_args: Sequence[str] = (),
     env: Optional[Dict[str, str]] = None,
     ready_timeout: float = 120.0,
+    heartbeat_seconds: float = 1.0,
 ) -> RasaServer:
     """Run the bot with its own credentials/proactive config copies in ``workdir``.
 
     ``proactive_overrides`` replaces top-level sections of proactive.yml (e.g. the driver tick,
-    or ``llm`` to point at a fake model). The developer's ``OPENAI_*`` variables are not passed
+    or ``llm`` to point at a fake model). Streams send a heartbeat every ``heartbeat_seconds``
+    (1 s for tests; benchmarks keep the shipped 15 s). The developer's ``OPENAI_*`` variables are not passed
     on, so no test ever reaches a real model; ``env`` adds variables on purpose.
     """
     if not MODEL.exists():
@@ -80,7 +82,7 @@ def start_rasa(
     proactive_path.write_text(yaml.safe_dump(config, allow_unicode=True))
     credentials = yaml.safe_load((BOT / "credentials.yml").read_text())
     credentials["channels.proactive.ProactiveInput"]["config"] = str(proactive_path)
-    credentials["channels.proactive.ProactiveInput"]["heartbeat_seconds"] = 1
+    credentials["channels.proactive.ProactiveInput"]["heartbeat_seconds"] = heartbeat_seconds
     credentials_path = workdir / "credentials.yml"
     credentials_path.write_text(yaml.safe_dump(credentials))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Set, Tuple
 
 from autoplay_sdk.core.models import ActionsPayload, SlimAction
 
@@ -47,12 +47,31 @@ class ActivityStore(Protocol):
         ...
 
 
-@dataclass(order=True)
-class _Entry:
+class ActionObserver(Protocol):
+    """Told of every change to a store's contents, so indexes stay in step without rescans."""
+
+    def added(self, session_id: str, action: SlimAction) -> None:
+        """An action was stored (by ingest or any other writer)."""
+
+    def removed(self, session_id: str, action: SlimAction) -> None:
+        """An action was trimmed (retention or the per-session cap)."""
+
+    def dropped(self, session_id: str) -> None:
+        """A whole session was evicted; its actions are gone without ``removed`` calls."""
+
+    def unlinked(self, user_id: str) -> None:
+        """A session stopped belonging to this user (evicted, or taken over by ``identify``):
+        the user's latest session may now be another one."""
+
+
+class _Entry(NamedTuple):
+    """A tuple, not a dataclass: one per stored action, so its size is per-action memory.
+    Ordered by (timestamp, seq); seq is unique, so the action is never compared."""
+
     timestamp: float
     seq: int
-    action: SlimAction = field(compare=False)
-    event_id: Optional[str] = field(compare=False, default=None)
+    action: Optional[SlimAction]
+    event_id: Optional[str] = None
 
 
 @dataclass
@@ -76,6 +95,10 @@ class InMemoryActivityStore:
         self._sessions: "OrderedDict[str, _Session]" = OrderedDict()  # least recently seen first
         self._user_sessions: Dict[str, Set[str]] = {}
         self._seq = 0
+        self._observers: List[ActionObserver] = []
+
+    def add_observer(self, observer: ActionObserver) -> None:
+        self._observers.append(observer)
 
     def add(self, actions: Sequence[TrackedAction], *, now: float) -> Set[Tuple[str, str]]:
         changed: Set[Tuple[str, str]] = set()
@@ -92,9 +115,11 @@ class InMemoryActivityStore:
             self._seq += 1
             tracked.action.index = self._seq
             bisect.insort(session.entries, _Entry(tracked.action.timestamp_start, self._seq, tracked.action, tracked.event_id))
+            for observer in self._observers:
+                observer.added(tracked.session_id, tracked.action)
             changed.add((session.user_id, tracked.session_id))
         for _, session_id in changed:
-            self._trim(self._sessions[session_id], now)
+            self._trim(session_id, self._sessions[session_id], now)
         self._evict_over_capacity()
         return changed
 
@@ -114,6 +139,16 @@ class InMemoryActivityStore:
                 forwarded_at=session.last_seen,
             )
         ]
+
+    def latest_action(self, session_id: str) -> Optional[SlimAction]:
+        """The session's action with the largest timestamp; of several, the first stored
+        (what ``max`` over ``recent_actions`` returns), found without scanning the session."""
+        session = self._sessions.get(session_id)
+        if session is None or not session.entries:
+            return None
+        entries = session.entries
+        first = bisect.bisect_left(entries, _Entry(entries[-1].timestamp, -1, None))
+        return entries[first].action
 
     def recent_actions(self, session_id: str) -> List[SlimAction]:
         session = self._sessions.get(session_id)
@@ -168,15 +203,17 @@ class InMemoryActivityStore:
         session.user_id = user_id
         self._user_sessions.setdefault(user_id, set()).add(session_id)
 
-    def _trim(self, session: _Session, now: float) -> None:
+    def _trim(self, session_id: str, session: _Session, now: float) -> None:
         cutoff = now - self._limits.retention_s
-        start = bisect.bisect_left(session.entries, _Entry(cutoff, -1, None))  # type: ignore[arg-type]
+        start = bisect.bisect_left(session.entries, _Entry(cutoff, -1, None))
         overflow = len(session.entries) - start - self._limits.max_actions_per_session
         start += max(overflow, 0)
         if start:
             for entry in session.entries[:start]:
                 if entry.event_id is not None:
                     session.event_ids.discard(entry.event_id)
+                for observer in self._observers:
+                    observer.removed(session_id, entry.action)
             del session.entries[:start]
 
     def _evict_over_capacity(self) -> None:
@@ -185,6 +222,8 @@ class InMemoryActivityStore:
 
     def _drop(self, session_id: str) -> None:
         session = self._sessions.pop(session_id)
+        for observer in self._observers:
+            observer.dropped(session_id)
         self._unlink(session.user_id, session_id)
 
     def _unlink(self, user_id: str, session_id: str) -> None:
@@ -193,6 +232,8 @@ class InMemoryActivityStore:
             sessions.discard(session_id)
             if not sessions:
                 del self._user_sessions[user_id]
+        for observer in self._observers:
+            observer.unlinked(user_id)
 
 
 class FirstNames:

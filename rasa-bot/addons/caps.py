@@ -21,6 +21,7 @@ HOUR_S = 3600.0
 class CapDecision:
     allowed: bool
     reason: str
+    opens_at: float = 0.0  # when a refused offer could next pass (epoch seconds)
 
 
 class OfferCaps:
@@ -35,15 +36,21 @@ class OfferCaps:
         c = self.config
         history = self._recent(user_id, now)
         if len(history) >= c.per_user_per_day:
-            return CapDecision(False, f"daily cap: {len(history)} of {c.per_user_per_day} offers to this user in the last 24 h")
-        in_session = sum(1 for at, session in history if session == session_id and now - at < HOUR_S)
-        if in_session >= c.per_session_per_hour:
+            opens_at = history[len(history) - c.per_user_per_day][0] + DAY_S
             return CapDecision(
-                False, f"hourly cap: {in_session} of {c.per_session_per_hour} offers in this session in the last hour"
+                False, f"daily cap: {len(history)} of {c.per_user_per_day} offers to this user in the last 24 h", opens_at
+            )
+        in_session = [at for at, session in history if session == session_id and now - at < HOUR_S]
+        if len(in_session) >= c.per_session_per_hour:
+            opens_at = in_session[len(in_session) - c.per_session_per_hour] + HOUR_S
+            return CapDecision(
+                False, f"hourly cap: {len(in_session)} of {c.per_session_per_hour} offers in this session in the last hour",
+                opens_at,
             )
         if history and now - history[-1][0] < c.min_gap_s:
             return CapDecision(
-                False, f"minimum gap: the last offer was {now - history[-1][0]:.0f} s ago, less than {c.min_gap_s:g} s"
+                False, f"minimum gap: the last offer was {now - history[-1][0]:.0f} s ago, less than {c.min_gap_s:g} s",
+                history[-1][0] + c.min_gap_s,
             )
         return CapDecision(True, "ok")
 

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from autoplay_sdk.proactive.triggers import ProactiveTriggerContext
+from autoplay_sdk.agent_state.v2 import AgentStateV2, SessionState
+from autoplay_sdk.agent_state.v2 import session_state as sdk_session_state
+from autoplay_sdk.core.models import SlimAction
+from autoplay_sdk.proactive.triggers import ProactiveTriggerContext, ProactiveTriggerResult
 from autoplay_sdk.proactive.triggers.context_source import build_proactive_context_from_payloads
 from autoplay_sdk.proactive.triggers.tour_registry import TourRegistry
 
@@ -23,8 +26,10 @@ from addons.caps import OfferCaps
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.delivery import DeliveryHub, InMemoryDeliveryHub, Offer, Subscription, TourOffer
 from addons.gate import InMemorySessionStateStore, SessionGate, SessionStateStore
+from addons.index import TriggerIndex
 from addons.ingest import ClockSkew, NormalisedBatch
-from addons.triggers import EVAL_NOW, action_path, compile_registry, explain_all, latest_action
+from addons.schedule import NOW, TickSchedule
+from addons.triggers import EVAL_NOW, RepeatedActionTrigger, action_path, compile_registry, explain_all, latest_action
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class TourStart:
 
 @dataclass(frozen=True)
 class TickReport:
-    sessions: int
+    sessions: int  # evaluated in this pass (the scheduled tick skips sessions that cannot change)
     offers: int
     failures: int
     evicted: int
@@ -65,11 +70,17 @@ class ProactiveEngine:
         states: Optional[SessionStateStore] = None,
         hub: Optional[DeliveryHub] = None,
         clock: Callable[[], float] = time.time,
+        incremental: bool = True,
     ) -> None:
+        """``incremental=False`` keeps the reference path: every evaluation rebuilds the
+        session's context from all its actions and every tick visits every session. It is
+        also what runs when a trigger cannot be indexed (built-ins) or the activity store is
+        not the in-memory one."""
         self.config = config
         self.activity = activity or InMemoryActivityStore(config.activity, product_id=config.product_id)
         self.first_names = FirstNames(config.activity.max_sessions)
-        self.gate = SessionGate(states or InMemorySessionStateStore(config.session), tours=_sdk_tours(config))
+        self._tours = _sdk_tours(config)
+        self.gate = SessionGate(states or InMemorySessionStateStore(config.session), tours=self._tours)
         self.hub = hub or InMemoryDeliveryHub(replay_s=config.delivery.replay_s)
         self.caps = OfferCaps(config.caps, max_users=config.activity.max_sessions)
         self.registry = compile_registry(config)
@@ -84,6 +95,18 @@ class ProactiveEngine:
         for trigger in config.triggers:
             if isinstance(trigger, BuiltinTriggerConfig):
                 self._context_extra.update(trigger.context_extra)
+        self.index: Optional[TriggerIndex] = None
+        self.schedule: Optional[TickSchedule] = None
+        indexable = [t.inner for t in self.registry.triggers]
+        if incremental and isinstance(self.activity, InMemoryActivityStore) and all(
+            isinstance(t, RepeatedActionTrigger) for t in indexable
+        ):
+            self.index = TriggerIndex(indexable)
+            self.schedule = TickSchedule()
+            self._orphaned_users: Set[str] = set()
+            self._dropped_sessions: Set[str] = set()
+            self.activity.add_observer(self.index)
+            self.activity.add_observer(_Scheduler(self))
 
     # -- events in -------------------------------------------------------------------
 
@@ -116,6 +139,7 @@ class ProactiveEngine:
     def tick(self, *, now: Optional[float] = None) -> TickReport:
         """The periodic pass: evict idle sessions, time states out, run time-based triggers."""
         now = self._clock() if now is None else now
+        self.clock_skew.expire(now=now)
         for offer in self.hub.expire(now):
             self._expired_unseen[offer.session_id] = now
             while len(self._expired_unseen) > self.config.activity.max_sessions:
@@ -124,6 +148,8 @@ class ProactiveEngine:
                 "proactive offer expired: offer=%s user=%s no toast stream opened within %g s; no cooldown, not counted",
                 offer.offer_id, offer.user_id, self.config.delivery.pending_ttl_s,
             )
+        if self.schedule is not None:
+            return self._tick_scheduled(now)
         evicted = self.activity.evict(now=now)
         for session_id in self.gate.store.session_ids():
             if self.activity.user_of(session_id) is None:
@@ -137,6 +163,39 @@ class ProactiveEngine:
                 offers += self._evaluate(user_id, session_id, now) is not None
             except Exception:
                 failures += 1
+                logger.exception("tick failed for session %s of user %s; continuing", session_id, user_id)
+        return TickReport(sessions=sessions, offers=offers, failures=failures, evicted=evicted)
+
+    def _tick_scheduled(self, now: float) -> TickReport:
+        """The same pass, visiting only the sessions the schedule says could change
+        (``addons.schedule``); the others would get the verdict they already got."""
+        assert self.schedule is not None
+        evicted = self.activity.evict(now=now)
+        # Like the full pass, forget the state of a dropped session only if it is still gone
+        # at tick time (one re-created by new events in between keeps its state).
+        for session_id in self._dropped_sessions:
+            if self.activity.user_of(session_id) is None:
+                self.gate.forget(session_id)
+                self._expired_unseen.pop(session_id, None)
+                self._suppressed.pop(session_id, None)
+        self._dropped_sessions.clear()
+        for user_id in sorted(self._orphaned_users):
+            session_id = self.activity.latest_session(user_id)
+            if session_id is not None:
+                self.schedule.wake_at(session_id, NOW)
+        self._orphaned_users.clear()
+        sessions = offers = failures = 0
+        for session_id in self.schedule.due(now, _gate_clock()):
+            user_id = self.activity.user_of(session_id)
+            if user_id is None or self.activity.latest_session(user_id) != session_id:
+                self.schedule.forget(session_id)  # only a user's latest session is evaluated
+                continue
+            sessions += 1
+            try:
+                offers += self._evaluate(user_id, session_id, now) is not None
+            except Exception:
+                failures += 1
+                self.schedule.wake_at(session_id, NOW)  # try again next tick, as a full pass would
                 logger.exception("tick failed for session %s of user %s; continuing", session_id, user_id)
         return TickReport(sessions=sessions, offers=offers, failures=failures, evicted=evicted)
 
@@ -158,6 +217,7 @@ class ProactiveEngine:
         if session_id is None:
             return False
         self.gate.on_user_message(session_id)
+        self._watch(session_id)
         return True
 
     def engage_chat(self, user_id: str, trigger_id: Optional[str]) -> bool:
@@ -166,6 +226,7 @@ class ProactiveEngine:
         if session_id is None:
             return False
         self.gate.engage(session_id, trigger_id or self._last_trigger(session_id) or "chat")
+        self._watch(session_id)
         return True
 
     def start_tour(self, user_id: str, tour_id: str) -> TourStart:
@@ -177,6 +238,7 @@ class ProactiveEngine:
             (t.id for t in self.config.triggers if tour_id in t.tours), tour_id
         )
         self.gate.start_guidance(session_id, trigger_id, tour_id=tour.id, flow_id=tour.flow_id)
+        self._watch(session_id)
         logger.info(
             "proactive tour started: tour=%s flow=%s user=%s session=%s", tour.id, tour.flow_id, user_id, session_id
         )
@@ -185,6 +247,7 @@ class ProactiveEngine:
     def record_tour_step(self, user_id: str) -> Dict[str, str]:
         session_id = self._require_session(user_id)
         tour = self.gate.record_step(session_id)
+        self._watch(session_id)
         if tour is None:
             raise NoActiveTour(f"no tour is running for user {user_id!r}")
         logger.info("proactive tour step: tour=%s user=%s", tour["tour_id"], user_id)
@@ -193,6 +256,7 @@ class ProactiveEngine:
     def end_tour(self, user_id: str) -> Dict[str, str]:
         session_id = self._require_session(user_id)
         tour = self.gate.end_guidance(session_id)
+        self._watch(session_id)
         if tour is None:
             raise NoActiveTour(f"no tour is running for user {user_id!r}")
         logger.info("proactive tour ended: tour=%s user=%s", tour["tour_id"], user_id)
@@ -242,19 +306,28 @@ class ProactiveEngine:
         if session_id in self._expired_unseen or self.hub.has_pending(session_id):
             return None
         if not self.gate.check(session_id).allowed:
+            self._watch(session_id)  # only a tick can open it again
             return None
-        ctx = self._context(session_id, now)
-        result = self.registry.evaluate_first(ctx)
+        if self.index is not None:
+            latest = self.activity.latest_action(session_id)  # type: ignore[attr-defined]
+            result = self._evaluate_indexed(session_id, latest, now)
+        else:
+            ctx = self._context(session_id, now)
+            result = self.registry.evaluate_first(ctx)
+            latest = latest_action(ctx) if ctx.recent_actions else None
         if result is None:
             return None
         caps = self.caps.check(user_id, session_id, now)
         if not caps.allowed:
             self._note_suppressed(result.trigger_id, user_id, session_id, caps.reason)
+            if self.schedule is not None:
+                self.schedule.wake_at(session_id, caps.opens_at)
             return None
         # An offer counts (session state, cooldown, caps) once a toast stream receives it:
         # with no stream open it waits, and nobody is put on cooldown for a toast never seen.
         live = self.hub.subscriber_count(user_id) > 0
         if live and not self.gate.try_offer(session_id, result.trigger_id).allowed:
+            self._watch(session_id)
             return None
         offer = Offer(
             offer_id=uuid.uuid4().hex,
@@ -262,13 +335,14 @@ class ProactiveEngine:
             session_id=session_id,
             trigger_id=result.trigger_id,
             body=result.body,
-            tours=self._tours_on_screen(result.trigger_id, ctx),
+            tours=self._tours_on_screen(result.trigger_id, latest),
             created_at=now,
         )
         logger.info(
             "proactive trigger firing: trigger=%s session=%s user=%s", offer.trigger_id, session_id, user_id
         )
         if live:
+            self._watch(session_id)  # PROACTIVE now: the tick times it out
             self._deliver(offer, now)
             return offer
         ttl = self.config.delivery.pending_ttl_s
@@ -298,6 +372,7 @@ class ProactiveEngine:
         if refusal is not None:
             logger.info("proactive pending offer dropped: offer=%s user=%s reason=%s", offer.offer_id, offer.user_id, refusal)
             return
+        self._watch(offer.session_id)
         logger.info("proactive pending offer delivered: offer=%s user=%s waited %.1f s", offer.offer_id, offer.user_id, now - offer.created_at)
         self._deliver(offer, now)
 
@@ -312,6 +387,50 @@ class ProactiveEngine:
             self._suppressed.popitem(last=False)
         logger.info("proactive offer suppressed: trigger=%s user=%s session=%s reason=%s", trigger_id, user_id, session_id, reason)
 
+    def _evaluate_indexed(self, session_id: str, latest: Optional[SlimAction], now: float) -> Optional[ProactiveTriggerResult]:
+        """``registry.evaluate_first`` from the index: first match wins, a raising trigger is
+        logged and skipped (as ``IsolatedTrigger`` does); plans the next look if none fires."""
+        assert self.index is not None and self.schedule is not None
+        wake = float("inf")
+        for position, trigger in enumerate(self.index.triggers):
+            marks = self.index.marks(session_id, position)
+            try:
+                result = trigger.evaluate_marks(marks, latest, now)
+                if result is not None:
+                    return result
+                wake = min(wake, trigger.next_change(marks, now))
+            except Exception:
+                logger.exception("trigger %s raised on session %s; skipped", trigger.trigger_id, session_id)
+                wake = NOW  # a full pass would ask it again next tick
+        self.schedule.settle(session_id, wake)
+        return None
+
+    def _watch(self, session_id: str) -> None:
+        """The gate was closed (or just changed): plan a look for when it could reopen."""
+        if self.schedule is not None:
+            self.schedule.watch(session_id, self._gate_opens_at(self.gate.store.get(session_id)))
+
+    def _gate_opens_at(self, state: Optional[SessionState]) -> float:
+        """The earliest time (SessionState's monotonic clock) its ``tick()`` could change it
+        by itself: the interaction timeout (per tour, as the SDK resolves it) or the end of
+        the cooldown. Any interaction goes through the engine, which asks again."""
+        if state is None:
+            return NOW
+        if state.current_state is AgentStateV2.THINKING:
+            thinking = state.thinking
+            if not thinking.cooldown_active:
+                return NOW
+            period = thinking.active_cooldown_period_s
+            return thinking.cooldown_started_at + (state.cooldown_period_s if period is None else period)
+        if state.current_state in (AgentStateV2.PROACTIVE, AgentStateV2.REACTIVE):
+            timeout = state.interaction_timeout_s
+            if state.active_tour_id is not None:
+                tour = self._tours.get_by_user_tour_id(state.active_tour_id)
+                if tour is not None:
+                    timeout = tour.interaction_timeout_s
+            return state.last_interaction_at + timeout
+        return NOW  # a state this engine does not know: look every tick
+
     def _context(self, session_id: str, now: float) -> ProactiveTriggerContext:
         payloads = self.activity.load_payloads(product_id=self.config.product_id, session_id=session_id)
         return build_proactive_context_from_payloads(
@@ -325,12 +444,12 @@ class ProactiveEngine:
             context_extra={**self._context_extra, EVAL_NOW: now},
         )
 
-    def _tours_on_screen(self, trigger_id: str, ctx: ProactiveTriggerContext) -> Tuple[TourOffer, ...]:
+    def _tours_on_screen(self, trigger_id: str, latest: Optional[SlimAction]) -> Tuple[TourOffer, ...]:
         """Tours of the trigger whose anchors are on the user's current page."""
         trigger = self.config.trigger(trigger_id)
-        if trigger is None or not ctx.recent_actions:
+        if trigger is None or latest is None:
             return ()
-        path = action_path(latest_action(ctx))
+        path = action_path(latest)
         tours = (self.config.tour(t) for t in trigger.tours)
         return tuple(TourOffer(t.id, t.flow_id, t.label) for t in tours if t is not None and t.page in path)
 
@@ -343,6 +462,34 @@ class ProactiveEngine:
     def _last_trigger(self, session_id: str) -> Optional[str]:
         last = self.gate.last_offer(session_id)
         return last["trigger_id"] if last else None
+
+
+def _gate_clock() -> float:
+    """Now, on the clock ``SessionState`` stamps its timers with."""
+    return sdk_session_state.time.monotonic()
+
+
+class _Scheduler:
+    """Keeps the engine's tick plan in step with the activity store (an ``ActionObserver``)."""
+
+    def __init__(self, engine: ProactiveEngine) -> None:
+        self._engine = engine
+
+    def added(self, session_id: str, action: SlimAction) -> None:
+        # Ingest evaluates at once and re-plans; actions stored any other way wait for the tick.
+        assert self._engine.schedule is not None
+        self._engine.schedule.wake_at(session_id, NOW)
+
+    def removed(self, session_id: str, action: SlimAction) -> None:
+        pass  # trimming happens inside add(), whose added() already woke the session
+
+    def dropped(self, session_id: str) -> None:
+        assert self._engine.schedule is not None
+        self._engine.schedule.forget(session_id)
+        self._engine._dropped_sessions.add(session_id)
+
+    def unlinked(self, user_id: str) -> None:
+        self._engine._orphaned_users.add(user_id)
 
 
 def _sdk_tours(config: ProactiveConfig) -> TourRegistry:

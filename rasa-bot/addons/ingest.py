@@ -13,6 +13,7 @@ import binascii
 import json
 import math
 import re
+import sys
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -175,6 +176,18 @@ class ClockSkew:
             self._best.popitem(last=False)
         return best[0]
 
+    def expire(self, *, now: float) -> int:
+        """Drop estimates older than the window (``offset`` would ignore them anyway), so
+        idle clients do not pin memory; returns how many went."""
+        expired = 0
+        while self._best:
+            client, (_, seen_at) = next(iter(self._best.items()))
+            if now - seen_at <= self.window_s:
+                break
+            del self._best[client]
+            expired += 1
+        return expired
+
     def __len__(self) -> int:
         return len(self._best)
 
@@ -280,16 +293,17 @@ def normalise_event(
         label = _text(props.get("label") or props.get("title"), _MAX_LABEL) or name
         kind, title, description = name.lower()[:60], label, f"User triggered '{name}': {label}"
 
+    # Interned: a session repeats its URLs, labels and ids in every action; one copy each.
     action = SlimAction(
-        title=title,
-        description=description,
-        canonical_url=canonicalize_url(url),
-        type=kind,
+        title=sys.intern(title),
+        description=sys.intern(description),
+        canonical_url=sys.intern(canonicalize_url(url)),
+        type=sys.intern(kind),
         timestamp_start=ts,
         timestamp_end=ts,
-        raw_url=url,
-        session_id=session_id,
-        user_id=user_id,
+        raw_url=sys.intern(url),
+        session_id=sys.intern(session_id),
+        user_id=sys.intern(user_id),
         email=_email(props),
     )
     event_id = raw.get("uuid")

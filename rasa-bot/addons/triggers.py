@@ -7,9 +7,10 @@ Every trigger here answers two questions about a ``ProactiveTriggerContext``: do
 
 from __future__ import annotations
 
+import bisect
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from autoplay_sdk.core.models import SlimAction
@@ -92,6 +93,54 @@ class RepeatedActionTrigger(ExplainingTrigger):
 
     def _no(self, reason: str) -> TriggerVerdict:
         return TriggerVerdict(self.config.id, False, reason)
+
+    # -- the same verdict from an incremental index (addons.index), without a rescan --------
+
+    def classify(self, action: SlimAction) -> Tuple[bool, bool]:
+        """(counts as a repeat, shows the faster way was discovered): what the index keeps."""
+        c = self.config
+        label = (action.title or "").lower()
+        # The label test first: parsing the URL is the dearer half, and most actions fail the label.
+        repeat = any(h in label for h in c.action_hints) and c.page in action_path(action)
+        return repeat, any(h in label for h in c.discovered_hints)
+
+    def evaluate_marks(self, marks: "TriggerMarks", latest: Optional[SlimAction], now: float) -> Optional[ProactiveTriggerResult]:
+        """``explain(ctx).result`` for the session whose marked timestamps are ``marks`` and
+        whose latest action is ``latest``, in O(log n): the same bounds, the same comparisons."""
+        c = self.config
+        if latest is None or c.page not in action_path(latest):
+            return None
+        low, high = now - c.window_s, now + 1.0
+        discovered = marks.discovered
+        first = bisect.bisect_left(discovered, low)
+        if first < len(discovered) and discovered[first] <= high:
+            return None
+        repeats = bisect.bisect_right(marks.repeats, high) - bisect.bisect_left(marks.repeats, low)
+        if repeats < c.min_count:
+            return None
+        return ProactiveTriggerResult(trigger_id=c.id, body=c.body, metadata={"repeats": repeats, "window_s": c.window_s})
+
+    def next_change(self, marks: "TriggerMarks", now: float) -> float:
+        """The earliest time after ``now`` at which, with no new actions, the verdict could turn
+        to firing: a discovered action leaving the window, or a future-stamped repeat entering
+        it. Repeats leaving and the latest page never turn a "no" into a "yes"."""
+        c = self.config
+        wake = float("inf")
+        first = bisect.bisect_left(marks.discovered, now - c.window_s)
+        if first < len(marks.discovered):
+            wake = marks.discovered[first] + c.window_s
+        entering = bisect.bisect_right(marks.repeats, now + 1.0)
+        if entering < len(marks.repeats):
+            wake = min(wake, marks.repeats[entering] - 1.0)
+        return wake
+
+
+@dataclass
+class TriggerMarks:
+    """One session's timestamps that one ``RepeatedActionTrigger`` counts, each list sorted."""
+
+    repeats: List[float]
+    discovered: List[float]
 
 
 class BuiltinTrigger(ExplainingTrigger):

@@ -284,15 +284,21 @@ def test_offer_again_only_after_timeout_and_cooldown(engine, ph, mono):
 
 
 def _fail_session(engine, monkeypatch, failing_session_id):
-    """Building the context of one session raises; every other session works."""
-    original = engine._context
+    """Reading one session's activity raises (whichever way the engine reads it: the full
+    context or the index's latest action); every other session works."""
 
-    def flaky(session_id, now):
-        if session_id == failing_session_id:
-            raise RuntimeError("store unavailable")
-        return original(session_id, now)
+    def flaky(method_name):
+        original = getattr(engine.activity, method_name)
 
-    monkeypatch.setattr(engine, "_context", flaky)
+        def read(*args, **kwargs):
+            if failing_session_id in args or kwargs.get("session_id") == failing_session_id:
+                raise RuntimeError("store unavailable")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(engine.activity, method_name, read)
+
+    flaky("load_payloads")
+    flaky("latest_action")
 
 
 def test_ingest_isolates_a_failing_session(engine, ph, monkeypatch, caplog):

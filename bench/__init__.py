@@ -1,0 +1,1 @@
+"""`make bench`: measured latency, throughput, tick cost and memory, each beside its baseline."""

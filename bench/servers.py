@@ -1,0 +1,70 @@
+"""The servers the HTTP figures run against: a real `rasa run`, and a bare Sanic app."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import httpx
+
+from bench.common import ROOT, raise_nofile
+from rasa_server import RasaServer, free_port, start_rasa
+
+logger = logging.getLogger("bench.servers")
+
+
+def start_bench_rasa(
+    workdir: Path, *, extra_args: Sequence[str] = (), proactive_overrides: Optional[Dict[str, Any]] = None
+) -> RasaServer:
+    """`rasa run` with the shipped settings (15 s heartbeats), able to hold 10k streams."""
+    raise_nofile()  # the child inherits the lifted open-file limit
+    server = start_rasa(
+        workdir, extra_args=extra_args, proactive_overrides=proactive_overrides, heartbeat_seconds=15.0
+    )
+    logger.info("rasa run ready in %.1f s on port %d (pid %d)", server.startup_s, server.port, server.process.pid)
+    return server
+
+
+@dataclass
+class BareSanic:
+    process: subprocess.Popen
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_bare_sanic(log_path: Path) -> BareSanic:
+    """The throughput baseline (``bench/bare_sanic.py``) on a free loopback port."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bench.bare_sanic", str(port)], cwd=ROOT,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    server = BareSanic(process, port)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"bare Sanic exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError("bare Sanic not ready after 60 s")

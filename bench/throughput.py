@@ -1,0 +1,77 @@
+"""Ingest throughput at saturation: the copilot's ``/events`` in `rasa run` vs a bare Sanic route.
+
+Both are driven by the same client, wrk (Debian's, one thread on the other core), with the
+same script (``ingest.lua``: a new PostHog event per request). Runs alternate between the
+two servers so machine noise hits both; the figure is the median over the rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from statistics import median
+from typing import Dict, List
+
+from bench.common import ROOT, Figure, setup_logging, sized
+from bench.servers import start_bare_sanic, start_bench_rasa
+
+logger = logging.getLogger("bench.throughput")
+SCRIPT = ROOT / "bench" / "ingest.lua"
+CONNECTIONS = 32
+
+
+def wrk(url: str, seconds: int) -> Dict[str, float]:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is missing: `make bench` installs Debian's wrk (scripts/install-wrk.sh)")
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(SCRIPT), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(l for l in out.splitlines() if l.startswith("BENCH_JSON "))
+    data = json.loads(line[len("BENCH_JSON "):])
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    data["errors"] = sum(v for k, v in data.items() if k.startswith("errors_"))
+    return data
+
+
+def run() -> List[Figure]:
+    seconds = sized(8, 3)
+    rounds = sized(3, 1)
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+        workdir = Path(tmp)
+        rasa = start_bench_rasa(workdir, proactive_overrides={"driver": {"tick_seconds": 5}})
+        bare = start_bare_sanic(workdir / "bare.log")
+        ours: List[Dict[str, float]] = []
+        baseline: List[Dict[str, float]] = []
+        try:
+            wrk(f"{rasa.proactive}/events", 2)  # warm-up: first requests import and allocate
+            wrk(f"{bare.url}/events", 2)
+            for _ in range(rounds):
+                baseline.append(wrk(f"{bare.url}/events", seconds))
+                ours.append(wrk(f"{rasa.proactive}/events", seconds))
+                logger.info("ingest %.0f req/s, bare Sanic %.0f req/s", ours[-1]["rps"], baseline[-1]["rps"])
+        finally:
+            rasa.stop()
+            bare.stop()
+    ours_rps = median(r["rps"] for r in ours)
+    bare_rps = median(r["rps"] for r in baseline)
+    ratio = ours_rps / bare_rps
+    return [Figure(
+        id="throughput.ingest_rps", label="ingest throughput at saturation (/events)", value=ours_rps, unit="req/s",
+        baseline=bare_rps, baseline_label="bare Sanic route", target="ratio ≥ 0.5", met=ratio >= 0.5,
+        samples=len(ours),
+        detail={"rounds": ours, "baseline_rounds": baseline, "connections": CONNECTIONS, "seconds": seconds,
+                "errors": sum(r["errors"] for r in ours), "baseline_errors": sum(r["errors"] for r in baseline),
+                "p99_ms": median(r["p99_us"] for r in ours) / 1000},
+    )]
+
+
+if __name__ == "__main__":
+    from bench.common import print_table
+
+    setup_logging()
+    print_table(run())

@@ -1,0 +1,192 @@
+"""The incremental index and the tick schedule give the same verdicts and offers as the
+full rescan (every evaluation rebuilding the context from all stored actions, every tick
+visiting every session)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import List, Tuple
+
+import pytest
+from autoplay_sdk.proactive.triggers.context_source import build_proactive_context_from_payloads
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from addons.activity import InMemoryActivityStore
+from addons.config import ActivityLimits, RepeatedActionTriggerConfig
+from addons.delivery import InMemoryDeliveryHub, Offer
+from addons.engine import ProactiveEngine
+from addons.index import TriggerIndex
+from addons.triggers import EVAL_NOW, RepeatedActionTrigger
+from conftest import T0, to_batch
+from posthog_events import posthog_event
+
+LABELS = ["Save changes", "save CHANGES now", "Edit", "Bulk edit", "Apply to 3", "Priority", None]
+PATHS = ["/projects", "/projects/P-1042", "/dashboard", "/settings?from=/projects"]
+# The engine scenarios lean towards the story (saves on /projects) so that offers fire often,
+# from ingest and from ticks (a cooldown ending, a "Bulk edit" leaving the window).
+STORY_LABELS = ["Save changes"] * 6 + LABELS
+STORY_PATHS = ["/projects"] * 4 + PATHS
+TRIGGER = RepeatedActionTriggerConfig(
+    id="bulk_edit_opportunity", page="/projects", action_hints=("save changes",),
+    discovered_hints=("bulk edit", "apply to"), min_count=3, window_s=120.0, body="Bulk edit?",
+)
+
+
+def _event(rng_or_draw, ts: float, user: str = "user-1", session: str = "s-1") -> dict:
+    label, path = rng_or_draw
+    if label is None:
+        return posthog_event("$pageview", ts=ts, path=path, user=user, session=session)
+    return posthog_event("$autocapture", ts=ts, path=path, text=label, user=user, session=session)
+
+
+def _full_verdict(store: InMemoryActivityStore, trigger: RepeatedActionTrigger, session_id: str, now: float):
+    payloads = store.load_payloads(product_id="p", session_id=session_id)
+    ctx = build_proactive_context_from_payloads(
+        payloads, lookback_seconds=None, max_actions=None, now=now, session_id=session_id, product_id="p",
+        action_count=sum(p.count for p in payloads), context_extra={EVAL_NOW: now},
+    )
+    return trigger.explain(ctx).result
+
+
+actions = st.lists(
+    st.tuples(st.floats(-300, 300), st.sampled_from(LABELS), st.sampled_from(PATHS)), min_size=0, max_size=25
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches=st.lists(actions, min_size=1, max_size=4), now_offset=st.floats(-30, 400), cap=st.integers(2, 30))
+def test_indexed_verdict_equals_the_full_rescan(batches, now_offset, cap):
+    """Out-of-order batches, duplicate timestamps, trimming by the per-session cap: the
+    index's binary searches answer exactly what the rescan of every action answers."""
+    trigger = RepeatedActionTrigger(TRIGGER)
+    store = InMemoryActivityStore(ActivityLimits(max_actions_per_session=cap), product_id="p")
+    index = TriggerIndex([trigger])
+    store.add_observer(index)
+    for batch in batches:
+        events = [_event((label, path), T0 + offset) for offset, label, path in batch]
+        store.add(to_batch(events, received_at=T0 + 300).actions, now=T0 + 300)
+    now = T0 + now_offset
+    indexed = trigger.evaluate_marks(index.marks("s-1", 0), store.latest_action("s-1"), now)
+    assert indexed == _full_verdict(store, trigger, "s-1", now)
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=actions, now_offset=st.floats(-30, 300), later=st.lists(st.floats(0, 1), min_size=1, max_size=8))
+def test_a_no_stays_no_until_next_change(batch, now_offset, later):
+    """Between an evaluation that did not fire and the trigger's ``next_change``, no time
+    makes the rescan fire: the tick may skip the session until then."""
+    trigger = RepeatedActionTrigger(TRIGGER)
+    store = InMemoryActivityStore(ActivityLimits(), product_id="p")
+    index = TriggerIndex([trigger])
+    store.add_observer(index)
+    store.add(to_batch([_event((label, path), T0 + o) for o, label, path in batch], received_at=T0).actions, now=T0)
+    now = T0 + now_offset
+    if _full_verdict(store, trigger, "s-1", now) is not None:
+        return
+    wake = trigger.next_change(index.marks("s-1", 0), now)
+    horizon = min(wake, now + 600)
+    for fraction in later:
+        t = now + (horizon - now) * fraction
+        if t < wake:
+            assert _full_verdict(store, trigger, "s-1", t) is None, (now, t, wake)
+
+
+def test_index_forgets_trimmed_and_evicted_actions():
+    trigger = RepeatedActionTrigger(TRIGGER)
+    store = InMemoryActivityStore(ActivityLimits(max_actions_per_session=2, idle_session_s=100), product_id="p")
+    index = TriggerIndex([trigger])
+    store.add_observer(index)
+    store.add(to_batch([_event(("Save changes", "/projects"), T0 + i) for i in range(4)], received_at=T0).actions, now=T0)
+    assert index.marks("s-1", 0).repeats == [T0 + 2, T0 + 3]
+    store.evict(now=T0 + 101)
+    assert index.session_count() == 0
+
+
+class RecordingHub(InMemoryDeliveryHub):
+    def __init__(self) -> None:
+        super().__init__()
+        self.offers: List[Offer] = []
+
+    def publish(self, offer: Offer) -> int:
+        self.offers.append(offer)
+        return super().publish(offer)
+
+
+def _offer_key(offer: Offer) -> Tuple:
+    return (offer.user_id, offer.session_id, offer.trigger_id, offer.body, offer.tours, offer.created_at)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_incremental_engine_makes_the_same_offers_as_the_full_rescan(config, mono, seed):
+    """Random users, sessions, out-of-order batches, chat messages, tours, ticks, trimming
+    and eviction, against both engines on the same clocks: the same offers, step by step."""
+    rng = random.Random(seed)
+    small = replace(config, activity=ActivityLimits(retention_s=600, max_actions_per_session=12,
+                                                    idle_session_s=300, max_sessions=8))
+    chosen = rng.choice([config, small])
+    hubs = (RecordingHub(), RecordingHub())
+    fast = ProactiveEngine(chosen, hub=hubs[0], clock=lambda: T0)
+    reference = ProactiveEngine(chosen, hub=hubs[1], clock=lambda: T0, incremental=False)
+    assert fast.schedule is not None and reference.schedule is None
+    now = T0
+    users = [f"u{i}" for i in range(rng.randint(1, 6))]
+    for step in range(120):
+        now += rng.choice([0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 130.0])
+        mono.advance(rng.choice([0.0, 1.0, 3.0, 5.0, 11.0, 21.0]))
+        kind = rng.random()
+        if kind < 0.6:
+            user = rng.choice(users)
+            session = f"{user}-s{rng.randint(0, 2)}"
+            events = [
+                _event((rng.choice(STORY_LABELS), rng.choice(STORY_PATHS)), now + rng.uniform(-130, 4), user=user,
+                       session=session)
+                for _ in range(rng.randint(1, 4))
+            ]
+            if rng.random() < 0.1:  # identify: another user takes the session over
+                for e in events:
+                    e["distinct_id"] = rng.choice(users)
+            for engine in (fast, reference):
+                engine.ingest(to_batch(events, received_at=now), now=now)
+        elif kind < 0.85:
+            reports = [engine.tick(now=now) for engine in (fast, reference)]
+            assert reports[0].offers == reports[1].offers and reports[0].evicted == reports[1].evicted
+        elif kind < 0.93:
+            user = rng.choice(users)
+            assert fast.on_chat_message(user) == reference.on_chat_message(user)
+        else:
+            user = rng.choice(users)
+            action = rng.choice(["start", "end"])
+            for engine in (fast, reference):
+                try:
+                    engine.start_tour(user, "bulk_edit_tour") if action == "start" else engine.end_tour(user)
+                except LookupError:
+                    pass
+        assert [_offer_key(o) for o in hubs[0].offers] == [_offer_key(o) for o in hubs[1].offers], f"step {step}"
+    assert fast.activity.session_count() == reference.activity.session_count()
+
+
+def test_tick_visits_only_sessions_that_could_change(config, mono):
+    engine = ProactiveEngine(config, clock=lambda: T0)
+    for i in range(50):
+        events = [_event(("Edit", "/projects"), T0 - 5, user=f"u{i}", session=f"s{i}")]
+        engine.ingest(to_batch(events, received_at=T0), now=T0)
+    assert engine.tick(now=T0 + 5).sessions == 0  # none could fire without a new event
+    engine.on_chat_message("u7")  # REACTIVE: nothing can change before the interaction timeout
+    assert engine.tick(now=T0 + 10).sessions == 0
+    mono.advance(config.session.interaction_timeout_s + 0.5)
+    assert engine.tick(now=T0 + 15).sessions == 1  # timed out into a cooldown: watched until it ends
+    assert engine.tick(now=T0 + 20).sessions == 0
+    mono.advance(config.session.cooldown_period_s)
+    assert engine.tick(now=T0 + 40).sessions == 1  # the gate is open again, and stays unvisited
+    assert engine.tick(now=T0 + 45).sessions == 0
+
+
+def test_a_bulk_edit_leaving_the_window_wakes_the_session(config, mono):
+    engine = ProactiveEngine(config, clock=lambda: T0)
+    events = [_event(("Bulk edit", "/projects"), T0 - 100)] + [_event(("Save changes", "/projects"), T0 - i) for i in range(3)]
+    assert engine.ingest(to_batch(events, received_at=T0), now=T0) == []
+    assert engine.tick(now=T0 + 15).sessions == 0
+    report = engine.tick(now=T0 + 25)  # 125 s after the bulk edit: out of the 120 s window
+    assert (report.sessions, report.offers) == (1, 1)
