@@ -18,7 +18,7 @@ function request()
   local body = string.format(
     '{"uuid":"%08x-0000-4000-8000-%012x","event":"%s","distinct_id":"wu%d","timestamp":"%d.%03d",' ..
     '"properties":{"$current_url":"http://localhost:3000/projects","$pathname":"/projects",' ..
-    '"$session_id":"ws%d","$event_type":"click","$el_text":"%s","$lib":"web"}}',
+    '"$session_id":"ws%d","token":"phc_proactive_demo","$event_type":"click","$el_text":"%s","$lib":"web"}}',
     thread_id, counter, kind, user, os.time(), counter % 1000, user, labels[counter % 3 + 1])
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
 end

@@ -20,7 +20,7 @@ import aiohttp
 
 from bench.common import Figure, Summary, setup_logging, sized
 from bench.servers import start_bench_rasa
-from clients import ChatClient
+from clients import ChatClient, signed
 
 logger = logging.getLogger("bench.inject")
 QUESTION = "Updating projects one by one? There's a multi-select bulk edit you might not have seen — want me to show you?"
@@ -29,7 +29,7 @@ QUESTION = "Updating projects one by one? There's a multi-select bulk edit you m
 async def one(http: aiohttp.ClientSession, url: str, payload: dict, chat: ChatClient, expect_follow_up: bool) -> Tuple[Optional[float], bool]:
     """Milliseconds from sending the request to the question's bubble; and whether it went well."""
     started = time.monotonic()
-    async with http.post(url, json=payload) as response:
+    async with http.post(url, json=payload, headers=signed(chat.user_id)) as response:
         ok = response.status == 200
         await response.read()
     message = await chat.next_bot_message(10)
@@ -54,7 +54,8 @@ async def measure(base: str, users: int, rounds: int) -> Tuple[List[float], List
                     for chat in chats:
                         if mine:
                             url = f"{base}/webhooks/proactive/inject"
-                            payload = {"sender_id": chat.session_id, "body": QUESTION, "trigger_id": "bulk_edit_opportunity"}
+                            payload = {"sender_id": chat.session_id, "body": QUESTION, "user_id": chat.user_id,
+                                       "trigger_id": "bulk_edit_opportunity"}
                         else:
                             url = f"{base}/conversations/{chat.session_id}/trigger_intent?output_channel=socketio"
                             payload = {"name": "EXTERNAL_proactive", "entities": {"proactive_text": QUESTION}}

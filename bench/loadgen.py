@@ -21,7 +21,8 @@ from typing import Any, Dict, List
 import aiohttp
 
 from bench.common import raise_nofile
-from posthog_events import iso, posthog_event
+from clients import stream_url
+from posthog_events import PROJECT_KEY, iso, posthog_event
 
 CYCLE = ("$pageview", "Save changes", "Save changes", "Save changes")
 GRACE_S = 5.0  # how long a toast may take before it counts as missing
@@ -42,7 +43,7 @@ class LoadRun:
 
     async def stream(self, http: aiohttp.ClientSession, user: str, ready: asyncio.Event, opened: List[int]) -> None:
         try:
-            async with http.get(f"{self.base}/stream/{user}", timeout=aiohttp.ClientTimeout(total=None)) as response:
+            async with http.get(stream_url(self.base, user), timeout=aiohttp.ClientTimeout(total=None)) as response:
                 if response.status != 200:
                     self.stream_errors.append(f"{user}: HTTP {response.status}")
                     return
@@ -65,7 +66,7 @@ class LoadRun:
         kind = CYCLE[step]
         event = posthog_event("$pageview" if step == 0 else "$autocapture", ts=time.time(), user=user, session=session,
                               text=None if step == 0 else kind, base_url="http://localhost:3000")
-        body = gzip.compress(json.dumps({"api_key": "phc_bench", "batch": [event], "sent_at": iso(time.time())}).encode())
+        body = gzip.compress(json.dumps({"api_key": PROJECT_KEY, "batch": [event], "sent_at": iso(time.time())}).encode())
         started = time.monotonic()
         if step == len(CYCLE) - 1:
             self.third_save_sent[session] = started

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Sequence
 import httpx
 
 from bench.common import ROOT, raise_nofile
+from posthog_events import PROJECT_KEY
 from rasa_server import RasaServer, free_port, start_rasa
 
 logger = logging.getLogger("bench.servers")
@@ -21,11 +22,19 @@ logger = logging.getLogger("bench.servers")
 def start_bench_rasa(
     workdir: Path, *, extra_args: Sequence[str] = (), proactive_overrides: Optional[Dict[str, Any]] = None
 ) -> RasaServer:
-    """`rasa run` with the shipped settings (15 s heartbeats), able to hold 10k streams."""
+    """`rasa run` with the shipped settings (15 s heartbeats), able to hold 10k streams.
+
+    Two limits are lifted, because one loopback client stands for thousands of users: the
+    per-IP and per-user ingest rate limits, and the offer caps (the load repeats the story
+    several times per user). Both are checked on every request as usual; they just pass.
+    """
     raise_nofile()  # the child inherits the lifted open-file limit
-    server = start_rasa(
-        workdir, extra_args=extra_args, proactive_overrides=proactive_overrides, heartbeat_seconds=15.0
-    )
+    overrides: Dict[str, Any] = {
+        "ingest": {"project_keys": [PROJECT_KEY], "events_per_minute_per_user": 10**9, "requests_per_minute_per_ip": 10**9},
+        "caps": {"per_user_per_day": 10**6, "per_session_per_hour": 10**6, "min_gap_s": 0},
+        **(proactive_overrides or {}),
+    }
+    server = start_rasa(workdir, extra_args=extra_args, proactive_overrides=overrides, heartbeat_seconds=15.0)
     logger.info("rasa run ready in %.1f s on port %d (pid %d)", server.startup_s, server.port, server.process.pid)
     return server
 

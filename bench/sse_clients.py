@@ -17,6 +17,7 @@ from typing import Dict, List
 import aiohttp
 
 from bench.common import raise_nofile
+from clients import stream_url
 
 
 async def hold(base: str, first: int, count: int, wait_s: float, out: str) -> None:
@@ -29,7 +30,7 @@ async def hold(base: str, first: int, count: int, wait_s: float, out: str) -> No
 
     async def stream(user: str) -> None:
         try:
-            async with http.get(f"{base}/stream/{user}") as response:
+            async with http.get(stream_url(base, user)) as response:
                 if response.status != 200:
                     errors.append(f"{user}: HTTP {response.status}")
                     return

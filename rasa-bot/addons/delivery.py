@@ -110,7 +110,11 @@ class InMemoryDeliveryHub:
         self._replay_per_user = replay_per_user
         self._subscribers: Dict[str, Set[Subscription]] = {}
         self._pending: Dict[str, Dict[str, Tuple[Offer, float]]] = {}  # user → offer id → (offer, expires at)
+        self._pending_sessions: Dict[str, int] = {}  # session → how many of its offers wait
         self._delivered: Dict[str, Deque[Tuple[float, Offer]]] = {}  # user → (delivered at, offer), oldest first
+        # Both in time order, so expiring is popping from the front, not scanning every user.
+        self._pending_order: Deque[Tuple[float, str, str]] = deque()  # (expires at, user, offer id)
+        self._delivered_order: Deque[Tuple[float, str]] = deque()  # (delivered at, user)
 
     def subscribe(self, user_id: str, *, last_event_id: Optional[str] = None, now: float = 0.0) -> Subscription:
         subscription = Subscription(user_id, self._queue_size)
@@ -134,33 +138,42 @@ class InMemoryDeliveryHub:
             subscription.put(offer)
         history = self._delivered.setdefault(offer.user_id, deque(maxlen=self._replay_per_user))
         history.append((now, offer))
+        self._delivered_order.append((now, offer.user_id))
         return len(subscribers)
 
     def park(self, offer: Offer, *, expires_at: float) -> None:
-        self._pending.setdefault(offer.user_id, {})[offer.offer_id] = (offer, expires_at)
+        offers = self._pending.setdefault(offer.user_id, {})
+        if offer.offer_id not in offers:
+            self._pending_sessions[offer.session_id] = self._pending_sessions.get(offer.session_id, 0) + 1
+        offers[offer.offer_id] = (offer, expires_at)
+        self._pending_order.append((expires_at, offer.user_id, offer.offer_id))
 
     def has_pending(self, session_id: str) -> bool:
-        return any(o.session_id == session_id for offers in self._pending.values() for o, _ in offers.values())
+        return session_id in self._pending_sessions
 
     def take_pending(self, user_id: str, now: float) -> List[Offer]:
         offers = self._pending.pop(user_id, {})
+        for offer, _ in offers.values():
+            self._unpark(offer)
         return [offer for offer, expires_at in offers.values() if expires_at > now]
 
     def expire(self, now: float) -> List[Offer]:
         expired: List[Offer] = []
-        for user_id in list(self._pending):
-            offers = self._pending[user_id]
-            for offer_id, (offer, expires_at) in list(offers.items()):
-                if expires_at <= now:
-                    expired.append(offer)
-                    del offers[offer_id]
-            if not offers:
-                del self._pending[user_id]
-        for user_id in list(self._delivered):
-            history = self._delivered[user_id]
-            while history and now - history[0][0] > self._replay_s:
+        while self._pending_order and self._pending_order[0][0] <= now:
+            _, user_id, offer_id = self._pending_order.popleft()
+            offers = self._pending.get(user_id)
+            entry = offers.pop(offer_id, None) if offers is not None else None
+            if entry is not None:  # else: taken by a tab already
+                expired.append(entry[0])
+                self._unpark(entry[0])
+                if not offers:
+                    del self._pending[user_id]
+        while self._delivered_order and now - self._delivered_order[0][0] > self._replay_s:
+            at, user_id = self._delivered_order.popleft()
+            history = self._delivered.get(user_id)
+            while history and history[0][0] <= at:
                 history.popleft()
-            if not history:
+            if history is not None and not history:
                 del self._delivered[user_id]
         return expired
 
@@ -176,6 +189,13 @@ class InMemoryDeliveryHub:
         for subscribers in self._subscribers.values():
             for subscription in subscribers:
                 subscription.put(CLOSED)
+
+    def _unpark(self, offer: Offer) -> None:
+        left = self._pending_sessions.get(offer.session_id, 0) - 1
+        if left > 0:
+            self._pending_sessions[offer.session_id] = left
+        else:
+            self._pending_sessions.pop(offer.session_id, None)
 
     def _missed_since(self, user_id: str, last_event_id: str, now: float) -> List[Offer]:
         history = [(at, offer) for at, offer in self._delivered.get(user_id, ()) if now - at <= self._replay_s]
