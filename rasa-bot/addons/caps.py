@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Deque, Tuple
+from typing import Deque, Optional
 
 from addons.config import OfferCapsConfig
 
@@ -24,40 +24,63 @@ class CapDecision:
     opens_at: float = 0.0  # when a refused offer could next pass (epoch seconds)
 
 
+# Checked on every evaluation: the common answer allocates nothing (short-lived objects on
+# the hot path drive the garbage collector into full collections, see BENCHMARKS.md).
+ALLOWED = CapDecision(True, "ok")
+
+
+class _History:
+    """A user's delivered offers, oldest first: times and sessions side by side (plain floats
+    and strings, no tuple per offer for the collector to track)."""
+
+    __slots__ = ("times", "sessions")
+
+    def __init__(self) -> None:
+        self.times: Deque[float] = deque()
+        self.sessions: Deque[str] = deque()
+
+
 class OfferCaps:
     """Delivered offers per user over the last day; bounded to ``max_users`` users."""
 
     def __init__(self, config: OfferCapsConfig, *, max_users: int = 200_000) -> None:
         self.config = config
         self.max_users = max_users
-        self._delivered: "OrderedDict[str, Deque[Tuple[float, str]]]" = OrderedDict()  # user → (at, session)
+        self._delivered: "OrderedDict[str, _History]" = OrderedDict()
 
     def check(self, user_id: str, session_id: str, now: float) -> CapDecision:
         c = self.config
         history = self._recent(user_id, now)
-        if len(history) >= c.per_user_per_day:
-            opens_at = history[len(history) - c.per_user_per_day][0] + DAY_S
+        if history is None:
+            return ALLOWED
+        times, sessions = history.times, history.sessions
+        if len(times) >= c.per_user_per_day:
             return CapDecision(
-                False, f"daily cap: {len(history)} of {c.per_user_per_day} offers to this user in the last 24 h", opens_at
+                False, f"daily cap: {len(times)} of {c.per_user_per_day} offers to this user in the last 24 h",
+                times[len(times) - c.per_user_per_day] + DAY_S,
             )
-        in_session = [at for at, session in history if session == session_id and now - at < HOUR_S]
-        if len(in_session) >= c.per_session_per_hour:
-            opens_at = in_session[len(in_session) - c.per_session_per_hour] + HOUR_S
+        in_session = 0
+        for at, session in zip(times, sessions):
+            in_session += session == session_id and now - at < HOUR_S
+        if in_session >= c.per_session_per_hour:
+            hour = [at for at, session in zip(times, sessions) if session == session_id and now - at < HOUR_S]
             return CapDecision(
-                False, f"hourly cap: {len(in_session)} of {c.per_session_per_hour} offers in this session in the last hour",
-                opens_at,
+                False, f"hourly cap: {in_session} of {c.per_session_per_hour} offers in this session in the last hour",
+                hour[in_session - c.per_session_per_hour] + HOUR_S,
             )
-        if history and now - history[-1][0] < c.min_gap_s:
+        if now - times[-1] < c.min_gap_s:
             return CapDecision(
-                False, f"minimum gap: the last offer was {now - history[-1][0]:.0f} s ago, less than {c.min_gap_s:g} s",
-                history[-1][0] + c.min_gap_s,
+                False, f"minimum gap: the last offer was {now - times[-1]:.0f} s ago, less than {c.min_gap_s:g} s",
+                times[-1] + c.min_gap_s,
             )
-        return CapDecision(True, "ok")
+        return ALLOWED
 
     def record(self, user_id: str, session_id: str, at: float) -> None:
         history = self._recent(user_id, at)
-        history.append((at, session_id))
-        self._delivered[user_id] = history
+        if history is None:
+            history = self._delivered[user_id] = _History()
+        history.times.append(at)
+        history.sessions.append(session_id)
         self._delivered.move_to_end(user_id)
         while len(self._delivered) > self.max_users:
             self._delivered.popitem(last=False)
@@ -68,12 +91,15 @@ class OfferCaps:
     def user_count(self) -> int:
         return len(self._delivered)
 
-    def _recent(self, user_id: str, now: float) -> Deque[Tuple[float, str]]:
+    def _recent(self, user_id: str, now: float) -> Optional[_History]:
+        """The user's history within the last day (older entries dropped), None if empty."""
         history = self._delivered.get(user_id)
         if history is None:
-            return deque()
-        while history and now - history[0][0] >= DAY_S:
-            history.popleft()
-        if not history:
+            return None
+        while history.times and now - history.times[0] >= DAY_S:
+            history.times.popleft()
+            history.sessions.popleft()
+        if not history.times:
             del self._delivered[user_id]
+            return None
         return history

@@ -111,10 +111,14 @@ class InMemoryDeliveryHub:
         self._subscribers: Dict[str, Set[Subscription]] = {}
         self._pending: Dict[str, Dict[str, Tuple[Offer, float]]] = {}  # user → offer id → (offer, expires at)
         self._pending_sessions: Dict[str, int] = {}  # session → how many of its offers wait
-        self._delivered: Dict[str, Deque[Tuple[float, Offer]]] = {}  # user → (delivered at, offer), oldest first
-        # Both in time order, so expiring is popping from the front, not scanning every user.
+        # Per user, oldest first: offers and when they went out, side by side (no tuple per
+        # offer for the garbage collector to track; see BENCHMARKS.md on full collections).
+        self._delivered: Dict[str, Deque[Offer]] = {}
+        self._delivered_at: Dict[str, Deque[float]] = {}
+        # In time order, so expiring is popping from the front, not scanning every user.
         self._pending_order: Deque[Tuple[float, str, str]] = deque()  # (expires at, user, offer id)
-        self._delivered_order: Deque[Tuple[float, str]] = deque()  # (delivered at, user)
+        self._delivered_times: Deque[float] = deque()
+        self._delivered_users: Deque[str] = deque()
 
     def subscribe(self, user_id: str, *, last_event_id: Optional[str] = None, now: float = 0.0) -> Subscription:
         subscription = Subscription(user_id, self._queue_size)
@@ -136,9 +140,14 @@ class InMemoryDeliveryHub:
         subscribers = self._subscribers.get(offer.user_id, ())
         for subscription in subscribers:
             subscription.put(offer)
-        history = self._delivered.setdefault(offer.user_id, deque(maxlen=self._replay_per_user))
-        history.append((now, offer))
-        self._delivered_order.append((now, offer.user_id))
+        offers = self._delivered.get(offer.user_id)
+        if offers is None:
+            offers = self._delivered[offer.user_id] = deque(maxlen=self._replay_per_user)
+            self._delivered_at[offer.user_id] = deque(maxlen=self._replay_per_user)
+        offers.append(offer)
+        self._delivered_at[offer.user_id].append(now)
+        self._delivered_times.append(now)
+        self._delivered_users.append(offer.user_id)
         return len(subscribers)
 
     def park(self, offer: Offer, *, expires_at: float) -> None:
@@ -168,13 +177,15 @@ class InMemoryDeliveryHub:
                 self._unpark(entry[0])
                 if not offers:
                     del self._pending[user_id]
-        while self._delivered_order and now - self._delivered_order[0][0] > self._replay_s:
-            at, user_id = self._delivered_order.popleft()
-            history = self._delivered.get(user_id)
-            while history and history[0][0] <= at:
-                history.popleft()
-            if history is not None and not history:
-                del self._delivered[user_id]
+        while self._delivered_times and now - self._delivered_times[0] > self._replay_s:
+            at = self._delivered_times.popleft()
+            user_id = self._delivered_users.popleft()
+            times = self._delivered_at.get(user_id)
+            while times and times[0] <= at:
+                times.popleft()
+                self._delivered[user_id].popleft()
+            if times is not None and not times:
+                del self._delivered_at[user_id], self._delivered[user_id]
         return expired
 
     def subscriber_count(self, user_id: Optional[str] = None) -> int:
@@ -198,8 +209,10 @@ class InMemoryDeliveryHub:
             self._pending_sessions.pop(offer.session_id, None)
 
     def _missed_since(self, user_id: str, last_event_id: str, now: float) -> List[Offer]:
-        history = [(at, offer) for at, offer in self._delivered.get(user_id, ()) if now - at <= self._replay_s]
-        ids = [offer.offer_id for _, offer in history]
+        offers = self._delivered.get(user_id, ())
+        times = self._delivered_at.get(user_id, ())
+        recent = [offer for at, offer in zip(times, offers) if now - at <= self._replay_s]
+        ids = [offer.offer_id for offer in recent]
         if last_event_id not in ids:
             return []  # unknown or too old: replaying everything could repeat toasts already seen
-        return [offer for _, offer in history[ids.index(last_event_id) + 1 :]]
+        return recent[ids.index(last_event_id) + 1 :]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Sequence, Set, Tuple
 
 from addons.config import IngestLimits
 from addons.identity import Unauthenticated
@@ -30,29 +30,36 @@ class RateLimited(Exception):
 
 
 class TokenBuckets:
-    """One token bucket per key: ``per_minute`` tokens refill per minute, up to a minute's worth."""
+    """One token bucket per key: ``per_minute`` tokens refill per minute, up to a minute's worth.
+
+    Levels and times are kept as plain floats in two maps, not a tuple per key: a new tuple
+    on every request would pile up in the collector's oldest generation and set off full
+    collections (see BENCHMARKS.md).
+    """
 
     def __init__(self, per_minute: int, *, max_keys: int = 100_000) -> None:
         self.rate = per_minute / 60.0
         self.capacity = float(per_minute)
         self.max_keys = max_keys
-        self._buckets: "OrderedDict[str, Tuple[float, float]]" = OrderedDict()  # key → (tokens, at)
+        self._levels: "OrderedDict[str, float]" = OrderedDict()
+        self._times: Dict[str, float] = {}
 
     def take(self, key: str, tokens: float, now: float) -> Optional[float]:
         """Take ``tokens``; None if they were there, else the seconds until they will be."""
-        level, at = self._buckets.get(key, (self.capacity, now))
-        level = min(self.capacity, level + (now - at) * self.rate)
+        level = self._levels.get(key)
+        level = self.capacity if level is None else min(self.capacity, level + (now - self._times[key]) * self.rate)
+        wait = None
         if level < tokens:
-            self._remember(key, level, now)
-            return (tokens - level) / self.rate if tokens <= self.capacity else 60.0
-        self._remember(key, level - tokens, now)
-        return None
-
-    def _remember(self, key: str, level: float, now: float) -> None:
-        self._buckets[key] = (level, now)
-        self._buckets.move_to_end(key)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
+            wait = (tokens - level) / self.rate if tokens <= self.capacity else 60.0
+        else:
+            level -= tokens
+        self._levels[key] = level
+        self._times[key] = now
+        self._levels.move_to_end(key)
+        while len(self._levels) > self.max_keys:
+            dropped, _ = self._levels.popitem(last=False)
+            del self._times[dropped]
+        return wait
 
 
 class RejectionLog:
@@ -82,6 +89,7 @@ class IngestGuard:
         self.limits = limits
         self._per_ip = TokenBuckets(limits.requests_per_minute_per_ip)
         self._per_user = TokenBuckets(limits.events_per_minute_per_user)
+        self._keys = frozenset(limits.project_keys)
         self.log = RejectionLog()
 
     def admit_request(self, ip: str, now: float) -> None:
@@ -92,20 +100,25 @@ class IngestGuard:
             raise RateLimited(message, wait)
 
     def admit_project(self, batch: CaptureBatch, ip: str, now: float) -> None:
-        allowed = self.limits.project_keys
-        if not allowed:
-            return
+        if not self._keys or batch.api_key in self._keys:
+            return  # no keys configured, or posthog-js's envelope with a known one
         keys = _project_keys(batch)
-        if not keys or not keys <= set(allowed):
+        if not keys or not keys <= self._keys:
             shown = ", ".join(sorted(k[:40] for k in keys)) or "none"
             message = f"project key {shown} is not one of this copilot's (ingest.project_keys)"
             self.log.reject("project_key", ip, message, now)
             raise UnknownProjectKey(message)
 
-    def admit_events(self, actions: Iterable[TrackedAction], ip: str, now: float) -> None:
-        per_user: Dict[str, int] = {}
-        for tracked in actions:
-            per_user[tracked.user_id] = per_user.get(tracked.user_id, 0) + 1
+    def admit_events(self, actions: Sequence[TrackedAction], ip: str, now: float) -> None:
+        if not actions:
+            return
+        first = actions[0].user_id
+        if all(tracked.user_id == first for tracked in actions):  # posthog-js: one user a request
+            per_user: Dict[str, int] = {first: len(actions)}
+        else:
+            per_user = {}
+            for tracked in actions:
+                per_user[tracked.user_id] = per_user.get(tracked.user_id, 0) + 1
         for user_id, count in per_user.items():
             wait = self._per_user.take(user_id, count, now)
             if wait is not None:
