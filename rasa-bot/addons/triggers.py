@@ -11,13 +11,13 @@ import bisect
 import logging
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
-from urllib.parse import urlsplit
 
 from autoplay_sdk.core.models import SlimAction
 from autoplay_sdk.proactive.triggers import ProactiveTriggerContext, ProactiveTriggerResult, ProactiveTriggerRegistry
 from autoplay_sdk.proactive.triggers.builtin_catalog import BUILTIN_TRIGGER_CATALOG
 
 from addons.config import BuiltinTriggerConfig, ProactiveConfig, RepeatedActionTriggerConfig, TriggerConfig
+from addons.ingest import url_path
 
 logger = logging.getLogger(__name__)
 
@@ -214,11 +214,7 @@ def latest_action(ctx: ProactiveTriggerContext) -> SlimAction:
 
 def action_path(action: SlimAction) -> str:
     """The path of the page an action happened on: page patterns never match host or query."""
-    url = action.raw_url or action.canonical_url or ""
-    try:
-        return urlsplit(url).path
-    except ValueError:
-        return ""
+    return url_path(action.raw_url or action.canonical_url or "")
 
 
 def _label_has(action: SlimAction, hints: Sequence[str]) -> bool:

@@ -28,7 +28,7 @@ from addons.engine import NoActiveTour, ProactiveEngine, UnknownTour, UnknownUse
 from addons.grounded import GroundedAssistant
 from addons.identity import HEADER, QUERY, Forbidden, IdentityError, IdentityVerifier
 from addons.inprocess_actions import InProcessActionEndpoint
-from addons.ingest import IngestError, PayloadTooLarge, decode_capture_body, normalise_batch, require_identifier
+from addons.ingest import IngestError, PayloadTooLarge, decode_capture_body, loads_json, normalise_batch, require_identifier
 from addons.limits import IngestGuard, RateLimited, UnknownProjectKey
 from addons.llm import resolve_llm
 from channels.socketio import ProactiveSocketIOInput
@@ -264,8 +264,8 @@ class ProactiveInput(InputChannel):
     def _json_object(self, request: Request) -> Dict[str, Any]:
         self._check_size(request)
         try:
-            body = json.loads(request.body or b"")
-        except (UnicodeDecodeError, ValueError):
+            body = loads_json(request.body or b"")
+        except ValueError:
             raise IngestError("body is not valid JSON") from None
         if not isinstance(body, dict):
             raise IngestError(f"body must be a JSON object, got {type(body).__name__}")

@@ -65,6 +65,17 @@ def http(rasa_server):
         yield client
 
 
+@pytest.mark.parametrize("path", [path for method, path in ROUTES if method == "POST"])
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000, b'{"event":' * 20_000, b'{"batch":' + b"[" * 50_000], ids=["arrays", "objects", "batch"]
+)
+def test_deeply_nested_json_is_a_400(http, path, body):
+    # The stdlib's decoder recurses: a few thousand "[" used to raise RecursionError, a 500.
+    response = http.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "JSON" in response.json()["error"]
+
+
 @pytest.mark.parametrize("method,path", ROUTES)
 def test_generated_bodies_never_get_a_5xx(http, rasa_server, method, path):
     @settings(max_examples=TOTAL_BODIES // len(ROUTES), deadline=None, derandomize=True,

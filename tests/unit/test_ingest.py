@@ -93,6 +93,12 @@ def test_malformed_json_raises_ingest_error():
         decode_capture_body(b'{"event": "$pageview",', content_type="application/json")
 
 
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 50_000], ids=["arrays", "objects"])
+def test_deeply_nested_json_raises_ingest_error_not_recursion_error(body):
+    with pytest.raises(IngestError, match="not JSON"):
+        decode_capture_body(body, content_type="application/json")
+
+
 def test_empty_body_raises_ingest_error():
     with pytest.raises(IngestError, match="empty body"):
         decode_capture_body(b"", content_type="application/json")
