@@ -40,7 +40,7 @@ def wrk(url: str, seconds: int) -> Dict[str, float]:
 
 def run() -> List[Figure]:
     seconds = sized(8, 3)
-    rounds = sized(3, 1)
+    rounds = sized(5, 1)
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         workdir = Path(tmp)
         rasa = start_bench_rasa(workdir, proactive_overrides={"driver": {"tick_seconds": 5}})

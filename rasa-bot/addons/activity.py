@@ -158,6 +158,8 @@ class InMemoryActivityStore:
         sessions = self._user_sessions.get(user_id)
         if not sessions:
             return None
+        if len(sessions) == 1:
+            return next(iter(sessions))
         return max(sessions, key=lambda sid: self._sessions[sid].latest_timestamp)
 
     def latest_sessions(self) -> Iterator[Tuple[str, str]]:
@@ -205,7 +207,10 @@ class InMemoryActivityStore:
 
     def _trim(self, session_id: str, session: _Session, now: float) -> None:
         cutoff = now - self._limits.retention_s
-        start = bisect.bisect_left(session.entries, _Entry(cutoff, -1, None))
+        entries = session.entries
+        if not entries or (entries[0].timestamp >= cutoff and len(entries) <= self._limits.max_actions_per_session):
+            return  # the usual case on ingest: nothing to drop
+        start = bisect.bisect_left(entries, _Entry(cutoff, -1, None))
         overflow = len(session.entries) - start - self._limits.max_actions_per_session
         start += max(overflow, 0)
         if start:

@@ -18,7 +18,7 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import ujson
@@ -64,8 +64,12 @@ class PayloadTooLarge(IngestError):
     """The body, once decompressed, is over the configured limit."""
 
 
-@dataclass(frozen=True)
-class CaptureBatch:
+# CaptureBatch, TrackedAction and NormalisedBatch, made for every request, are NamedTuples
+# rather than frozen dataclasses: as immutable, built in half the time (a frozen dataclass
+# sets each field through object.__setattr__), a measurable share of ingest (BENCHMARKS.md).
+
+
+class CaptureBatch(NamedTuple):
     """Events decoded from one request body, with the envelope fields PostHog sends."""
 
     events: Tuple[Any, ...]
@@ -73,8 +77,7 @@ class CaptureBatch:
     api_key: Optional[str] = None
 
 
-@dataclass(frozen=True)
-class TrackedAction:
+class TrackedAction(NamedTuple):
     """One user action, keyed by who did it and in which PostHog session."""
 
     user_id: str
@@ -97,8 +100,7 @@ class PersonName:
     first_name: str
 
 
-@dataclass(frozen=True)
-class NormalisedBatch:
+class NormalisedBatch(NamedTuple):
     actions: Tuple[TrackedAction, ...]
     skipped: int
     rejected: Tuple[RejectedEvent, ...]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any, Dict, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 from addons.config import IngestLimits
 from addons.identity import Unauthenticated
@@ -109,16 +109,10 @@ class IngestGuard:
             self.log.reject("project_key", ip, message, now)
             raise UnknownProjectKey(message)
 
-    def admit_events(self, actions: Sequence[TrackedAction], ip: str, now: float) -> None:
-        if not actions:
-            return
-        first = actions[0].user_id
-        if all(tracked.user_id == first for tracked in actions):  # posthog-js: one user a request
-            per_user: Dict[str, int] = {first: len(actions)}
-        else:
-            per_user = {}
-            for tracked in actions:
-                per_user[tracked.user_id] = per_user.get(tracked.user_id, 0) + 1
+    def admit_events(self, actions: Iterable[TrackedAction], ip: str, now: float) -> None:
+        per_user: Dict[str, int] = {}
+        for tracked in actions:
+            per_user[tracked.user_id] = per_user.get(tracked.user_id, 0) + 1
         for user_id, count in per_user.items():
             wait = self._per_user.take(user_id, count, now)
             if wait is not None:

@@ -100,9 +100,9 @@ class RepeatedActionTrigger(ExplainingTrigger):
         """(counts as a repeat, shows the faster way was discovered): what the index keeps."""
         c = self.config
         label = (action.title or "").lower()
-        # The label test first: parsing the URL is the dearer half, and most actions fail the label.
-        repeat = any(h in label for h in c.action_hints) and c.page in action_path(action)
-        return repeat, any(h in label for h in c.discovered_hints)
+        # The label test first: finding the URL's path is the dearer half, and most actions fail the label.
+        repeat = _has_any(label, c.action_hints) and c.page in action_path(action)
+        return repeat, _has_any(label, c.discovered_hints)
 
     def evaluate_marks(self, marks: "TriggerMarks", latest: Optional[SlimAction], now: float) -> Optional[ProactiveTriggerResult]:
         """``explain(ctx).result`` for the session whose marked timestamps are ``marks`` and
@@ -218,5 +218,11 @@ def action_path(action: SlimAction) -> str:
 
 
 def _label_has(action: SlimAction, hints: Sequence[str]) -> bool:
-    label = (action.title or "").lower()
-    return any(h in label for h in hints)
+    return _has_any((action.title or "").lower(), hints)
+
+
+def _has_any(label: str, hints: Sequence[str]) -> bool:
+    for hint in hints:  # a loop, not any(<generator>): this runs for every event ingested
+        if hint in label:
+            return True
+    return False
