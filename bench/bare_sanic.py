@@ -1,4 +1,5 @@
-"""The ingest-throughput baseline: one Sanic route that JSON-parses the body and answers.
+"""The ingest-throughput baseline: one Sanic route that JSON-parses the body and answers
+(and a GET / like Rasa's own, to show what Rasa's app costs before the copilot runs).
 
 Same Python, same Sanic (Rasa's pin), same ``app.run`` arguments and log levels as
 ``rasa run`` uses, so the ratio prices what the copilot's ingest adds on top of Sanic.
@@ -22,6 +23,11 @@ app = Sanic("bare_ingest")
 async def events(request: Request) -> HTTPResponse:
     payload = json.loads(request.body)
     return response.json({"status": 1, "accepted": 1 if isinstance(payload, dict) else len(payload)})
+
+
+@app.get("/")
+async def hello(_request: Request) -> HTTPResponse:
+    return response.text("Hello from a bare Sanic app")  # Rasa's GET / answers the same way
 
 
 @app.get("/health")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from statistics import median
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from bench.common import ROOT, Figure, setup_logging, sized
 from bench.servers import start_bare_sanic, start_bench_rasa
@@ -24,13 +25,21 @@ SCRIPT = ROOT / "bench" / "ingest.lua"
 CONNECTIONS = 32
 
 
-def wrk(url: str, seconds: int) -> Dict[str, float]:
+def wrk(url: str, seconds: int, *, script: Optional[Path] = SCRIPT) -> Dict[str, float]:
+    """Saturate ``url`` for ``seconds``: POSTs from ``script`` (its done() prints BENCH_JSON),
+    or plain GETs with no script, read from wrk's own summary."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is missing: `make bench` installs Debian's wrk (scripts/install-wrk.sh)")
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(SCRIPT), url],
-        capture_output=True, text=True, check=True,
-    ).stdout
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        command[-1:-1] = ["-s", str(script)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if script is None:
+        rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+        non_2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+        socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+        errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
+        return {"rps": rps, "errors": errors}
     line = next(l for l in out.splitlines() if l.startswith("BENCH_JSON "))
     data = json.loads(line[len("BENCH_JSON "):])
     data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
@@ -47,6 +56,8 @@ def run() -> List[Figure]:
         bare = start_bare_sanic(workdir / "bare.log")
         ours: List[Dict[str, float]] = []
         baseline: List[Dict[str, float]] = []
+        rasa_get: List[Dict[str, float]] = []
+        bare_get: List[Dict[str, float]] = []
         try:
             wrk(f"{rasa.proactive}/events", 2)  # warm-up: first requests import and allocate
             wrk(f"{bare.url}/events", 2)
@@ -54,6 +65,12 @@ def run() -> List[Figure]:
                 baseline.append(wrk(f"{bare.url}/events", seconds))
                 ours.append(wrk(f"{rasa.proactive}/events", seconds))
                 logger.info("ingest %.0f req/s, bare Sanic %.0f req/s", ours[-1]["rps"], baseline[-1]["rps"])
+            # The ceiling Rasa's app sets before any copilot code runs: its own trivial route
+            # (CORS middleware and all) against the bare app's equivalent.
+            for _ in range(rounds):
+                bare_get.append(wrk(f"{bare.url}/", seconds // 2, script=None))
+                rasa_get.append(wrk(f"{rasa.url}/", seconds // 2, script=None))
+                logger.info("GET /: rasa run %.0f req/s, bare Sanic %.0f req/s", rasa_get[-1]["rps"], bare_get[-1]["rps"])
         finally:
             rasa.stop()
             bare.stop()
@@ -67,6 +84,12 @@ def run() -> List[Figure]:
         detail={"rounds": ours, "baseline_rounds": baseline, "connections": CONNECTIONS, "seconds": seconds,
                 "errors": sum(r["errors"] for r in ours), "baseline_errors": sum(r["errors"] for r in baseline),
                 "p99_ms": median(r["p99_us"] for r in ours) / 1000},
+    ), Figure(
+        id="throughput.rasa_get_rps", label="ceiling: Rasa's own GET / (no copilot code)",
+        value=median(r["rps"] for r in rasa_get), unit="req/s", baseline=median(r["rps"] for r in bare_get),
+        baseline_label="bare Sanic GET /", samples=len(rasa_get),
+        detail={"rounds": rasa_get, "baseline_rounds": bare_get, "seconds": seconds // 2,
+                "errors": sum(r["errors"] for r in rasa_get + bare_get)},
     )]
 
 
