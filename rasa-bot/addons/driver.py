@@ -52,18 +52,26 @@ class ProactiveDriver:
             )
 
 
-def freeze_startup_heap() -> None:
-    """Keep the garbage collector off everything the server loaded before it started
-    (called once by the channel when `rasa run` is up; process-wide, so never in tests).
+# (young, middle, old): the young generation is collected after 20,000 new objects instead of
+# Python's 700. At 700 it ran every few requests and promoted the objects of requests still
+# in flight; those promotions are what set off full collections over the whole session store
+# (40-100 ms each, the p99 of event → toast under load; BENCHMARKS.md).
+GC_THRESHOLDS = (20_000, 20, 10)
+
+
+def tune_gc_for_serving() -> None:
+    """Keep the garbage collector's pauses short in a long-running `rasa run` (called once by
+    the channel when the server is up; process-wide, so never in tests).
 
     A loaded `rasa run` holds millions of long-lived objects (TensorFlow, the model, Rasa
     itself). Each full collection walked all of them and stopped the event loop for
-    300–450 ms under ingest load (seen with a gc callback; BENCHMARKS.md), which was the p99
-    of every request. ``gc.freeze()`` moves them to a generation the collector never scans;
-    objects created afterwards (sessions, offers) are collected as before.
+    300–450 ms under ingest load (seen with a gc callback; BENCHMARKS.md). ``gc.freeze()``
+    moves them to a generation the collector never scans; objects created afterwards
+    (sessions, offers) are collected as before, with a larger young generation.
     """
     started = time.perf_counter()
     gc.collect()  # what is garbage now is freed, not frozen
     gc.freeze()
-    logger.info("proactive driver: froze %d start-up objects out of GC scans in %.0f ms",
-                gc.get_freeze_count(), (time.perf_counter() - started) * 1000)
+    gc.set_threshold(*GC_THRESHOLDS)
+    logger.info("proactive driver: froze %d start-up objects out of GC scans in %.0f ms; gc thresholds %s",
+                gc.get_freeze_count(), (time.perf_counter() - started) * 1000, GC_THRESHOLDS)

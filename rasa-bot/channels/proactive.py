@@ -23,7 +23,7 @@ from addons import grounded
 from addons.chat import ChatNotReady, FollowUpRequest, send_proactive_question
 from addons.config import load_config
 from addons.delivery import CLOSED
-from addons.driver import ProactiveDriver, freeze_startup_heap
+from addons.driver import ProactiveDriver, tune_gc_for_serving
 from addons.engine import NoActiveTour, ProactiveEngine, UnknownTour, UnknownUser
 from addons.grounded import GroundedAssistant
 from addons.identity import HEADER, QUERY, Forbidden, IdentityError, IdentityVerifier
@@ -97,7 +97,7 @@ class ProactiveInput(InputChannel):
             )
             grounded.install(self.assistant)  # for the in-process reply action
             logger.info("proactive LLM: %s", self.llm.describe())
-            freeze_startup_heap()  # full GCs over Rasa's start-up heap stalled the loop (BENCHMARKS.md)
+            tune_gc_for_serving()  # full GCs over Rasa's heap and the session store stalled the loop (BENCHMARKS.md)
             app.add_task(self.driver.run(), name="proactive_driver")
 
         @bp.listener("before_server_stop")
