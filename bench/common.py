@@ -62,9 +62,14 @@ class Figure:
     met: Optional[bool] = None
     samples: int = 0
     detail: Dict[str, Any] = field(default_factory=dict)
+    # Rounds that ran back to back (ours, then the baseline) share the machine's mood; the
+    # median of their ratios is then the steadier figure, and the one reported when given.
+    paired_ratio: Optional[float] = None
 
     @property
     def ratio(self) -> Optional[float]:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         if self.baseline is None or not self.baseline:
             return None
         return self.value / self.baseline
