@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
 
 from autoplay_sdk.core.models import ActionsPayload, SlimAction
 
@@ -64,14 +64,31 @@ class ActionObserver(Protocol):
         the user's latest session may now be another one."""
 
 
-class _Entry(NamedTuple):
-    """A tuple, not a dataclass: one per stored action, so its size is per-action memory.
-    Ordered by (timestamp, seq); seq is unique, so the action is never compared."""
+# One stored action: (timestamp, seq, event_id, then the strings and numbers of its
+# SlimAction), ordered by (timestamp, seq); seq is unique, so nothing after it is ever
+# compared and (t, -1) is a search key. A plain tuple of strings, numbers and None, because
+# the garbage collector untracks exactly those (not a NamedTuple, not an object): full
+# collections no longer walk every stored action (as SDK objects, 100k sessions × 20
+# actions made each a 1.9 s stop; BENCHMARKS.md), and it takes half the memory.
+_Entry = Tuple[Any, ...]
+_TIMESTAMP, _EVENT_ID = 0, 2
 
-    timestamp: float
-    seq: int
-    action: Optional[SlimAction]
-    event_id: Optional[str] = None
+
+def _entry(action: SlimAction, seq: int, event_id: Optional[str]) -> _Entry:
+    a = action
+    return (a.timestamp_start, seq, event_id, a.title, a.description, a.canonical_url, a.type,
+            a.timestamp_end, a.raw_url, a.session_id, a.user_id, a.email, a.conversation_id)
+
+
+def _action(entry: _Entry) -> SlimAction:
+    """The stored action as the SDK's ``SlimAction`` (a new one each time)."""
+    (timestamp, seq, _, title, description, canonical_url, type_, timestamp_end, raw_url,
+     session_id, user_id, email, conversation_id) = entry
+    return SlimAction(
+        title=title, description=description, canonical_url=canonical_url, index=seq, type=type_,
+        timestamp_start=timestamp, timestamp_end=timestamp_end, raw_url=raw_url,
+        session_id=session_id, user_id=user_id, email=email, conversation_id=conversation_id,
+    )
 
 
 @dataclass
@@ -83,7 +100,7 @@ class _Session:
 
     @property
     def latest_timestamp(self) -> float:
-        return self.entries[-1].timestamp if self.entries else float("-inf")
+        return self.entries[-1][_TIMESTAMP] if self.entries else float("-inf")
 
 
 class InMemoryActivityStore:
@@ -114,7 +131,7 @@ class InMemoryActivityStore:
                 self._rebind(tracked.session_id, session, tracked.user_id)
             self._seq += 1
             tracked.action.index = self._seq
-            bisect.insort(session.entries, _Entry(tracked.action.timestamp_start, self._seq, tracked.action, tracked.event_id))
+            bisect.insort(session.entries, _entry(tracked.action, self._seq, tracked.event_id))
             for observer in self._observers:
                 observer.added(tracked.session_id, tracked.action)
             changed.add((session.user_id, tracked.session_id))
@@ -127,7 +144,7 @@ class InMemoryActivityStore:
         session = self._sessions.get(session_id)
         if session is None or not session.entries:
             return []
-        actions = [e.action for e in session.entries]
+        actions = [_action(e) for e in session.entries]
         return [
             ActionsPayload(
                 product_id=product_id,
@@ -147,12 +164,12 @@ class InMemoryActivityStore:
         if session is None or not session.entries:
             return None
         entries = session.entries
-        first = bisect.bisect_left(entries, _Entry(entries[-1].timestamp, -1, None))
-        return entries[first].action
+        first = bisect.bisect_left(entries, (entries[-1][_TIMESTAMP], -1))
+        return _action(entries[first])
 
     def recent_actions(self, session_id: str) -> List[SlimAction]:
         session = self._sessions.get(session_id)
-        return [e.action for e in session.entries] if session else []
+        return [_action(e) for e in session.entries] if session else []
 
     def latest_session(self, user_id: str) -> Optional[str]:
         sessions = self._user_sessions.get(user_id)
@@ -208,17 +225,17 @@ class InMemoryActivityStore:
     def _trim(self, session_id: str, session: _Session, now: float) -> None:
         cutoff = now - self._limits.retention_s
         entries = session.entries
-        if not entries or (entries[0].timestamp >= cutoff and len(entries) <= self._limits.max_actions_per_session):
+        if not entries or (entries[0][_TIMESTAMP] >= cutoff and len(entries) <= self._limits.max_actions_per_session):
             return  # the usual case on ingest: nothing to drop
-        start = bisect.bisect_left(entries, _Entry(cutoff, -1, None))
+        start = bisect.bisect_left(entries, (cutoff, -1))
         overflow = len(session.entries) - start - self._limits.max_actions_per_session
         start += max(overflow, 0)
         if start:
             for entry in session.entries[:start]:
-                if entry.event_id is not None:
-                    session.event_ids.discard(entry.event_id)
+                if entry[_EVENT_ID] is not None:
+                    session.event_ids.discard(entry[_EVENT_ID])
                 for observer in self._observers:
-                    observer.removed(session_id, entry.action)
+                    observer.removed(session_id, _action(entry))
             del session.entries[:start]
 
     def _evict_over_capacity(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 from autoplay_sdk.core.models import ActionsPayload, SlimAction
@@ -175,6 +176,20 @@ def test_store_is_an_sdk_recent_actions_payload_source_with_chronological_payloa
     assert payload.email == "alice@acme.test"
     assert payload.forwarded_at == T0 + 4
     assert store.load_payloads(product_id=PRODUCT, session_id="unknown") == []
+
+
+def test_stored_actions_come_back_whole_and_are_invisible_to_the_garbage_collector():
+    store = _store()
+    tracked = _act(T0, event_id="e-1")
+    tracked.action.email = "alice@acme.test"
+    store.add([tracked], now=T0)
+    assert store.recent_actions("sess-1") == [tracked.action]  # every SlimAction field, index included
+    assert store.latest_action("sess-1") == tracked.action
+    gc.collect()
+    # Full collections walk every tracked object; stored actions must not be among them
+    # (only exact tuples of strings, numbers and None are untracked, not NamedTuples).
+    session = store._sessions["sess-1"]
+    assert not any(gc.is_tracked(entry) for entry in session.entries)
 
 
 def test_bounds_hold_under_100k_events():
