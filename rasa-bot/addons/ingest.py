@@ -13,6 +13,7 @@ import binascii
 import functools
 import math
 import re
+import reprlib
 import sys
 import zlib
 from collections import OrderedDict
@@ -41,6 +42,7 @@ NOISE_EVENTS = frozenset(
 )
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = b"\xef\xbb\xbf"
 _EARLIEST_TS = 946684800.0  # 2000-01-01: anything before is a unit or parsing mistake
 _MAX_FUTURE_S = 86400.0
 _MAX_LABEL = 200
@@ -136,10 +138,15 @@ def loads_json(data: bytes) -> Any:
     time, and it stops at a nesting depth limit where the stdlib's decoder recurses into a
     RecursionError (a 500) on a body of a few thousand ``[``.
     """
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM):]  # some server-side senders write one; the stdlib allowed it
     try:
         return ujson.loads(data)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    except SystemError:
+        # ujson 5.13 raises this for a 4-byte UTF-8 sequence beyond U+10FFFF.
+        raise ValueError("a string holds bytes that are not UTF-8") from None
 
 
 def parse_capture_payload(payload: Any) -> CaptureBatch:
@@ -334,9 +341,9 @@ def normalise_event(
 def parse_timestamp(value: Any) -> float:
     """Epoch seconds from ISO-8601 (``Z`` allowed), epoch seconds/millis as number or string."""
     if isinstance(value, bool):
-        raise IngestError(f"timestamp {value!r} is not a time")
+        raise IngestError(f"timestamp {_shown(value)} is not a time")
     if isinstance(value, (int, float)):
-        ts = float(value)
+        ts = _as_float(value)
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         try:
@@ -345,18 +352,18 @@ def parse_timestamp(value: Any) -> float:
             try:
                 parsed = datetime.fromisoformat(_iso_for_py310(text))
             except ValueError:
-                raise IngestError(f"timestamp {value!r} is neither ISO-8601 nor epoch seconds") from None
+                raise IngestError(f"timestamp {_shown(value)} is neither ISO-8601 nor epoch seconds") from None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=timezone.utc)
             ts = parsed.timestamp()
     else:
-        raise IngestError(f"timestamp {value!r} is neither ISO-8601 nor epoch seconds")
+        raise IngestError(f"timestamp {_shown(value)} is neither ISO-8601 nor epoch seconds")
     if not math.isfinite(ts):
-        raise IngestError(f"timestamp {value!r} is not finite")
+        raise IngestError(f"timestamp {_shown(value)} is not finite")
     if ts > 1e11:  # epoch milliseconds
         ts /= 1000.0
     if ts < _EARLIEST_TS:
-        raise IngestError(f"timestamp {value!r} is before 2000-01-01")
+        raise IngestError(f"timestamp {_shown(value)} is before 2000-01-01")
     return ts
 
 
@@ -420,17 +427,36 @@ def _event_time(raw: Mapping[str, Any], props: Mapping[str, Any], *, received_at
         ts = parse_timestamp(props["$time"]) + clock_offset
     elif raw.get("offset") is not None:
         offset = raw["offset"]
-        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or offset < 0:
-            raise IngestError(f"offset {offset!r} must be a non-negative number of milliseconds")
-        ts = received_at - offset / 1000.0
+        offset_ms = _as_float(offset) if isinstance(offset, (int, float)) and not isinstance(offset, bool) else math.nan
+        if not math.isfinite(offset_ms) or offset_ms < 0:
+            raise IngestError(f"offset {_shown(offset)} must be a finite, non-negative number of milliseconds")
+        ts = received_at - offset_ms / 1000.0
     else:
         ts = received_at  # PostHog's rule for events sent without a time
     if ts > received_at + _MAX_FUTURE_S:
-        raise IngestError(f"timestamp {raw.get('timestamp', props.get('$time'))!r} is more than a day in the future")
+        raise IngestError(f"timestamp {_shown(raw.get('timestamp', props.get('$time')))} is more than a day in the future")
     if ts < _EARLIEST_TS:
         # Only reachable through a nonsensical sent_at: the correction moved it before 2000.
-        raise IngestError(f"timestamp {raw.get('timestamp', props.get('$time'))!r} is before 2000 after the sent_at clock correction")
+        raise IngestError(f"timestamp {_shown(raw.get('timestamp', props.get('$time')))} is before 2000 after the sent_at clock correction")
     return ts
+
+
+def _as_float(number: float) -> float:
+    """An int or float as a float; an int too large for one (JSON allows any) is infinite."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+
+
+def _shown(value: Any) -> str:
+    """A rejected value as an error message quotes it: short, and shallow however deep it was
+    (a plain repr of a value nested a thousand deep raises RecursionError)."""
+    return _REPR.repr(value)
 
 
 def require_identifier(value: Any, field: str) -> str:

@@ -36,7 +36,8 @@ KEYS = st.sampled_from([
 SCALARS = (
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=40) | st.sampled_from(["$autocapture", "$pageview", "Save changes", PROJECT_KEY, "bulk_edit_tour",
-                                             "2026-05-19T11:07:19.847Z", "1779188762.919", "http://x/projects"])
+                                             "2026-05-19T11:07:19.847Z", "1779188762.919", "http://x/projects",
+                                             10**400, -(10**400)])
 )
 JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(KEYS | st.text(max_size=8), inner, max_size=6), max_leaves=25)
 USERS = st.sampled_from(["fuzz-user", "u", "x" * 200, "a/b", "ü", "fuzz-user?x=1"]) | st.text(min_size=1, max_size=20)
@@ -67,10 +68,13 @@ def http(rasa_server):
 
 @pytest.mark.parametrize("path", [path for method, path in ROUTES if method == "POST"])
 @pytest.mark.parametrize(
-    "body", [b"[" * 100_000, b'{"event":' * 20_000, b'{"batch":' + b"[" * 50_000], ids=["arrays", "objects", "batch"]
+    "body",
+    [b"[" * 100_000, b'{"event":' * 20_000, b'{"batch":' + b"[" * 50_000, b'{"event": "\xf4\x90\x80\x80"}'],
+    ids=["arrays", "objects", "batch", "beyond-U+10FFFF"],
 )
-def test_deeply_nested_json_is_a_400(http, path, body):
-    # The stdlib's decoder recurses: a few thousand "[" used to raise RecursionError, a 500.
+def test_json_that_cannot_be_decoded_is_a_400(http, path, body):
+    # The stdlib's decoder recurses: a few thousand "[" used to raise RecursionError, a 500;
+    # ujson raises SystemError on a 4-byte sequence beyond U+10FFFF.
     response = http.post(path, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400, response.text
     assert "JSON" in response.json()["error"]

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,7 @@ from addons.ingest import ClockSkew, IngestError, decode_capture_body, normalise
 T0 = 1779188762.919
 SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=30) | st.sampled_from(
     ["$autocapture", "$pageview", "$identify", "Save changes", "2026-05-19T11:07:19.847Z", "1779188762.919",
-     "http://localhost:3000/projects?x=1", "", " ", "$$heatmap"]
+     "http://localhost:3000/projects?x=1", "", " ", "$$heatmap", 10**400, -(10**400)]
 )
 KEYS = st.sampled_from(["event", "distinct_id", "properties", "$session_id", "timestamp", "batch", "api_key", "sent_at",
                         "uuid", "$current_url", "$el_text", "$elements_chain", "$elements", "$event_type", "$set",
@@ -28,6 +29,9 @@ def posthog_shaped(draw):
         "timestamp": draw(st.sampled_from(["2026-05-19T11:07:19.847Z", "1779188762.919", 1779188762919]) | SCALARS),
         "properties": draw(st.dictionaries(KEYS, JSON, max_size=6) | st.fixed_dictionaries({"$session_id": SCALARS, "$current_url": SCALARS, "$elements": JSON})),
     }
+    if draw(st.booleans()):
+        event["offset"] = draw(st.sampled_from([1500, 0]) | SCALARS)  # posthog-js's relative time
+        del event["timestamp"]
     return {"api_key": "phc", "batch": draw(st.lists(st.just(event) | JSON, max_size=4)), "sent_at": draw(SCALARS)}
 
 
@@ -43,6 +47,7 @@ def test_any_json_document_is_accepted_or_refused_with_a_reason(document):
     assert len(result.actions) + result.skipped + len(result.rejected) == len(batch.events)
     for tracked in result.actions:
         assert tracked.user_id and tracked.session_id and tracked.action.timestamp_start > 0
+        assert math.isfinite(tracked.action.timestamp_start)
 
 
 @settings(max_examples=2000, deadline=None)

@@ -99,6 +99,46 @@ def test_deeply_nested_json_raises_ingest_error_not_recursion_error(body):
         decode_capture_body(body, content_type="application/json")
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"event": "\xf4\x90\x80\x80"}', b'["\xf5\x80\x80\x80"]', b'{"event": "\xff"}'],
+    ids=["beyond-U+10FFFF", "F5-lead-byte", "invalid-byte"],
+)
+def test_strings_that_are_not_utf8_raise_ingest_error(body):
+    # ujson raises SystemError for the first two; they must not escape as a 500.
+    with pytest.raises(IngestError, match="not JSON"):
+        decode_capture_body(body, content_type="application/json")
+
+
+def test_a_utf8_byte_order_mark_is_allowed(ph):
+    event = ph.save(T0)
+    batch = decode_capture_body(b"\xef\xbb\xbf" + json.dumps(event).encode(), content_type="application/json")
+    assert batch.events == (event,)
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("timestamp", "[" * 1020 + "]" * 1020), ("offset", "NaN"), ("offset", "1" + "0" * 400),
+     ("timestamp", "1" + "0" * 400), ("timestamp", '"' + "x" * 5000 + '"')],
+    ids=["nested-near-the-depth-limit", "nan-offset", "huge-int-offset", "huge-int-timestamp", "long-string"],
+)
+def test_an_event_with_an_impossible_time_is_rejected_with_a_short_reason(field, value):
+    body = '{"event": "$pageview", "distinct_id": "u", "properties": {"$session_id": "s"}, "%s": %s}' % (field, value)
+    result = normalise_batch(decode_capture_body(body.encode(), content_type="application/json"), received_at=T0)
+    assert result.actions == () and len(result.rejected) == 1
+    assert field in result.rejected[0].reason and len(result.rejected[0].reason) < 200
+
+
+def test_an_impossible_sent_at_is_ignored(ph):
+    event = ph.save(T0)
+    body = '{"batch": [%s], "sent_at": %s}' % (json.dumps(event), "[" * 1000 + "]" * 1000)
+    batch = decode_capture_body(body.encode(), content_type="application/json")
+    assert batch.sent_at is None and batch.events == (event,)
+    huge = decode_capture_body(('{"batch": [%s], "sent_at": 1%s}' % (json.dumps(event), "0" * 400)).encode(),
+                               content_type="application/json")
+    assert huge.sent_at is None
+
+
 def test_empty_body_raises_ingest_error():
     with pytest.raises(IngestError, match="empty body"):
         decode_capture_body(b"", content_type="application/json")
