@@ -153,9 +153,7 @@ class ProactiveEngine:
         evicted = self.activity.evict(now=now)
         for session_id in self.gate.store.session_ids():
             if self.activity.user_of(session_id) is None:
-                self.gate.forget(session_id)
-                self._expired_unseen.pop(session_id, None)
-                self._suppressed.pop(session_id, None)
+                self._forget_session(session_id)
         sessions = offers = failures = 0
         for user_id, session_id in list(self.activity.latest_sessions()):
             sessions += 1
@@ -175,9 +173,7 @@ class ProactiveEngine:
         # at tick time (one re-created by new events in between keeps its state).
         for session_id in self._dropped_sessions:
             if self.activity.user_of(session_id) is None:
-                self.gate.forget(session_id)
-                self._expired_unseen.pop(session_id, None)
-                self._suppressed.pop(session_id, None)
+                self._forget_session(session_id)
         self._dropped_sessions.clear()
         for user_id in sorted(self._orphaned_users):
             session_id = self.activity.latest_session(user_id)
@@ -404,6 +400,12 @@ class ProactiveEngine:
                 wake = NOW  # a full pass would ask it again next tick
         self.schedule.settle(session_id, wake)
         return None
+
+    def _forget_session(self, session_id: str) -> None:
+        """The session is gone from the activity store: drop what the engine kept about it."""
+        self.gate.forget(session_id)
+        self._expired_unseen.pop(session_id, None)
+        self._suppressed.pop(session_id, None)
 
     def _watch(self, session_id: str) -> None:
         """The gate was closed (or just changed): plan a look for when it could reopen."""

@@ -156,8 +156,7 @@ class ProactiveInput(InputChannel):
         @bp.get("/stream/<user_id>")
         async def stream(request: Request, user_id: str) -> Optional[HTTPResponse]:
             try:
-                user_id = require_identifier(user_id, "user_id")
-                self.identity.verify(user_id, _presented_hash(request))
+                user_id = self._verified_user(request, user_id)
             except IngestError as e:
                 return _error(request, 400, str(e))
             except IdentityError as e:
@@ -191,8 +190,7 @@ class ProactiveInput(InputChannel):
             body = self._json_object(request)
             sender_id = require_identifier(body.get("sender_id"), "sender_id")
             question = _text_field(body, "body", limit=4000)
-            user_id = require_identifier(body.get("user_id"), "user_id")
-            self.identity.verify(user_id, _presented_hash(request))
+            user_id = self._verified_user(request, body.get("user_id"))
             trigger_id = _optional_identifier(body, "trigger_id")
             chat = _socketio_input(request.app)
             output = chat.get_output_channel() if chat else None
@@ -222,19 +220,21 @@ class ProactiveInput(InputChannel):
         @_json_errors
         async def tour_start(request: Request) -> HTTPResponse:
             body = self._json_object(request)
-            started = engine.start_tour(self._verified_user(request, body), require_identifier(body.get("tour_id"), "tour_id"))
+            started = engine.start_tour(
+                self._verified_user(request, body.get("user_id")), require_identifier(body.get("tour_id"), "tour_id")
+            )
             return response.json({"tour_id": started.tour_id, "flow_id": started.flow_id, "session_id": started.session_id})
 
         @bp.post("/tour/step")
         @_json_errors
         async def tour_step(request: Request) -> HTTPResponse:
-            tour = engine.record_tour_step(self._verified_user(request, self._json_object(request)))
+            tour = engine.record_tour_step(self._verified_user(request, self._json_object(request).get("user_id")))
             return response.json({"status": "ok", "tour_id": tour["tour_id"]})
 
         @bp.post("/tour/end")
         @_json_errors
         async def tour_end(request: Request) -> HTTPResponse:
-            tour = engine.end_tour(self._verified_user(request, self._json_object(request)))
+            tour = engine.end_tour(self._verified_user(request, self._json_object(request).get("user_id")))
             return response.json({"status": "ok", "tour_id": tour["tour_id"]})
 
         if self.config.identity.debug_route:
@@ -242,9 +242,7 @@ class ProactiveInput(InputChannel):
             @bp.get("/debug/<user_id>")
             @_json_errors
             async def debug(request: Request, user_id: str) -> HTTPResponse:
-                user_id = require_identifier(user_id, "user_id")
-                self.identity.verify(user_id, _presented_hash(request))
-                return response.json(engine.debug(user_id))
+                return response.json(engine.debug(self._verified_user(request, user_id)))
 
         return bp
 
@@ -252,8 +250,9 @@ class ProactiveInput(InputChannel):
         if self.engine.on_chat_message(user_id):
             logger.info("proactive chat message: user=%s sender=%s; offers paused", user_id, sender_id)
 
-    def _verified_user(self, request: Request, body: Dict[str, Any]) -> str:
-        user_id = require_identifier(body.get("user_id"), "user_id")
+    def _verified_user(self, request: Request, user_id: Any) -> str:
+        """The user id of a path or body, once it is well-formed and the request proved it."""
+        user_id = require_identifier(user_id, "user_id")
         self.identity.verify(user_id, _presented_hash(request))
         return user_id
 
