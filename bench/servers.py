@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
@@ -14,7 +13,7 @@ import httpx
 
 from bench.common import ROOT, raise_nofile
 from posthog_events import PROJECT_KEY
-from rasa_server import RasaServer, free_port, start_rasa
+from rasa_server import RasaServer, free_port, start_rasa, wait_until_ready
 
 logger = logging.getLogger("bench.servers")
 
@@ -65,15 +64,8 @@ def start_bare_sanic(log_path: Path) -> BareSanic:
         process = subprocess.Popen([sys.executable, "-m", "bench.bare_sanic", str(port)], cwd=ROOT,
                                    stdout=log, stderr=subprocess.STDOUT)
     server = BareSanic(process, port)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bare Sanic exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError("bare Sanic not ready after 60 s")
+    wait_until_ready(
+        process, lambda: httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200,
+        name="bare Sanic", timeout=60, log=lambda: log_path.read_text(errors="replace"), stop=server.stop,
+    )
+    return server

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
 import httpx
 
-from rasa_server import ROOT, free_port
+from rasa_server import ROOT, free_port, wait_until_ready
 
 APP = ROOT / "app"
 NEXT = APP / "node_modules" / ".bin" / "next"
@@ -54,15 +53,8 @@ def start_app(workdir: Path, *, rasa_url: str, env: Optional[Dict[str, str]] = N
             cwd=APP, stdout=log, stderr=subprocess.STDOUT, env=process_env, start_new_session=True,
         )
     server = AppServer(process, port, log_path)
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"next start exited with {process.returncode}:\n{server.log()[-4000:]}")
-        try:
-            if httpx.get(f"{server.url}/projects", timeout=2.0).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"next start not ready after {ready_timeout} s:\n{server.log()[-4000:]}")
+    wait_until_ready(
+        process, lambda: httpx.get(f"{server.url}/projects", timeout=2.0).status_code == 200,
+        name="next start", timeout=ready_timeout, log=server.log, stop=server.stop,
+    )
+    return server

@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import httpx
 import yaml
@@ -25,6 +25,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_ready(
+    process: subprocess.Popen, ready: Callable[[], bool], *, name: str, timeout: float,
+    log: Callable[[], str], stop: Callable[[], None],
+) -> None:
+    """Poll ``ready`` until it answers True; raise with the log's tail if the process exits
+    first or ``timeout`` passes (then ``stop`` it). HTTP errors and bad JSON mean "not yet"."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log()[-4000:]}")
+        try:
+            if ready():
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
+    stop()
+    raise RuntimeError(f"{name} not ready after {timeout:g} s:\n{log()[-4000:]}")
 
 
 @dataclass
@@ -98,17 +118,11 @@ def start_rasa(
             cwd=BOT, stdout=log, stderr=subprocess.STDOUT, env=env,
         )
     server = RasaServer(process, port, log_path, startup_s=0.0)
-    deadline = started + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"rasa run exited with {process.returncode}:\n{server.log()[-4000:]}")
-        try:
-            health = httpx.get(f"{server.proactive}/health", timeout=1.0).json()
-            if health.get("agent_ready") and health["driver"]["running"]:
-                server.startup_s = time.monotonic() - started
-                return server
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.25)
-    server.stop()
-    raise RuntimeError(f"rasa run not ready after {ready_timeout} s:\n{server.log()[-4000:]}")
+
+    def ready() -> bool:
+        health = httpx.get(f"{server.proactive}/health", timeout=1.0).json()
+        return bool(health.get("agent_ready") and health["driver"]["running"])
+
+    wait_until_ready(process, ready, name="rasa run", timeout=ready_timeout, log=server.log, stop=server.stop)
+    server.startup_s = time.monotonic() - started
+    return server
