@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from autoplay_sdk.proactive.triggers.context_source import build_proactive_context_from_payloads
 
-from addons.engine import ProactiveEngine
-from addons.triggers import EVAL_NOW
+from addons.offers.engine import ProactiveEngine
+from addons.offers.triggers import EVAL_NOW
 
 
 def rebuild_all_contexts_tick(engine: ProactiveEngine, now: float) -> int:

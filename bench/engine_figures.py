@@ -18,9 +18,9 @@ import time
 from typing import List
 
 from addons.config import load_config
-from addons.delivery import InMemoryDeliveryHub, Offer, TourOffer
-from addons.engine import ProactiveEngine
-from addons.ingest import CaptureBatch, normalise_batch
+from addons.offers.delivery import InMemoryDeliveryHub, Offer, TourOffer
+from addons.offers.engine import ProactiveEngine
+from addons.offers.ingest import CaptureBatch, normalise_batch
 
 from bench.activity import one_more, session_events
 from bench.baseline import rebuild_all_contexts_tick

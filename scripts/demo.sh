@@ -47,7 +47,7 @@ done
 user_hash=$(cd "$root/rasa-bot" && ../.venv/bin/python -c '
 import os
 from addons.config import load_config
-from addons.identity import SECRET_ENV, user_hash
+from addons.security.identity import SECRET_ENV, user_hash
 print(user_hash(os.environ.get(SECRET_ENV) or load_config("proactive.yml").identity.secret or "", "u-1001"))')
 
 cat <<MSG

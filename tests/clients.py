@@ -14,7 +14,7 @@ import httpx
 import socketio
 
 from addons.config import load_config
-from addons.identity import HEADER, user_hash
+from addons.security.identity import HEADER, user_hash
 from posthog_events import PROJECT_KEY, iso, posthog_event
 from rasa_server import BOT
 

@@ -5,11 +5,9 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from addons import grounded
-
-
+from addons.answers import grounded
 class ActionGroundedReply(Action):
-    """Answers help questions and anything NLU is unsure about (see ``addons.grounded``)."""
+    """Answers help questions and anything NLU is unsure about (see ``addons.answers.grounded``)."""
 
     def name(self) -> Text:
         return "action_grounded_reply"

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-PROACTIVE_ENTITY = "proactive_text"
+from addons.domain import PROACTIVE_ENTITY
 
 
 class ActionSendProactive(Action):

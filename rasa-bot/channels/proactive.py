@@ -19,18 +19,18 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from addons import grounded
-from addons.chat import ChatNotReady, FollowUpRequest, send_proactive_question
+from addons.answers import grounded
+from addons.rasa.chat import ChatNotReady, FollowUpRequest, send_proactive_question
 from addons.config import load_config
-from addons.delivery import CLOSED
-from addons.driver import ProactiveDriver, tune_gc_for_serving
-from addons.engine import NoActiveTour, ProactiveEngine, UnknownTour, UnknownUser
-from addons.grounded import GroundedAssistant
-from addons.identity import HEADER, QUERY, Forbidden, IdentityError, IdentityVerifier
-from addons.inprocess_actions import InProcessActionEndpoint
-from addons.ingest import IngestError, PayloadTooLarge, decode_capture_body, loads_json, normalise_batch, require_identifier
-from addons.limits import IngestGuard, RateLimited, UnknownProjectKey
-from addons.llm import resolve_llm
+from addons.offers.delivery import CLOSED
+from addons.rasa.driver import ProactiveDriver, tune_gc_for_serving
+from addons.offers.engine import NoActiveTour, ProactiveEngine, UnknownTour, UnknownUser
+from addons.answers.grounded import GroundedAssistant
+from addons.security.identity import HEADER, QUERY, Forbidden, IdentityError, IdentityVerifier
+from addons.rasa.inprocess_actions import InProcessActionEndpoint
+from addons.offers.ingest import IngestError, PayloadTooLarge, decode_capture_body, loads_json, normalise_batch, require_identifier
+from addons.security.limits import IngestGuard, RateLimited, UnknownProjectKey
+from addons.answers.llm import resolve_llm
 from channels.socketio import ProactiveSocketIOInput
 
 logger = logging.getLogger(__name__)

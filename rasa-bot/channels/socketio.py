@@ -28,8 +28,8 @@ from rasa.core.channels.channel import UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketIOInput
 from sanic import Blueprint
 
-from addons.chat import ChatSessions
-from addons.identity import QUERY, IdentityVerifier
+from addons.rasa.chat import ChatSessions
+from addons.security.identity import QUERY, IdentityVerifier
 
 logger = logging.getLogger(__name__)
 

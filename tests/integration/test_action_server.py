@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from addons.grounded import NO_ENGINE_REPLY
+from addons.answers.grounded import NO_ENGINE_REPLY
 from rasa_server import BOT, free_port
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from addons.config import load_config
-from addons.guard import render_how_to
+from addons.answers.guard import render_how_to
 from clients import ChatClient, ToastStream, inject, three_saves
 from fake_llm import FakeLLM, Reply, fake_llm_settings
 from posthog_events import posthog_event

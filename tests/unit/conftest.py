@@ -5,7 +5,7 @@
 * ``to_batch`` runs events through the real ingest path (``parse_capture_payload`` +
   ``normalise_batch``), so tests exercise the same code the capture route uses.
 * ``mono`` replaces ``time.monotonic`` *as seen by* autoplay-sdk's ``SessionState`` module
-  and by ``addons.gate`` (not globally: asyncio's loop keeps the real clock), so timeouts
+  and by ``addons.offers.gate`` (not globally: asyncio's loop keeps the real clock), so timeouts
   and cooldowns are tested by advancing a fake clock instead of sleeping.
 """
 
@@ -18,11 +18,11 @@ from typing import Any, Dict, Optional, Sequence
 
 import pytest
 
-import addons.gate
+import addons.offers.gate
 import autoplay_sdk.agent_state.v2.session_state as sdk_session_state
 from addons.config import ProactiveConfig, load_config
-from addons.engine import ProactiveEngine
-from addons.ingest import ClockSkew, NormalisedBatch, normalise_batch, parse_capture_payload
+from addons.offers.engine import ProactiveEngine
+from addons.offers.ingest import ClockSkew, NormalisedBatch, normalise_batch, parse_capture_payload
 from posthog_events import BASE_URL, iso, posthog_event  # noqa: F401  (re-exported to the unit tests)
 
 PROACTIVE_YML = Path(__file__).resolve().parents[2] / "rasa-bot" / "proactive.yml"
@@ -71,7 +71,7 @@ class FakeMonotonic:
 def mono(monkeypatch: pytest.MonkeyPatch) -> FakeMonotonic:
     clock = FakeMonotonic()
     monkeypatch.setattr(sdk_session_state, "time", clock)
-    monkeypatch.setattr(addons.gate, "time", clock)
+    monkeypatch.setattr(addons.offers.gate, "time", clock)
     return clock
 
 

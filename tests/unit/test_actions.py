@@ -6,11 +6,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
 from actions.grounded import ActionGroundedReply
-from addons import grounded
+from addons.answers import grounded
 from addons.config import LLMConfig
-from addons.grounded import GroundedAssistant
-from addons.inprocess_actions import InProcessActionEndpoint
-from addons.llm import resolve_llm
+from addons.answers.grounded import GroundedAssistant
+from addons.rasa.inprocess_actions import InProcessActionEndpoint
+from addons.answers.llm import resolve_llm
 
 
 def tracker(text, metadata):

@@ -3,8 +3,8 @@
 import pytest
 
 from addons.config import ConfigError, LLMConfig, parse_config
-from addons.ingest import person_name
-from addons.llm import resolve_llm
+from addons.offers.ingest import person_name
+from addons.answers.llm import resolve_llm
 
 
 def minimal(**sections):

@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from addons.caps import OfferCaps
+from addons.offers.caps import OfferCaps
 from addons.config import OfferCapsConfig
-from addons.delivery import InMemoryDeliveryHub, Offer
-from addons.engine import ProactiveEngine
+from addons.offers.delivery import InMemoryDeliveryHub, Offer
+from addons.offers.engine import ProactiveEngine
 
 T0 = 1779188762.919
 

@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addons.ingest import ClockSkew, IngestError, decode_capture_body, normalise_batch, parse_capture_payload
+from addons.offers.ingest import ClockSkew, IngestError, decode_capture_body, normalise_batch, parse_capture_payload
 
 T0 = 1779188762.919
 SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=30) | st.sampled_from(

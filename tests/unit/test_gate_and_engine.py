@@ -14,10 +14,10 @@ import pytest
 from autoplay_sdk.agent_state.v2 import AgentStateV2, SessionState
 
 from addons.config import SessionTimings
-from addons.delivery import CLOSED, InMemoryDeliveryHub, Offer, TourOffer
-from addons.driver import ProactiveDriver
-from addons.engine import NoActiveTour, ProactiveEngine, TickReport, TourStart, UnknownTour, UnknownUser
-from addons.gate import ACTIVE_TOUR, InMemorySessionStateStore, SessionGate
+from addons.offers.delivery import CLOSED, InMemoryDeliveryHub, Offer, TourOffer
+from addons.rasa.driver import ProactiveDriver
+from addons.offers.engine import NoActiveTour, ProactiveEngine, TickReport, TourStart, UnknownTour, UnknownUser
+from addons.offers.gate import ACTIVE_TOUR, InMemorySessionStateStore, SessionGate
 
 T0 = 1779188762.919
 SID = "sess-1"
@@ -304,7 +304,7 @@ def _fail_session(engine, monkeypatch, failing_session_id):
 def test_ingest_isolates_a_failing_session(engine, ph, monkeypatch, caplog):
     _fail_session(engine, monkeypatch, "s-u2")
     events = [e for u in ("u1", "u2", "u3") for e in _saves(ph, 1, 2, 3, user=u, session=f"s-{u}")]
-    with caplog.at_level(logging.ERROR, logger="addons.engine"):
+    with caplog.at_level(logging.ERROR, logger="addons.offers.engine"):
         offers = engine.ingest(ph.batch(events, received_at=T0 + 4), now=T0 + 4)
     assert sorted(o.user_id for o in offers) == ["u1", "u3"]
     assert "s-u2" in caplog.text
@@ -510,7 +510,7 @@ async def test_driver_logs_and_survives_a_failing_tick(engine, monkeypatch, capl
 
     monkeypatch.setattr(engine, "tick", broken_tick)
     driver = ProactiveDriver(engine, tick_seconds=0.01)
-    with caplog.at_level(logging.ERROR, logger="addons.driver"):
+    with caplog.at_level(logging.ERROR, logger="addons.rasa.driver"):
         task = asyncio.create_task(driver.run())
         await _until(lambda: driver.ticks >= 2)
         assert not task.done()  # still looping after failures

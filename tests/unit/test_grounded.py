@@ -5,12 +5,12 @@ import time
 
 import pytest
 
-from addons.chat import FollowUpRequest
+from addons.rasa.chat import FollowUpRequest
 from addons.config import LLMConfig
-from addons.grounded import GroundedAssistant
-from addons.guard import render_how_to
-from addons.llm import LLMError, LLMTimeout, OpenAIChatModel, resolve_llm
-from addons.prompts import activity_lines
+from addons.answers.grounded import GroundedAssistant
+from addons.answers.guard import render_how_to
+from addons.answers.llm import LLMError, LLMTimeout, OpenAIChatModel, resolve_llm
+from addons.answers.prompts import activity_lines
 from fake_llm import Reply
 
 OFFER = "Updating projects one by one? There's a multi-select bulk edit you might not have seen — want me to show you?"

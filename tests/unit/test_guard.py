@@ -2,7 +2,7 @@
 
 import pytest
 
-from addons.guard import UIGuard, quoted_labels, render_how_to
+from addons.answers.guard import UIGuard, quoted_labels, render_how_to
 
 HOW_TO = (
     "At the top right of the table (next to the status filter), click the small kebab menu icon (the three dots: ⋯).",

@@ -13,12 +13,12 @@ from autoplay_sdk.proactive.triggers.context_source import build_proactive_conte
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from addons.activity import InMemoryActivityStore
+from addons.offers.activity import InMemoryActivityStore
 from addons.config import ActivityLimits, RepeatedActionTriggerConfig
-from addons.delivery import InMemoryDeliveryHub, Offer
-from addons.engine import ProactiveEngine
-from addons.index import TriggerIndex
-from addons.triggers import EVAL_NOW, RepeatedActionTrigger
+from addons.offers.delivery import InMemoryDeliveryHub, Offer
+from addons.offers.engine import ProactiveEngine
+from addons.offers.index import TriggerIndex
+from addons.offers.triggers import EVAL_NOW, RepeatedActionTrigger
 from conftest import T0, to_batch
 from posthog_events import posthog_event
 

@@ -9,17 +9,17 @@ from urllib.parse import quote
 
 import pytest
 
-from addons.ingest import (
+from addons.offers.ingest import (
     CaptureBatch,
     ClockSkew,
     IngestError,
     PayloadTooLarge,
-    canonicalize_url,
     decode_capture_body,
     normalise_batch,
     normalise_event,
     parse_timestamp,
 )
+from addons.urls import canonicalize_url
 
 T0 = 1779188762.919  # 2026-05-19T11:06:02.919Z
 FORM = "application/x-www-form-urlencoded"

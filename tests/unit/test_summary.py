@@ -5,9 +5,9 @@ import dataclasses
 import logging
 
 from addons.config import LLMConfig, SummaryConfig
-from addons.engine import ProactiveEngine
-from addons.grounded import GroundedAssistant
-from addons.llm import resolve_llm
+from addons.offers.engine import ProactiveEngine
+from addons.answers.grounded import GroundedAssistant
+from addons.answers.llm import resolve_llm
 from fake_llm import Reply
 
 

@@ -1,0 +1,272 @@
+"""Per-session recent activity, bounded in time, per-session size and session count.
+
+The store keeps each session's actions ordered by their own timestamps, because PostHog
+batches arrive out of order and "latest" always means the largest timestamp. It implements
+autoplay-sdk's ``RecentActionsPayloadSource`` so trigger contexts are built with the SDK's
+``build_proactive_context_from_payloads`` rather than from private SDK state.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
+
+from autoplay_sdk.core.models import ActionsPayload, SlimAction
+
+from addons.bounded import BoundedMap
+from addons.config import ActivityLimits
+from addons.offers.ingest import TrackedAction
+
+
+class ActivityStore(Protocol):
+    """What the engine needs from activity storage (in-memory here, shared stores later)."""
+
+    def add(self, actions: Sequence[TrackedAction], *, now: float) -> Set[Tuple[str, str]]:
+        """Store actions; returns the (user_id, session_id) pairs that changed."""
+
+    def load_payloads(self, *, product_id: str, session_id: str) -> Sequence[ActionsPayload]:
+        """``RecentActionsPayloadSource``: the session's actions, chronological."""
+
+    def recent_actions(self, session_id: str) -> List[SlimAction]:
+        """The session's actions ordered by timestamp (oldest first)."""
+
+    def latest_session(self, user_id: str) -> Optional[str]:
+        """The user's session holding their latest action by timestamp."""
+
+    def latest_sessions(self) -> Iterator[Tuple[str, str]]:
+        """(user_id, latest session_id) for every tracked user."""
+
+    def user_of(self, session_id: str) -> Optional[str]:
+        """The user a tracked session belongs to; None once it is evicted."""
+
+    def evict(self, *, now: float) -> int:
+        """Drop sessions idle longer than the limit; returns how many went."""
+
+    def session_count(self) -> int:
+        ...
+
+
+class ActionObserver(Protocol):
+    """Told of every change to a store's contents, so indexes stay in step without rescans."""
+
+    def added(self, session_id: str, action: SlimAction) -> None:
+        """An action was stored (by ingest or any other writer)."""
+
+    def removed(self, session_id: str, action: SlimAction) -> None:
+        """An action was trimmed (retention or the per-session cap)."""
+
+    def dropped(self, session_id: str) -> None:
+        """A whole session was evicted; its actions are gone without ``removed`` calls."""
+
+    def unlinked(self, user_id: str) -> None:
+        """A session stopped belonging to this user (evicted, or taken over by ``identify``):
+        the user's latest session may now be another one."""
+
+
+# One stored action: (timestamp, seq, event_id, then the strings and numbers of its
+# SlimAction), ordered by (timestamp, seq); seq is unique, so nothing after it is ever
+# compared and (t, -1) is a search key. A plain tuple of strings, numbers and None, because
+# the garbage collector untracks exactly those (not a NamedTuple, not an object): full
+# collections no longer walk every stored action (as SDK objects, 100k sessions × 20
+# actions made each a 1.9 s stop; BENCHMARKS.md), and it takes half the memory.
+_Entry = Tuple[Any, ...]
+_TIMESTAMP, _EVENT_ID = 0, 2
+
+
+def _entry(action: SlimAction, seq: int, event_id: Optional[str]) -> _Entry:
+    a = action
+    return (a.timestamp_start, seq, event_id, a.title, a.description, a.canonical_url, a.type,
+            a.timestamp_end, a.raw_url, a.session_id, a.user_id, a.email, a.conversation_id)
+
+
+def _action(entry: _Entry) -> SlimAction:
+    """The stored action as the SDK's ``SlimAction`` (a new one each time)."""
+    (timestamp, seq, _, title, description, canonical_url, type_, timestamp_end, raw_url,
+     session_id, user_id, email, conversation_id) = entry
+    return SlimAction(
+        title=title, description=description, canonical_url=canonical_url, index=seq, type=type_,
+        timestamp_start=timestamp, timestamp_end=timestamp_end, raw_url=raw_url,
+        session_id=session_id, user_id=user_id, email=email, conversation_id=conversation_id,
+    )
+
+
+@dataclass
+class _Session:
+    user_id: str
+    entries: List[_Entry] = field(default_factory=list)
+    event_ids: Set[str] = field(default_factory=set)
+    last_seen: float = 0.0  # server time of the last ingest, for idle eviction
+
+    @property
+    def latest_timestamp(self) -> float:
+        return self.entries[-1][_TIMESTAMP] if self.entries else float("-inf")
+
+
+class InMemoryActivityStore:
+    """Single-process ``ActivityStore``; each method is O(actions of one session) at most."""
+
+    def __init__(self, limits: ActivityLimits, *, product_id: str) -> None:
+        self._limits = limits
+        self._product_id = product_id
+        self._sessions: "OrderedDict[str, _Session]" = OrderedDict()  # least recently seen first
+        self._user_sessions: Dict[str, Set[str]] = {}
+        self._seq = 0
+        self._observers: List[ActionObserver] = []
+
+    def add_observer(self, observer: ActionObserver) -> None:
+        self._observers.append(observer)
+
+    def add(self, actions: Sequence[TrackedAction], *, now: float) -> Set[Tuple[str, str]]:
+        changed: Set[Tuple[str, str]] = set()
+        for tracked in actions:
+            session = self._session_for(tracked, now)
+            if tracked.event_id is not None:
+                if tracked.event_id in session.event_ids:
+                    continue  # posthog-js retried a request that had already arrived
+                session.event_ids.add(tracked.event_id)
+            if session.user_id != tracked.user_id and tracked.action.timestamp_start >= session.latest_timestamp:
+                # posthog-js `identify` swaps the anonymous distinct_id for the app's user id
+                # mid-session; the session (and what it did before) belongs to whoever acted last.
+                self._rebind(tracked.session_id, session, tracked.user_id)
+            self._seq += 1
+            tracked.action.index = self._seq
+            bisect.insort(session.entries, _entry(tracked.action, self._seq, tracked.event_id))
+            for observer in self._observers:
+                observer.added(tracked.session_id, tracked.action)
+            changed.add((session.user_id, tracked.session_id))
+        for _, session_id in changed:
+            self._trim(session_id, self._sessions[session_id], now)
+        self._evict_over_capacity()
+        return changed
+
+    def load_payloads(self, *, product_id: str, session_id: str) -> Sequence[ActionsPayload]:
+        session = self._sessions.get(session_id)
+        if session is None or not session.entries:
+            return []
+        actions = [_action(e) for e in session.entries]
+        return [
+            ActionsPayload(
+                product_id=product_id,
+                session_id=session_id,
+                user_id=session.user_id,
+                email=next((a.email for a in reversed(actions) if a.email), None),
+                actions=actions,
+                count=len(actions),
+                forwarded_at=session.last_seen,
+            )
+        ]
+
+    def latest_action(self, session_id: str) -> Optional[SlimAction]:
+        """The session's action with the largest timestamp; of several, the first stored
+        (what ``max`` over ``recent_actions`` returns), found without scanning the session."""
+        session = self._sessions.get(session_id)
+        if session is None or not session.entries:
+            return None
+        entries = session.entries
+        first = bisect.bisect_left(entries, (entries[-1][_TIMESTAMP], -1))
+        return _action(entries[first])
+
+    def recent_actions(self, session_id: str) -> List[SlimAction]:
+        session = self._sessions.get(session_id)
+        return [_action(e) for e in session.entries] if session else []
+
+    def latest_session(self, user_id: str) -> Optional[str]:
+        sessions = self._user_sessions.get(user_id)
+        if not sessions:
+            return None
+        if len(sessions) == 1:
+            return next(iter(sessions))
+        return max(sessions, key=lambda sid: self._sessions[sid].latest_timestamp)
+
+    def latest_sessions(self) -> Iterator[Tuple[str, str]]:
+        for user_id in list(self._user_sessions):
+            session_id = self.latest_session(user_id)
+            if session_id is not None:
+                yield user_id, session_id
+
+    def user_of(self, session_id: str) -> Optional[str]:
+        session = self._sessions.get(session_id)
+        return session.user_id if session else None
+
+    def evict(self, *, now: float) -> int:
+        cutoff = now - self._limits.idle_session_s
+        evicted = 0
+        while self._sessions:
+            session_id, session = next(iter(self._sessions.items()))
+            if session.last_seen >= cutoff:
+                break
+            self._drop(session_id)
+            evicted += 1
+        return evicted
+
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    def action_count(self) -> int:
+        return sum(len(s.entries) for s in self._sessions.values())
+
+    def _session_for(self, tracked: TrackedAction, now: float) -> _Session:
+        session = self._sessions.get(tracked.session_id)
+        if session is None:
+            session = _Session(user_id=tracked.user_id)
+            self._sessions[tracked.session_id] = session
+            self._user_sessions.setdefault(tracked.user_id, set()).add(tracked.session_id)
+        else:
+            self._sessions.move_to_end(tracked.session_id)
+        session.last_seen = now
+        return session
+
+    def _rebind(self, session_id: str, session: _Session, user_id: str) -> None:
+        self._unlink(session.user_id, session_id)
+        session.user_id = user_id
+        self._user_sessions.setdefault(user_id, set()).add(session_id)
+
+    def _trim(self, session_id: str, session: _Session, now: float) -> None:
+        cutoff = now - self._limits.retention_s
+        entries = session.entries
+        if not entries or (entries[0][_TIMESTAMP] >= cutoff and len(entries) <= self._limits.max_actions_per_session):
+            return  # the usual case on ingest: nothing to drop
+        start = bisect.bisect_left(entries, (cutoff, -1))
+        overflow = len(session.entries) - start - self._limits.max_actions_per_session
+        start += max(overflow, 0)
+        if start:
+            for entry in session.entries[:start]:
+                if entry[_EVENT_ID] is not None:
+                    session.event_ids.discard(entry[_EVENT_ID])
+                for observer in self._observers:
+                    observer.removed(session_id, _action(entry))
+            del session.entries[:start]
+
+    def _evict_over_capacity(self) -> None:
+        while len(self._sessions) > self._limits.max_sessions:
+            self._drop(next(iter(self._sessions)))
+
+    def _drop(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id)
+        for observer in self._observers:
+            observer.dropped(session_id)
+        self._unlink(session.user_id, session_id)
+
+    def _unlink(self, user_id: str, session_id: str) -> None:
+        sessions = self._user_sessions.get(user_id)
+        if sessions is not None:
+            sessions.discard(session_id)
+            if not sessions:
+                del self._user_sessions[user_id]
+        for observer in self._observers:
+            observer.unlinked(user_id)
+
+
+class FirstNames:
+    """App user id → first name from PostHog person properties; least recently set go first."""
+
+    def __init__(self, max_users: int) -> None:
+        self._names: BoundedMap[str, str] = BoundedMap(max_users)
+
+    def set(self, user_id: str, first_name: str) -> None:
+        self._names.touch(user_id, first_name)
+
+    def get(self, user_id: str) -> Optional[str]:
+        return self._names.get(user_id)

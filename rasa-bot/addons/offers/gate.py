@@ -1,0 +1,197 @@
+"""The session-state gate: autoplay-sdk's ``SessionState`` decides when an offer may fire.
+
+Rules (see README "Session-state rules"):
+
+* An offer fires only from THINKING and outside the cooldown; ``transition_to_proactive``
+  is never called from another state (it raises there).
+* Every pass ticks the state first, so PROACTIVE/REACTIVE time out back to THINKING.
+* A chat message: THINKING → REACTIVE; in PROACTIVE/REACTIVE it records the interaction
+  (the SDK has no PROACTIVE → REACTIVE edge), so no offer interrupts a conversation.
+* A CTA click (Show me / Open chat) on an offer whose state already timed out to THINKING
+  re-opens the engagement: the cooldown is cleared and the state re-enters PROACTIVE for
+  the offer's trigger, because ``set_visual_guidance`` raises in THINKING and a running tour
+  must keep new offers gated. The click is the user asking for help; the cooldown exists to
+  stop *us* interrupting, not them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, Optional, Protocol
+
+from autoplay_sdk.agent_state.v2 import AgentStateV2, SessionState
+from autoplay_sdk.proactive.triggers.tour_registry import TourRegistry
+
+from addons.config import SessionTimings
+
+ACTIVE_TOUR = "active_tour"  # SessionState.metadata key: {"tour_id", "flow_id", "trigger_id"}
+LAST_OFFER = "last_offer"  # SessionState.metadata key: {"offer_id", "trigger_id", "at"}
+
+
+class SessionStateStore(Protocol):
+    """Where session states live (in memory here; a shared store later)."""
+
+    def get(self, session_id: str) -> Optional[SessionState]:
+        ...
+
+    def get_or_create(self, session_id: str) -> SessionState:
+        ...
+
+    def save(self, state: SessionState) -> None:
+        ...
+
+    def delete(self, session_id: str) -> None:
+        ...
+
+    def session_ids(self) -> Iterator[str]:
+        ...
+
+
+class InMemorySessionStateStore:
+    """Live ``SessionState`` objects keyed by session id; ``save`` is a no-op."""
+
+    def __init__(self, timings: SessionTimings) -> None:
+        self._timings = timings
+        self._states: Dict[str, SessionState] = {}
+
+    def get(self, session_id: str) -> Optional[SessionState]:
+        return self._states.get(session_id)
+
+    def get_or_create(self, session_id: str) -> SessionState:
+        state = self._states.get(session_id)
+        if state is None:
+            state = SessionState(
+                session_id=session_id,
+                interaction_timeout_s=self._timings.interaction_timeout_s,
+                cooldown_period_s=self._timings.cooldown_period_s,
+            )
+            self._states[session_id] = state
+        return state
+
+    def save(self, state: SessionState) -> None:
+        self._states[state.session_id] = state
+
+    def delete(self, session_id: str) -> None:
+        self._states.pop(session_id, None)
+
+    def session_ids(self) -> Iterator[str]:
+        return iter(list(self._states))
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    allowed: bool
+    reason: str
+
+
+class SessionGate:
+    """All ``SessionState`` transitions the copilot makes, in one place."""
+
+    def __init__(self, store: SessionStateStore, tours: Optional[TourRegistry] = None) -> None:
+        self.store = store
+        self._tours = tours
+
+    def check(self, session_id: str) -> GateDecision:
+        """Could an offer fire now? Ticks first; changes nothing else."""
+        state = self._ticked(session_id)
+        ok, reason = state.can_deliver_proactive()
+        self.store.save(state)
+        return GateDecision(ok, reason)
+
+    def try_offer(self, session_id: str, trigger_id: str) -> GateDecision:
+        state = self._ticked(session_id)
+        if state.current_state is not AgentStateV2.THINKING:
+            return GateDecision(False, f"v2_state_{state.current_state.value}")
+        if not state.transition_to_proactive(trigger_id):
+            return GateDecision(False, "v2_cooldown_active")
+        self.store.save(state)
+        return GateDecision(True, "ok")
+
+    def record_offer(self, session_id: str, offer_id: str, trigger_id: str, at: float) -> None:
+        state = self.store.get_or_create(session_id)
+        state.metadata[LAST_OFFER] = {"offer_id": offer_id, "trigger_id": trigger_id, "at": at}
+        self.store.save(state)
+
+    def last_offer(self, session_id: str) -> Optional[Dict[str, Any]]:
+        state = self.store.get(session_id)
+        return state.metadata.get(LAST_OFFER) if state else None
+
+    def on_user_message(self, session_id: str) -> None:
+        state = self._ticked(session_id)
+        if state.current_state is AgentStateV2.THINKING:
+            state.transition_to_reactive()
+        else:
+            state.record_user_interaction()
+        self.store.save(state)
+
+    def engage(self, session_id: str, trigger_id: str) -> None:
+        """A CTA click on an offer: keep (or re-open) PROACTIVE, see the module rules."""
+        state = self._engaged(session_id, trigger_id)
+        state.record_option_click()
+        self.store.save(state)
+
+    def start_guidance(self, session_id: str, trigger_id: str, *, tour_id: str, flow_id: str) -> None:
+        state = self._engaged(session_id, trigger_id)
+        # The SDK looks per-tour timeouts up by the provider flow id, not our tour id.
+        state.set_visual_guidance(True, tour_id=flow_id)
+        state.metadata[ACTIVE_TOUR] = {"tour_id": tour_id, "flow_id": flow_id, "trigger_id": trigger_id}
+        self.store.save(state)
+
+    def record_step(self, session_id: str) -> Optional[Dict[str, str]]:
+        """A tour step; returns the active tour, or None when no tour is running."""
+        state = self._ticked(session_id)
+        tour = state.metadata.get(ACTIVE_TOUR)
+        if tour is None:
+            return None
+        if state.current_state is AgentStateV2.THINKING:
+            # The user paused past the timeout mid-tour; stepping on resumes the guidance.
+            state = self._engaged(session_id, tour["trigger_id"])
+            state.set_visual_guidance(True, tour_id=tour["flow_id"])
+        state.record_tour_step()
+        self.store.save(state)
+        return tour
+
+    def end_guidance(self, session_id: str) -> Optional[Dict[str, str]]:
+        state = self._ticked(session_id)
+        tour = state.metadata.pop(ACTIVE_TOUR, None)
+        if state.current_state is not AgentStateV2.THINKING:
+            state.set_visual_guidance(False)
+            state.record_any_interaction()
+        self.store.save(state)
+        return tour
+
+    def snapshot(self, session_id: str) -> Dict[str, Any]:
+        state = self._ticked(session_id)
+        self.store.save(state)
+        now = time.monotonic()
+        thinking = state.thinking
+        cooldown_left = 0.0
+        if thinking.cooldown_active and thinking.cooldown_started_at is not None:
+            period = thinking.active_cooldown_period_s or state.cooldown_period_s
+            cooldown_left = max(0.0, period - (now - thinking.cooldown_started_at))
+        return {
+            "state": state.current_state.value,
+            "cooldown_active": thinking.cooldown_active,
+            "cooldown_remaining_s": round(cooldown_left, 1),
+            "seconds_since_interaction": round(now - state.last_interaction_at, 1),
+            "interaction_timeout_s": state.interaction_timeout_s,
+            "cooldown_period_s": state.cooldown_period_s,
+            "visual_guidance_active": state.visual_guidance_active,
+            "active_tour": state.metadata.get(ACTIVE_TOUR),
+        }
+
+    def forget(self, session_id: str) -> None:
+        self.store.delete(session_id)
+
+    def _ticked(self, session_id: str) -> SessionState:
+        state = self.store.get_or_create(session_id)
+        state.tick(tour_registry=self._tours)
+        return state
+
+    def _engaged(self, session_id: str, trigger_id: str) -> SessionState:
+        state = self._ticked(session_id)
+        if state.current_state is AgentStateV2.THINKING:
+            state.thinking.clear_cooldown()
+            state.transition_to_proactive(trigger_id)
+        return state

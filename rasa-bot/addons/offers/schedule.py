@@ -1,0 +1,85 @@
+"""Which sessions the periodic tick must look at, so its cost follows what can change.
+
+A session needs the tick only when something could give it an offer without a new event:
+
+* its gate is closed (PROACTIVE, REACTIVE, a tour, a cooldown): *watched* from the moment
+  the state could next change on its own (a timeout, a cooldown's end, on the session
+  state's monotonic clock) until an evaluation finds the gate open again;
+* its trigger verdict could turn with time (a "discovered" hint leaving the window, a
+  future-stamped action entering it): *woken* at the time the trigger computed;
+* it changed without being evaluated (actions stored by another writer, the user's latest
+  session changed by an eviction): *woken* at once.
+
+Everything else would be evaluated to the same "no" it got last time, so it is skipped.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Dict, List, Set, Tuple
+
+NOW = float("-inf")  # wake at the next tick, whatever its time
+
+
+class TickSchedule:
+    def __init__(self) -> None:
+        self._heap: List[Tuple[float, str]] = []
+        self._wake: Dict[str, float] = {}  # session → its one current wake time (older heap entries are stale)
+        self._next_tick: Set[str] = set()  # woken "at once": kept out of the heap, since every stored
+        # action wakes its session and short-lived heap tuples would churn the garbage collector
+        self._gate_heap: List[Tuple[float, str]] = []
+        self._watched: Dict[str, float] = {}  # session → when its gate could open (gate clock), same scheme
+
+    def wake_at(self, session_id: str, when: float) -> None:
+        """Evaluate the session at the first tick at or after ``when`` (replaces any earlier plan)."""
+        if when == NOW:
+            self._next_tick.add(session_id)
+            return
+        self._next_tick.discard(session_id)
+        if when == float("inf"):
+            self._wake.pop(session_id, None)
+            return
+        if self._wake.get(session_id) == when:
+            return
+        self._wake[session_id] = when
+        heapq.heappush(self._heap, (when, session_id))
+        if len(self._heap) > 4 * len(self._wake) + 64:
+            self._compact()
+
+    def watch(self, session_id: str, until: float = NOW) -> None:
+        """The session's gate is closed; look again at the first tick once the gate's clock
+        reads ``until`` (the earliest its state could move on by itself)."""
+        if self._watched.get(session_id) == until:
+            return
+        self._watched[session_id] = until
+        heapq.heappush(self._gate_heap, (until, session_id))
+        if len(self._gate_heap) > 4 * len(self._watched) + 64:
+            self._gate_heap = [(t, sid) for sid, t in self._watched.items()]
+            heapq.heapify(self._gate_heap)
+
+    def settle(self, session_id: str, when: float) -> None:
+        """The gate was open: stop watching; wake when the verdict could next change."""
+        self._watched.pop(session_id, None)
+        self.wake_at(session_id, when)
+
+    def forget(self, session_id: str) -> None:
+        self._watched.pop(session_id, None)
+        self._wake.pop(session_id, None)
+        self._next_tick.discard(session_id)
+
+    def due(self, now: float, gate_now: float) -> List[str]:
+        """Sessions to evaluate at ``now`` (``gate_now`` on the gate's clock), each once; they
+        leave the plan, and their evaluation plans them again."""
+        due = self._next_tick
+        self._next_tick = set()
+        for heap, plan, clock in ((self._heap, self._wake, now), (self._gate_heap, self._watched, gate_now)):
+            while heap and heap[0][0] <= clock:
+                when, session_id = heapq.heappop(heap)
+                if plan.get(session_id) == when:
+                    del plan[session_id]
+                    due.add(session_id)
+        return sorted(due)
+
+    def _compact(self) -> None:
+        self._heap = [(when, sid) for sid, when in self._wake.items()]
+        heapq.heapify(self._heap)
