@@ -18,7 +18,9 @@ import time
 from typing import List
 
 from addons.config import load_config
-from addons.offers.delivery import InMemoryDeliveryHub, Offer, TourOffer
+from addons.offers.delivery import DeliveryHub
+from addons.offers.offer import Offer, TourOffer
+from addons.stores.memory import InMemoryOfferStore
 from addons.offers.engine import ProactiveEngine
 from addons.offers.ingest import CaptureBatch, normalise_batch
 
@@ -42,7 +44,7 @@ def populate(engine: ProactiveEngine, sessions: int, events_per_session: int, *,
     for i in range(sessions):
         user = f"u{i}"
         events = session_events(user, f"s{i}", count=events_per_session, end=now - rng.uniform(0, 60), rng=rng)
-        batch = normalise_batch(CaptureBatch(events=tuple(events), sent_at=now), received_at=now, skew=engine.clock_skew)
+        batch = normalise_batch(CaptureBatch(events=tuple(events), sent_at=now), received_at=now, skew=engine.stores.clock_skew)
         engine.ingest(batch, now=now)
 
 
@@ -64,7 +66,7 @@ def tick_figures() -> List[Figure]:
             for i in rng.sample(range(size), size // 10):
                 event = one_more(f"u{i}", f"s{i}", at=now - rng.uniform(0, tick_s), rng=rng)
                 engine.ingest(normalise_batch(CaptureBatch(events=(event,), sent_at=now), received_at=now,
-                                              skew=engine.clock_skew), now=now)
+                                              skew=engine.stores.clock_skew), now=now)
             started = time.perf_counter()
             engine.tick(now=now)
             engine_ms.append((time.perf_counter() - started) * 1000)
@@ -136,7 +138,7 @@ def hub_figures() -> List[Figure]:
     streams = sized(10_000, 1_000)
 
     async def measure() -> Figure:
-        hub = InMemoryDeliveryHub()
+        hub = DeliveryHub(InMemoryOfferStore())
         release_memory()
         before = rss_bytes()
         subscriptions = [hub.subscribe(f"u{i}") for i in range(streams)]

@@ -28,8 +28,9 @@ from rasa.core.channels.channel import UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketIOInput
 from sanic import Blueprint
 
-from addons.rasa.chat import ChatSessions
+from addons.rasa.chat_sessions import ChatSessions
 from addons.security.identity import QUERY, IdentityVerifier
+from addons.stores.memory import InMemoryChatOwners
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ class ProactiveSocketIOInput(SocketIOInput):
         super().__init__(*args, **kwargs)
         self.user_id_key = user_id_key
         self.user_hash_key = "userHash"
-        self.sessions = ChatSessions()
-        self.identity: Optional[IdentityVerifier] = None  # set by the proactive channel at start
+        # Replaced by the proactive channel's at server start (``attach``); no socket connects before.
+        self.sessions = ChatSessions(InMemoryChatOwners())
+        self.identity: Optional[IdentityVerifier] = None
         self._listeners: List[ChatMessageListener] = []
 
     @classmethod
@@ -63,7 +65,10 @@ class ProactiveSocketIOInput(SocketIOInput):
             user_id_key=credentials.get("user_id_key", "userId"),
         )
 
-    def add_message_listener(self, listener: ChatMessageListener) -> None:
+    def attach(self, sessions: ChatSessions, identity: IdentityVerifier, listener: ChatMessageListener) -> None:
+        """The proactive channel's chat sessions, identity checks and message listener."""
+        self.sessions = sessions
+        self.identity = identity
         self._listeners.append(listener)
 
     def user_of_message(self, message: UserMessage) -> Optional[str]:

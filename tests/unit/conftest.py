@@ -22,7 +22,8 @@ import addons.offers.gate
 import autoplay_sdk.agent_state.v2.session_state as sdk_session_state
 from addons.config import ProactiveConfig, load_config
 from addons.offers.engine import ProactiveEngine
-from addons.offers.ingest import ClockSkew, NormalisedBatch, normalise_batch, parse_capture_payload
+from addons.offers.ingest import NormalisedBatch, normalise_batch, parse_capture_payload
+from addons.stores.protocols import ClockSkewStore
 from posthog_events import BASE_URL, iso, posthog_event  # noqa: F401  (re-exported to the unit tests)
 
 PROACTIVE_YML = Path(__file__).resolve().parents[2] / "rasa-bot" / "proactive.yml"
@@ -42,7 +43,7 @@ def to_batch(
     *,
     received_at: float,
     sent_at: Optional[float] = None,
-    skew: Optional[ClockSkew] = None,
+    skew: Optional[ClockSkewStore] = None,
 ) -> NormalisedBatch:
     envelope: Dict[str, Any] = {"api_key": "phc_test", "batch": list(events)}
     if sent_at is not None:

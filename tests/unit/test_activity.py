@@ -8,9 +8,9 @@ import time
 from autoplay_sdk.core.models import ActionsPayload, SlimAction
 from autoplay_sdk.proactive.triggers.context_source import RecentActionsPayloadSource
 
-from addons.offers.activity import InMemoryActivityStore
 from addons.config import ActivityLimits
 from addons.offers.ingest import TrackedAction
+from addons.stores.memory import InMemoryActivityStore
 
 T0 = 1779188762.919
 PRODUCT = "demo-app"

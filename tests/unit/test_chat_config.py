@@ -89,7 +89,7 @@ def test_the_engine_remembers_first_names_from_noise_events(engine, ph):
     batch = ph.batch(events, received_at=ph.T0)
     assert batch.actions == () and batch.skipped == 1
     engine.ingest(batch, now=ph.T0)
-    assert engine.first_names.get("u-9") == "Katherine"
+    assert engine.stores.first_names.get("u-9") == "Katherine"
 
 
 @pytest.mark.parametrize(

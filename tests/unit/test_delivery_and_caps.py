@@ -7,7 +7,9 @@ import pytest
 
 from addons.offers.caps import OfferCaps
 from addons.config import OfferCapsConfig
-from addons.offers.delivery import InMemoryDeliveryHub, Offer
+from addons.offers.delivery import DeliveryHub
+from addons.offers.offer import Offer
+from addons.stores.memory import InMemoryOfferHistory, InMemoryOfferStore
 from addons.offers.engine import ProactiveEngine
 
 T0 = 1779188762.919
@@ -27,7 +29,7 @@ async def test_an_offer_with_no_open_stream_waits_and_costs_nothing(engine, ph):
     debug = engine.debug("user-1", now=T0 + 3)
     assert debug["pending_offer"] is True
     assert debug["state"]["state"] == "thinking" and debug["state"]["cooldown_active"] is False
-    assert debug["last_offer"] is None and engine.caps.user_count() == 0
+    assert debug["last_offer"] is None and engine.stores.offer_history.user_count() == 0
     assert fire(engine, ph, at=4.0) == []  # one offer waits per session, not one per save
 
     stream = engine.subscribe("user-1", now=T0 + 30)
@@ -35,7 +37,7 @@ async def test_an_offer_with_no_open_stream_waits_and_costs_nothing(engine, ph):
     debug = engine.debug("user-1", now=T0 + 30)
     assert debug["state"]["state"] == "proactive_assistance" and debug["pending_offer"] is False
     assert debug["last_offer"]["offer_id"] == offer.offer_id
-    assert engine.caps.user_count() == 1
+    assert engine.stores.offer_history.user_count() == 1
 
 
 async def test_a_pending_offer_expires_after_its_ttl_without_a_cooldown(engine, ph, caplog):
@@ -48,7 +50,7 @@ async def test_a_pending_offer_expires_after_its_ttl_without_a_cooldown(engine, 
     stream = engine.subscribe("user-1", now=T0 + 126)
     assert await stream.next(timeout=0.05) is None
     assert engine.debug("user-1", now=T0 + 126)["state"]["cooldown_active"] is False
-    assert engine.caps.user_count() == 0
+    assert engine.stores.offer_history.user_count() == 0
     [again] = fire(engine, ph, at=128.0)  # new saves with the tab open: the toast comes at once
     assert await stream.next(timeout=0.05) == again
 
@@ -78,7 +80,7 @@ async def test_last_event_id_replays_exactly_what_the_stream_missed(engine, ph):
 
 
 async def test_an_unknown_last_event_id_replays_nothing():
-    hub = InMemoryDeliveryHub(replay_s=60)
+    hub = DeliveryHub(InMemoryOfferStore(replay_s=60))
     offer = Offer("o1", "u", "s", "t", "body", (), T0)
     hub.publish(offer, now=T0)
     assert await hub.subscribe("u", last_event_id="not-an-offer", now=T0 + 1).next(timeout=0.01) is None
@@ -86,16 +88,16 @@ async def test_an_unknown_last_event_id_replays_nothing():
 
 
 async def test_replay_history_ends_with_its_window():
-    hub = InMemoryDeliveryHub(replay_s=60)
+    hub = DeliveryHub(InMemoryOfferStore(replay_s=60))
     first, second = (Offer(i, "u", "s", "t", "body", (), T0) for i in ("o1", "o2"))
     hub.publish(first, now=T0)
     hub.publish(second, now=T0 + 1)
-    hub.expire(T0 + 62)
+    hub.offers.expire(T0 + 62)
     assert await hub.subscribe("u", last_event_id="o1", now=T0 + 62).next(timeout=0.01) is None
 
 
 def test_subscriptions_leave_nothing_behind():
-    hub = InMemoryDeliveryHub()
+    hub = DeliveryHub(InMemoryOfferStore())
     streams = [hub.subscribe(f"user-{i % 7}") for i in range(1000)]
     for stream in streams:
         hub.unsubscribe(stream)
@@ -124,14 +126,14 @@ def test_a_fourth_offer_within_a_day_is_suppressed_and_debug_says_why(capped, ph
 
 
 def test_the_daily_cap_frees_a_slot_after_24_hours():
-    caps = OfferCaps(OfferCapsConfig(per_user_per_day=1, per_session_per_hour=1, min_gap_s=0))
+    caps = OfferCaps(OfferCapsConfig(per_user_per_day=1, per_session_per_hour=1, min_gap_s=0), InMemoryOfferHistory())
     caps.record("u", "s1", T0)
     assert not caps.check("u", "s2", T0 + 86399).allowed
     assert caps.check("u", "s2", T0 + 86400).allowed
 
 
 def test_the_hourly_session_cap_and_the_minimum_gap():
-    caps = OfferCaps(OfferCapsConfig(per_user_per_day=10, per_session_per_hour=2, min_gap_s=600))
+    caps = OfferCaps(OfferCapsConfig(per_user_per_day=10, per_session_per_hour=2, min_gap_s=600), InMemoryOfferHistory())
     caps.record("u", "s1", T0)
     gap = caps.check("u", "s2", T0 + 60)
     assert not gap.allowed and gap.reason == "minimum gap: the last offer was 60 s ago, less than 600 s"
@@ -143,7 +145,7 @@ def test_the_hourly_session_cap_and_the_minimum_gap():
 
 
 def test_caps_forget_the_least_recently_offered_users():
-    caps = OfferCaps(OfferCapsConfig(), max_users=2)
+    caps = OfferCaps(OfferCapsConfig(), InMemoryOfferHistory(max_users=2))
     for user in ("a", "b", "c"):
         caps.record(user, "s", T0)
-    assert caps.user_count() == 2 and caps.check("a", "s", T0 + 1).allowed
+    assert caps.history.user_count() == 2 and caps.check("a", "s", T0 + 1).allowed

@@ -7,7 +7,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addons.offers.ingest import ClockSkew, IngestError, decode_capture_body, normalise_batch, parse_capture_payload
+from addons.offers.ingest import IngestError, decode_capture_body, normalise_batch, parse_capture_payload
+from addons.stores.memory import InMemoryClockSkew
 
 T0 = 1779188762.919
 SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=30) | st.sampled_from(
@@ -38,7 +39,7 @@ def posthog_shaped(draw):
 @settings(max_examples=3000, deadline=None)
 @given(document=JSON | posthog_shaped())
 def test_any_json_document_is_accepted_or_refused_with_a_reason(document):
-    skew = ClockSkew()
+    skew = InMemoryClockSkew()
     try:
         batch = parse_capture_payload(document)
     except IngestError:

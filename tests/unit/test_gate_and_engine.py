@@ -14,10 +14,13 @@ import pytest
 from autoplay_sdk.agent_state.v2 import AgentStateV2, SessionState
 
 from addons.config import SessionTimings
-from addons.offers.delivery import CLOSED, InMemoryDeliveryHub, Offer, TourOffer
+from addons.errors import NoActiveTour, UnknownTour, UnknownUser
+from addons.offers.delivery import CLOSED, DeliveryHub
+from addons.offers.offer import Offer, TourOffer
 from addons.rasa.driver import ProactiveDriver
-from addons.offers.engine import NoActiveTour, ProactiveEngine, TickReport, TourStart, UnknownTour, UnknownUser
-from addons.offers.gate import ACTIVE_TOUR, InMemorySessionStateStore, SessionGate
+from addons.offers.engine import ProactiveEngine, TickReport, TourStart
+from addons.offers.gate import ACTIVE_TOUR, SessionGate
+from addons.stores.memory import InMemoryOfferStore, InMemorySessionStateStore
 
 T0 = 1779188762.919
 SID = "sess-1"
@@ -224,10 +227,10 @@ def test_offer_fires_the_moment_the_third_save_arrives(engine, ph):
 def test_a_third_save_that_arrives_after_the_user_left_the_page_offers_nothing(engine, ph):
     """The save's request was held on the way; the dashboard pageview, done later, got there first."""
     for n in (1, 2):
-        engine.ingest(ph.batch(_saves(ph, n), sent_at=T0 + n, received_at=T0 + n + 0.02, skew=engine.clock_skew), now=T0 + n)
+        engine.ingest(ph.batch(_saves(ph, n), sent_at=T0 + n, received_at=T0 + n + 0.02, skew=engine.stores.clock_skew), now=T0 + n)
     dashboard = [ph.pageview("/dashboard", T0 + 4)]
-    engine.ingest(ph.batch(dashboard, sent_at=T0 + 4, received_at=T0 + 4.02, skew=engine.clock_skew), now=T0 + 4.02)
-    late = ph.batch(_saves(ph, 3), sent_at=T0 + 3, received_at=T0 + 5, skew=engine.clock_skew)
+    engine.ingest(ph.batch(dashboard, sent_at=T0 + 4, received_at=T0 + 4.02, skew=engine.stores.clock_skew), now=T0 + 4.02)
+    late = ph.batch(_saves(ph, 3), sent_at=T0 + 3, received_at=T0 + 5, skew=engine.stores.clock_skew)
     assert engine.ingest(late, now=T0 + 5) == []
     verdict = engine.debug("user-1", now=T0 + 5)["triggers"][0]
     assert verdict["reason"] == "latest action is on /dashboard, not a /projects page"
@@ -530,7 +533,7 @@ def test_tick_once_counts_failed_ticks_too(engine, monkeypatch):
     assert driver.ticks == 2 and driver.last_tick_at is not None
 
 
-# -- InMemoryDeliveryHub --------------------------------------------------------------------
+# -- DeliveryHub --------------------------------------------------------------------
 
 
 def _offer(n: int, user: str = "user-1") -> Offer:
@@ -538,7 +541,7 @@ def _offer(n: int, user: str = "user-1") -> Offer:
 
 
 async def test_publish_reaches_every_subscriber_of_the_user():
-    hub = InMemoryDeliveryHub()
+    hub = DeliveryHub(InMemoryOfferStore())
     a, b = hub.subscribe("user-1"), hub.subscribe("user-1")
     other = hub.subscribe("user-2")
     assert hub.publish(_offer(1)) == 2
@@ -549,7 +552,7 @@ async def test_publish_reaches_every_subscriber_of_the_user():
 
 
 async def test_unsubscribe_leaves_no_subscribers_and_removes_the_user():
-    hub = InMemoryDeliveryHub()
+    hub = DeliveryHub(InMemoryOfferStore())
     a, b = hub.subscribe("user-1"), hub.subscribe("user-1")
     hub.unsubscribe(a)
     assert hub.subscriber_count("user-1") == 1
@@ -561,7 +564,7 @@ async def test_unsubscribe_leaves_no_subscribers_and_removes_the_user():
 
 
 async def test_full_queue_drops_the_oldest_offer():
-    hub = InMemoryDeliveryHub(queue_size=2)
+    hub = DeliveryHub(InMemoryOfferStore(), queue_size=2)
     sub = hub.subscribe("user-1")
     for n in (1, 2, 3):
         assert hub.publish(_offer(n)) == 1
@@ -570,7 +573,7 @@ async def test_full_queue_drops_the_oldest_offer():
 
 
 async def test_close_all_delivers_closed_to_every_subscriber():
-    hub = InMemoryDeliveryHub()
+    hub = DeliveryHub(InMemoryOfferStore())
     subs = [hub.subscribe("user-1"), hub.subscribe("user-2")]
     hub.close_all()
     assert [await s.next(0.05) for s in subs] == [CLOSED, CLOSED]

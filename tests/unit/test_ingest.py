@@ -11,7 +11,6 @@ import pytest
 
 from addons.offers.ingest import (
     CaptureBatch,
-    ClockSkew,
     IngestError,
     PayloadTooLarge,
     decode_capture_body,
@@ -19,6 +18,7 @@ from addons.offers.ingest import (
     normalise_event,
     parse_timestamp,
 )
+from addons.stores.memory import InMemoryClockSkew
 from addons.urls import canonicalize_url
 
 T0 = 1779188762.919  # 2026-05-19T11:06:02.919Z
@@ -423,7 +423,7 @@ def test_sent_at_correction_lets_a_client_clock_days_ahead_through(ph):
 
 
 def test_a_request_delayed_in_transit_keeps_its_events_at_the_times_they_happened(ph):
-    skew = ClockSkew()
+    skew = InMemoryClockSkew()
     ph.batch([ph.save(T0)], sent_at=T0 + 0.01, received_at=T0 + 0.03, skew=skew)  # a prompt request
     late = ph.batch([ph.save(T0 + 1)], sent_at=T0 + 1.01, received_at=T0 + 4.0, skew=skew)  # held 3 s on the way
     assert late.actions[0].action.timestamp_start == pytest.approx(T0 + 1.02, abs=0.01)
@@ -435,7 +435,7 @@ def test_without_an_estimator_a_delayed_request_is_shifted_like_posthog_does(ph)
 
 
 def test_clock_skew_estimates_are_per_client(ph):
-    skew = ClockSkew()
+    skew = InMemoryClockSkew()
     ph.batch([ph.save(T0, user="a", session="sa")], sent_at=T0, received_at=T0, skew=skew)
     behind = ph.batch([ph.save(T0 - 3600, user="b", session="sb")], sent_at=T0 - 3600, received_at=T0, skew=skew)
     assert behind.actions[0].action.timestamp_start == pytest.approx(T0)
@@ -443,7 +443,7 @@ def test_clock_skew_estimates_are_per_client(ph):
 
 
 def test_a_batch_from_several_clients_gets_no_single_clients_estimate(ph):
-    skew = ClockSkew()
+    skew = InMemoryClockSkew()
     ph.batch([ph.save(T0, user="a", session="sa")], sent_at=T0 + 3600, received_at=T0, skew=skew)  # "a": an hour ahead
     mixed = ph.batch(
         [ph.save(T0 + 1, user="a", session="sa"), ph.save(T0 + 1, user="b", session="sb")],
@@ -453,14 +453,14 @@ def test_a_batch_from_several_clients_gets_no_single_clients_estimate(ph):
 
 
 def test_clock_skew_estimate_follows_a_client_clock_reset_after_the_window():
-    skew = ClockSkew(window_s=300)
+    skew = InMemoryClockSkew(window_s=300)
     assert skew.offset("device", 0.05, now=T0) == 0.05
     assert skew.offset("device", 2.0, now=T0 + 10) == 0.05  # slower request: transit, not clock
     assert skew.offset("device", 3600.0, now=T0 + 400) == 3600.0  # the old estimate has expired
 
 
 def test_clock_skew_forgets_the_least_recently_seen_clients():
-    skew = ClockSkew(max_clients=2)
+    skew = InMemoryClockSkew(max_clients=2)
     for client in ("a", "b", "a", "c"):
         skew.offset(client, 0.0, now=T0)
     assert len(skew) == 2

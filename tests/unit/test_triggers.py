@@ -9,7 +9,7 @@ from autoplay_sdk.proactive.triggers import ProactiveTriggerRegistry, ProactiveT
 from autoplay_sdk.proactive.triggers.context_source import build_proactive_context_from_payloads
 from autoplay_sdk.proactive.triggers.defaults import DEFAULT_PROACTIVE_QUICK_REPLY_BODY
 
-from addons.offers.activity import InMemoryActivityStore
+from addons.stores.memory import InMemoryActivityStore
 from addons.config import ConfigError, parse_config
 from addons.offers.engine import ProactiveEngine
 from addons.offers.triggers import (

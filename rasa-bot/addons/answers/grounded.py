@@ -82,7 +82,7 @@ class GroundingSource:
         if not user_id:
             return UserContext()
         engine = self._engine
-        first_name = engine.first_names.get(user_id)
+        first_name = engine.stores.first_names.get(user_id)
         session_id = engine.activity.latest_session(user_id)
         if session_id is None:
             return UserContext(user_id=user_id, first_name=first_name)

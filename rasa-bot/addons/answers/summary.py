@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Optional
 
-from addons.offers.activity import ActivityStore
+from addons.stores.protocols import ActivityStore
 from addons.bounded import BoundedMap
 from addons.config import SummaryConfig
 from addons.answers.llm import ChatModel, LLMError, system_and_user

@@ -7,12 +7,14 @@ return must not mean a new toast). An offer counts once it is delivered to a toa
 
 from __future__ import annotations
 
-from collections import deque
+import logging
 from dataclasses import dataclass
-from typing import Deque, Optional
 
 from addons.bounded import BoundedMap
 from addons.config import OfferCapsConfig
+from addons.stores.protocols import OfferHistoryStore
+
+logger = logging.getLogger(__name__)
 
 DAY_S = 86400.0
 HOUR_S = 3600.0
@@ -30,28 +32,17 @@ class CapDecision:
 ALLOWED = CapDecision(True, "ok")
 
 
-class _History:
-    """A user's delivered offers, oldest first: times and sessions side by side (plain floats
-    and strings, no tuple per offer for the collector to track)."""
-
-    __slots__ = ("times", "sessions")
-
-    def __init__(self) -> None:
-        self.times: Deque[float] = deque()
-        self.sessions: Deque[str] = deque()
-
-
 class OfferCaps:
-    """Delivered offers per user over the last day; bounded to ``max_users`` users."""
+    """The cap policy over the store of delivered offers."""
 
-    def __init__(self, config: OfferCapsConfig, *, max_users: int = 200_000) -> None:
+    def __init__(self, config: OfferCapsConfig, history: OfferHistoryStore, *, max_sessions: int = 200_000) -> None:
         self.config = config
-        self.max_users = max_users
-        self._delivered: BoundedMap[str, _History] = BoundedMap(max_users)
+        self.history = history
+        self._logged: BoundedMap[str, str] = BoundedMap(max_sessions)  # session → the last refusal kind logged
 
     def check(self, user_id: str, session_id: str, now: float) -> CapDecision:
         c = self.config
-        history = self._recent(user_id, now)
+        history = self.history.delivered(user_id, now)
         if history is None:
             return ALLOWED
         times, sessions = history.times, history.sessions
@@ -77,25 +68,15 @@ class OfferCaps:
         return ALLOWED
 
     def record(self, user_id: str, session_id: str, at: float) -> None:
-        history = self._recent(user_id, at)
-        if history is None:
-            history = _History()
-        history.times.append(at)
-        history.sessions.append(session_id)
-        self._delivered.touch(user_id, history)
+        self.history.record(user_id, session_id, at)
 
-    def user_count(self) -> int:
-        return len(self._delivered)
+    def note_refusal(self, trigger_id: str, user_id: str, session_id: str, reason: str) -> None:
+        """One log line per session and kind of refusal, not one per event while the cap holds."""
+        kind = reason.split(":", 1)[0]
+        if self._logged.get(session_id) == kind:
+            return
+        self._logged.touch(session_id, kind)
+        logger.info("proactive offer suppressed: trigger=%s user=%s session=%s reason=%s", trigger_id, user_id, session_id, reason)
 
-    def _recent(self, user_id: str, now: float) -> Optional[_History]:
-        """The user's history within the last day (older entries dropped), None if empty."""
-        history = self._delivered.get(user_id)
-        if history is None:
-            return None
-        while history.times and now - history.times[0] >= DAY_S:
-            history.times.popleft()
-            history.sessions.popleft()
-        if not history.times:
-            del self._delivered[user_id]
-            return None
-        return history
+    def forget_session(self, session_id: str) -> None:
+        self._logged.pop(session_id, None)

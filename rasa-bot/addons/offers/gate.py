@@ -18,65 +18,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Optional, Protocol
+from typing import Any, Dict, Optional
 
 from autoplay_sdk.agent_state.v2 import AgentStateV2, SessionState
 from autoplay_sdk.proactive.triggers.tour_registry import TourRegistry
 
-from addons.config import SessionTimings
+from addons.config import ProactiveConfig
+from addons.stores.protocols import NOW, SessionStateStore
 
 ACTIVE_TOUR = "active_tour"  # SessionState.metadata key: {"tour_id", "flow_id", "trigger_id"}
 LAST_OFFER = "last_offer"  # SessionState.metadata key: {"offer_id", "trigger_id", "at"}
-
-
-class SessionStateStore(Protocol):
-    """Where session states live (in memory here; a shared store later)."""
-
-    def get(self, session_id: str) -> Optional[SessionState]:
-        ...
-
-    def get_or_create(self, session_id: str) -> SessionState:
-        ...
-
-    def save(self, state: SessionState) -> None:
-        ...
-
-    def delete(self, session_id: str) -> None:
-        ...
-
-    def session_ids(self) -> Iterator[str]:
-        ...
-
-
-class InMemorySessionStateStore:
-    """Live ``SessionState`` objects keyed by session id; ``save`` is a no-op."""
-
-    def __init__(self, timings: SessionTimings) -> None:
-        self._timings = timings
-        self._states: Dict[str, SessionState] = {}
-
-    def get(self, session_id: str) -> Optional[SessionState]:
-        return self._states.get(session_id)
-
-    def get_or_create(self, session_id: str) -> SessionState:
-        state = self._states.get(session_id)
-        if state is None:
-            state = SessionState(
-                session_id=session_id,
-                interaction_timeout_s=self._timings.interaction_timeout_s,
-                cooldown_period_s=self._timings.cooldown_period_s,
-            )
-            self._states[session_id] = state
-        return state
-
-    def save(self, state: SessionState) -> None:
-        self._states[state.session_id] = state
-
-    def delete(self, session_id: str) -> None:
-        self._states.pop(session_id, None)
-
-    def session_ids(self) -> Iterator[str]:
-        return iter(list(self._states))
 
 
 @dataclass(frozen=True)
@@ -91,6 +42,38 @@ class SessionGate:
     def __init__(self, store: SessionStateStore, tours: Optional[TourRegistry] = None) -> None:
         self.store = store
         self._tours = tours
+
+    @classmethod
+    def for_config(cls, store: SessionStateStore, config: ProactiveConfig) -> "SessionGate":
+        """A gate that knows the configured tours' own timeouts and cooldowns."""
+        return cls(store, sdk_tour_registry(config))
+
+    @staticmethod
+    def clock() -> float:
+        """Now, on the clock ``SessionState`` stamps its timers with (monotonic)."""
+        return time.monotonic()
+
+    def opens_at(self, session_id: str) -> float:
+        """The earliest time (on ``clock()``) the state's ``tick()`` could change it by itself:
+        the interaction timeout (per tour, as the SDK resolves it) or the end of the cooldown.
+        Any interaction goes through the gate, whose callers ask again."""
+        state = self.store.get(session_id)
+        if state is None:
+            return NOW
+        if state.current_state is AgentStateV2.THINKING:
+            thinking = state.thinking
+            if not thinking.cooldown_active:
+                return NOW
+            period = thinking.active_cooldown_period_s
+            return thinking.cooldown_started_at + (state.cooldown_period_s if period is None else period)
+        if state.current_state in (AgentStateV2.PROACTIVE, AgentStateV2.REACTIVE):
+            timeout = state.interaction_timeout_s
+            if state.active_tour_id is not None and self._tours is not None:
+                tour = self._tours.get_by_user_tour_id(state.active_tour_id)
+                if tour is not None:
+                    timeout = tour.interaction_timeout_s
+            return state.last_interaction_at + timeout
+        return NOW  # a state this gate does not know: look every tick
 
     def check(self, session_id: str) -> GateDecision:
         """Could an offer fire now? Ticks first; changes nothing else."""
@@ -195,3 +178,25 @@ class SessionGate:
             state.thinking.clear_cooldown()
             state.transition_to_proactive(trigger_id)
         return state
+
+
+def sdk_tour_registry(config: ProactiveConfig) -> TourRegistry:
+    """proactive.yml's tours as autoplay-sdk's registry (keyed by the renderer's flow id,
+    which is how ``SessionState`` looks up a running tour's timeout)."""
+    return TourRegistry.from_dict(
+        {
+            "product_id": config.product_id,
+            "default_interaction_timeout_s": config.session.interaction_timeout_s,
+            "default_cooldown_period_s": config.session.cooldown_period_s,
+            "tours": [
+                {
+                    "id": t.id,
+                    "user_tour_id": t.flow_id,
+                    "user_tour_name": t.label,
+                    "interaction_timeout_s": t.interaction_timeout_s,
+                    "cooldown_period_s": t.cooldown_period_s,
+                }
+                for t in config.tours
+            ],
+        }
+    )

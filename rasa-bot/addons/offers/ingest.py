@@ -17,14 +17,17 @@ import sys
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qs
 
 import ujson
 from autoplay_sdk.core.models import SlimAction
 
-from addons.bounded import BoundedMap
+from addons.errors import ProactiveError
 from addons.urls import canonicalize_url
+
+if TYPE_CHECKING:  # the stores' protocols name this module's types
+    from addons.stores.protocols import ClockSkewStore
 
 # Events that say nothing about what the user is doing.
 NOISE_EVENTS = frozenset(
@@ -55,12 +58,14 @@ _ISO_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)\.(\d+)")
 _VERBS = {"click": "clicked", "submit": "submitted", "change": "changed", "rageclick": "rage-clicked"}
 
 
-class IngestError(ValueError):
+class IngestError(ProactiveError, ValueError):
     """A capture body or an event that cannot be accepted; the message says what is wrong."""
 
 
 class PayloadTooLarge(IngestError):
     """The body, once decompressed, is over the configured limit."""
+
+    status = 413
 
 
 # CaptureBatch, TrackedAction and NormalisedBatch, made for every request, are NamedTuples
@@ -128,6 +133,34 @@ def decode_capture_body(
     return parse_capture_payload(payload)
 
 
+def check_size(body: bytes, max_bytes: int) -> None:
+    """Refuse a body over the limit before any work is spent on it."""
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {max_bytes}")
+
+
+def json_object(body: bytes, *, max_bytes: int) -> Dict[str, Any]:
+    """A request body that must be one JSON object (the routes other than capture)."""
+    check_size(body, max_bytes)
+    try:
+        value = loads_json(body)
+    except ValueError:
+        raise IngestError("body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise IngestError(f"body must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def text_field(body: Mapping[str, Any], key: str, *, limit: int) -> str:
+    """A required, non-blank string field of at most ``limit`` characters."""
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise IngestError(f"'{key}' must be a non-empty string")
+    if len(value) > limit:
+        raise IngestError(f"'{key}' is longer than {limit} characters")
+    return value.strip()
+
+
 def loads_json(data: bytes) -> Any:
     """Parse JSON; any malformed input raises ``ValueError``.
 
@@ -170,47 +203,7 @@ def parse_capture_payload(payload: Any) -> CaptureBatch:
     raise IngestError("expected a PostHog event (with 'event'), a list of them, or {'batch': [...]}")
 
 
-class ClockSkew:
-    """Per-client clock offsets for correcting event times with ``sent_at``.
-
-    PostHog shifts a request's events by (received_at - sent_at): the client's clock error
-    plus the time the request spent in transit. Transit only ever adds, so the smallest
-    value a client showed recently is the better estimate of its clock error; with it, a
-    request that was delayed on the way keeps its events at the times they happened
-    instead of moving them after events the user did later. Estimates expire after
-    ``window_s`` (a client's clock may be reset) and the least recently seen clients go
-    first past ``max_clients``.
-    """
-
-    def __init__(self, *, window_s: float = 300.0, max_clients: int = 100_000) -> None:
-        self.window_s = window_s
-        self.max_clients = max_clients
-        self._best: BoundedMap[str, Tuple[float, float]] = BoundedMap(max_clients)  # client → (offset, seen at)
-
-    def offset(self, client: str, observed: float, *, now: float) -> float:
-        best = self._best.get(client)
-        if best is None or observed <= best[0] or now - best[1] > self.window_s:
-            best = (observed, now)
-        self._best.touch(client, best)
-        return best[0]
-
-    def expire(self, *, now: float) -> int:
-        """Drop estimates older than the window (``offset`` would ignore them anyway), so
-        idle clients do not pin memory; returns how many went."""
-        expired = 0
-        while self._best:
-            client, (_, seen_at) = next(iter(self._best.items()))
-            if now - seen_at <= self.window_s:
-                break
-            del self._best[client]
-            expired += 1
-        return expired
-
-    def __len__(self) -> int:
-        return len(self._best)
-
-
-def normalise_batch(batch: CaptureBatch, *, received_at: float, skew: Optional[ClockSkew] = None) -> NormalisedBatch:
+def normalise_batch(batch: CaptureBatch, *, received_at: float, skew: Optional[ClockSkewStore] = None) -> NormalisedBatch:
     """Turn every event of a batch into a ``TrackedAction``; bad events are reported, not fatal."""
     clock_offset = 0.0
     if batch.sent_at is not None:

@@ -2,8 +2,7 @@
 
 ``inject_intent`` does what Rasa's ``POST /conversations/<id>/trigger_intent`` route does
 (lock the conversation, fetch and update its tracker, trigger) without an HTTP hop.
-``ChatSessions`` knows which chat sessions have a live socket, because injecting into a
-sender id nobody joined "succeeds" and reaches no one.
+Which chat sessions have a live socket, and whose they are, is ``addons.rasa.chat_sessions``.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Protocol, Set
+from typing import Any, Dict, List, Optional, Protocol
 
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import OutputChannel
@@ -20,12 +19,9 @@ from rasa.shared.core.constants import EXTERNAL_MESSAGE_PREFIX
 from rasa.shared.core.events import UserUttered
 
 from addons.domain import PROACTIVE_ENTITY, PROACTIVE_INTENT
+from addons.errors import ChatNotReady
 
 logger = logging.getLogger(__name__)
-
-class ChatNotReady(RuntimeError):
-    """The agent has no model loaded yet, or its domain lacks the proactive intent."""
-
 
 @dataclass(frozen=True)
 class FollowUpRequest:
@@ -42,57 +38,6 @@ class FollowUpWriter(Protocol):
 
     async def write(self, request: FollowUpRequest) -> Optional[str]:
         ...
-
-
-class ChatSessions:
-    """Chat session ids (Rasa sender ids) with the sockets that joined them, and their users."""
-
-    def __init__(self) -> None:
-        self._sockets: Dict[str, Set[str]] = {}
-        self._session_of_socket: Dict[str, str] = {}
-        self._users: Dict[str, str] = {}
-        self._socket_users: Dict[str, str] = {}  # sid → the user it proved to be at connect
-
-    def connected(self, sid: str, user_id: str) -> None:
-        """A socket connected with a verified user id."""
-        self._socket_users[sid] = user_id
-
-    def joined(self, session_id: str, sid: str) -> None:
-        """The socket joined a chat session; a verified socket makes the session its user's."""
-        user_id = self._socket_users.get(sid)
-        self.left(sid, disconnected=False)
-        self._sockets.setdefault(session_id, set()).add(sid)
-        self._session_of_socket[sid] = session_id
-        if user_id is not None:
-            self._socket_users[sid] = user_id
-            self._users.setdefault(session_id, user_id)
-
-    def left(self, sid: str, *, disconnected: bool = True) -> None:
-        if disconnected:
-            self._socket_users.pop(sid, None)
-        session_id = self._session_of_socket.pop(sid, None)
-        if session_id is None:
-            return
-        sockets = self._sockets.get(session_id)
-        if sockets is not None:
-            sockets.discard(sid)
-            if not sockets:
-                del self._sockets[session_id]
-                self._users.pop(session_id, None)
-
-    def bind_user(self, session_id: str, user_id: str) -> None:
-        """Unverified binding (identity checks off): the widget's customData user."""
-        if session_id in self._sockets:
-            self._users.setdefault(session_id, user_id)
-
-    def is_open(self, session_id: str) -> bool:
-        return session_id in self._sockets
-
-    def user_of(self, session_id: str) -> Optional[str]:
-        return self._users.get(session_id)
-
-    def open_count(self) -> int:
-        return len(self._sockets)
 
 
 async def inject_intent(

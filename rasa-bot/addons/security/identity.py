@@ -13,13 +13,14 @@ import hmac
 from typing import Mapping, Optional
 
 from addons.config import ConfigError, IdentityConfig
+from addons.errors import ProactiveError
 
 SECRET_ENV = "PROACTIVE_IDENTITY_SECRET"
 HEADER = "X-Proactive-User-Hash"  # fetch/XHR callers
 QUERY = "user_hash"  # EventSource and socket.io, which cannot set headers
 
 
-class IdentityError(PermissionError):
+class IdentityError(ProactiveError, PermissionError):
     """A request for a user that did not prove it is that user."""
 
     status = 403

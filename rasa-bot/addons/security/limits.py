@@ -11,6 +11,7 @@ from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 from addons.bounded import BoundedMap
 from addons.config import IngestLimits
+from addons.errors import RateLimited
 from addons.security.identity import Unauthenticated
 from addons.offers.ingest import CaptureBatch, TrackedAction
 
@@ -20,13 +21,7 @@ logger = logging.getLogger(__name__)
 class UnknownProjectKey(Unauthenticated):
     """Events without one of the configured public project keys (401)."""
 
-
-class RateLimited(Exception):
-    """Too many requests or events; ``retry_after_s`` says when one more would pass."""
-
-    def __init__(self, message: str, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    logged = True  # once per sender and minute, by the guard
 
 
 class TokenBuckets:

@@ -1,4 +1,5 @@
-"""Which sessions the periodic tick must look at, so its cost follows what can change.
+"""The in-memory ``TickPlan``: which sessions the periodic tick must look at, so its cost
+follows what can change.
 
 A session needs the tick only when something could give it an offer without a new event:
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import heapq
 from typing import Dict, List, Set, Tuple
 
-NOW = float("-inf")  # wake at the next tick, whatever its time
+from addons.stores.protocols import NOW
 
 
 class TickSchedule:
@@ -79,12 +80,6 @@ class TickSchedule:
                     del plan[session_id]
                     due.add(session_id)
         return sorted(due)
-
-    def watched_count(self) -> int:
-        return len(self._watched)
-
-    def planned_count(self) -> int:
-        return len(self._wake) + len(self._next_tick)
 
     def _compact(self) -> None:
         self._heap = [(when, sid) for sid, when in self._wake.items()]

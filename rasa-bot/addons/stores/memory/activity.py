@@ -1,8 +1,8 @@
-"""Per-session recent activity, bounded in time, per-session size and session count.
+"""The in-memory ``ActivityStore``: per-session recent activity in one process.
 
-The store keeps each session's actions ordered by their own timestamps, because PostHog
-batches arrive out of order and "latest" always means the largest timestamp. It implements
-autoplay-sdk's ``RecentActionsPayloadSource`` so trigger contexts are built with the SDK's
+Each session's actions are kept ordered by their own timestamps, because PostHog batches
+arrive out of order and "latest" always means the largest timestamp. As autoplay-sdk's
+``RecentActionsPayloadSource``, trigger contexts are built with the SDK's
 ``build_proactive_context_from_payloads`` rather than from private SDK state.
 """
 
@@ -11,57 +11,13 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from autoplay_sdk.core.models import ActionsPayload, SlimAction
 
 from addons.config import ActivityLimits
-from addons.ingest import TrackedAction
-
-
-class ActivityStore(Protocol):
-    """What the engine needs from activity storage (in-memory here, shared stores later)."""
-
-    def add(self, actions: Sequence[TrackedAction], *, now: float) -> Set[Tuple[str, str]]:
-        """Store actions; returns the (user_id, session_id) pairs that changed."""
-
-    def load_payloads(self, *, product_id: str, session_id: str) -> Sequence[ActionsPayload]:
-        """``RecentActionsPayloadSource``: the session's actions, chronological."""
-
-    def recent_actions(self, session_id: str) -> List[SlimAction]:
-        """The session's actions ordered by timestamp (oldest first)."""
-
-    def latest_session(self, user_id: str) -> Optional[str]:
-        """The user's session holding their latest action by timestamp."""
-
-    def latest_sessions(self) -> Iterator[Tuple[str, str]]:
-        """(user_id, latest session_id) for every tracked user."""
-
-    def user_of(self, session_id: str) -> Optional[str]:
-        """The user a tracked session belongs to; None once it is evicted."""
-
-    def evict(self, *, now: float) -> int:
-        """Drop sessions idle longer than the limit; returns how many went."""
-
-    def session_count(self) -> int:
-        ...
-
-
-class ActionObserver(Protocol):
-    """Told of every change to a store's contents, so indexes stay in step without rescans."""
-
-    def added(self, session_id: str, action: SlimAction) -> None:
-        """An action was stored (by ingest or any other writer)."""
-
-    def removed(self, session_id: str, action: SlimAction) -> None:
-        """An action was trimmed (retention or the per-session cap)."""
-
-    def dropped(self, session_id: str) -> None:
-        """A whole session was evicted; its actions are gone without ``removed`` calls."""
-
-    def unlinked(self, user_id: str) -> None:
-        """A session stopped belonging to this user (evicted, or taken over by ``identify``):
-        the user's latest session may now be another one."""
+from addons.offers.ingest import TrackedAction
+from addons.stores.protocols import ActionObserver
 
 
 # One stored action: (timestamp, seq, event_id, then the strings and numbers of its
@@ -104,7 +60,7 @@ class _Session:
 
 
 class InMemoryActivityStore:
-    """Single-process ``ActivityStore``; each method is O(actions of one session) at most."""
+    """Each method is O(actions of one session) at most."""
 
     def __init__(self, limits: ActivityLimits, *, product_id: str) -> None:
         self._limits = limits
@@ -256,20 +212,3 @@ class InMemoryActivityStore:
                 del self._user_sessions[user_id]
         for observer in self._observers:
             observer.unlinked(user_id)
-
-
-class FirstNames:
-    """App user id → first name from PostHog person properties; least recently set go first."""
-
-    def __init__(self, max_users: int) -> None:
-        self._names: "OrderedDict[str, str]" = OrderedDict()
-        self._max_users = max_users
-
-    def set(self, user_id: str, first_name: str) -> None:
-        self._names[user_id] = first_name
-        self._names.move_to_end(user_id)
-        while len(self._names) > self._max_users:
-            self._names.popitem(last=False)
-
-    def get(self, user_id: str) -> Optional[str]:
-        return self._names.get(user_id)

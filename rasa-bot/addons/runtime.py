@@ -1,0 +1,136 @@
+"""The copilot as it runs inside ``rasa run``: every part built from ``proactive.yml``, and
+the few operations the HTTP channel exposes, so the channel only parses and answers.
+
+Nothing here imports Sanic: the channel hands in bytes, ids and Rasa's own objects (the
+agent, the socketio input channel), and gets values or a ``ProactiveError`` back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Mapping, Optional
+
+from rasa.core.agent import Agent
+from rasa.core.channels.channel import InputChannel
+
+from addons.answers import grounded
+from addons.answers.grounded import GroundedAssistant
+from addons.answers.llm import resolve_llm
+from addons.config import ProactiveConfig
+from addons.errors import ChatNotReady
+from addons.offers.engine import ProactiveEngine
+from addons.offers.ingest import IngestError, check_size, decode_capture_body, normalise_batch
+from addons.rasa.chat import FollowUpRequest, send_proactive_question
+from addons.rasa.chat_sessions import ChatSessions
+from addons.rasa.driver import ProactiveDriver, tune_gc_for_serving
+from addons.rasa.inprocess_actions import InProcessActionEndpoint
+from addons.security.identity import IdentityVerifier
+from addons.security.limits import IngestGuard
+
+logger = logging.getLogger(__name__)
+
+
+class CopilotRuntime:
+    def __init__(
+        self,
+        config: ProactiveConfig,
+        *,
+        max_body_bytes: int = 1_048_576,
+        actions_package: Optional[str] = "actions",
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.config = config
+        self.engine = ProactiveEngine(config)
+        self.driver = ProactiveDriver(self.engine, config.driver.tick_seconds)
+        self.max_body_bytes = max_body_bytes
+        self.actions_package = actions_package
+        self.llm = resolve_llm(config.llm, environ)
+        self.identity = IdentityVerifier.from_config(config.identity, environ)
+        self.ingest_guard = IngestGuard(config.ingest)
+        self.chat_sessions = ChatSessions(self.engine.stores.chat_owners)
+        self.assistant: Optional[GroundedAssistant] = None
+        self._sockets: Optional[Any] = None  # the ProactiveSocketIOInput, once started
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, agent: Optional[Agent], chat: Optional[InputChannel]) -> None:
+        """The server is up: actions in-process, the chat channel attached, the assistant built."""
+        if self.actions_package and agent is not None:
+            InProcessActionEndpoint.install(agent, self.actions_package)
+        attach = getattr(chat, "attach", None)  # our socketio channel; Rasa's stock one has none
+        if attach is not None:
+            attach(self.chat_sessions, self.identity, self._on_chat_message)
+            self._sockets = chat
+        self.assistant = GroundedAssistant(
+            self.engine,
+            self.llm,
+            users_of=self.chat_sessions.user_of,
+            user_id_key=getattr(chat, "user_id_key", "userId"),
+            trust_metadata=not self.identity.required,
+        )
+        grounded.install(self.assistant)  # for the in-process reply action
+        logger.info("proactive LLM: %s", self.llm.describe())
+        tune_gc_for_serving()  # full GCs over Rasa's heap and the session store stalled the loop (BENCHMARKS.md)
+
+    async def stop(self) -> None:
+        self.engine.close_streams()
+        if self.assistant is not None:
+            grounded.install(None)
+            await self.assistant.aclose()
+
+    # -- operations -------------------------------------------------------------------------
+
+    def capture(self, body: bytes, *, content_type: str, ip: str, path: str, received_at: float) -> Dict[str, Any]:
+        """One capture request: admitted, decoded, normalised, ingested (and evaluated)."""
+        self.ingest_guard.admit_request(ip, received_at)
+        check_size(body, self.max_body_bytes)
+        batch = decode_capture_body(body, content_type=content_type, max_bytes=self.max_body_bytes)
+        self.ingest_guard.admit_project(batch, ip, received_at)
+        result = normalise_batch(batch, received_at=received_at, skew=self.engine.stores.clock_skew)
+        self.ingest_guard.admit_events(result.actions, ip, received_at)
+        for rejected in result.rejected:
+            logger.warning("rejected event %d of %s: %s", rejected.index, path, rejected.reason)
+        if batch.events and not result.actions and result.rejected and not result.skipped:
+            raise IngestError(f"no event accepted: {result.rejected[0].reason}")
+        self.engine.ingest(result, now=received_at)
+        return {
+            "status": 1,
+            "accepted": len(result.actions),
+            "skipped": result.skipped,
+            "rejected": [{"index": r.index, "reason": r.reason} for r in result.rejected],
+        }
+
+    async def open_chat(
+        self, agent: Optional[Agent], chat: Optional[InputChannel], *,
+        sender_id: str, user_id: str, trigger_id: Optional[str], question: str,
+    ) -> bool:
+        """"Open chat": the question into the user's open chat (``sender_id`` is the widget's
+        chat session), then its follow-up. Returns whether a follow-up was sent."""
+        output = chat.get_output_channel() if chat else None
+        if agent is None or output is None:
+            raise ChatNotReady("no socketio channel is configured in credentials.yml")
+        if self._sockets is not None:
+            self.chat_sessions.claim_for(sender_id, user_id)
+        self.engine.engage_chat(user_id, trigger_id)
+        follow_up = await send_proactive_question(
+            agent,
+            output,
+            FollowUpRequest(sender_id, user_id, trigger_id, question),
+            self.assistant.follow_up if self.assistant else None,
+            min_gap_s=self.config.chat.follow_up_gap_s,
+        )
+        return follow_up is not None
+
+    def health(self, agent: Optional[Agent]) -> Dict[str, Any]:
+        return {
+            "status": "ok",
+            "agent_ready": bool(agent and agent.is_ready()),
+            "driver": {"running": self.driver.running, "ticks": self.driver.ticks},
+            **self.engine.stats(),
+            "chat_sessions": self.chat_sessions.open_count() if self._sockets is not None else None,
+        }
+
+    def _on_chat_message(self, *, user_id: str, sender_id: str) -> None:
+        if self.engine.on_chat_message(user_id):
+            logger.info("proactive chat message: user=%s sender=%s; offers paused", user_id, sender_id)

@@ -1,0 +1,30 @@
+"""The default backend: every store in this process's memory, bounded by ``proactive.yml``."""
+
+from __future__ import annotations
+
+from addons.config import ProactiveConfig
+from addons.stores.memory.activity import InMemoryActivityStore
+from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore
+from addons.stores.memory.people import InMemoryChatOwners, InMemoryClockSkew, InMemoryFirstNames
+from addons.stores.memory.schedule import TickSchedule
+from addons.stores.memory.sessions import InMemorySessionStateStore
+from addons.stores.protocols import Stores
+
+__all__ = [
+    "InMemoryActivityStore", "InMemoryChatOwners", "InMemoryClockSkew", "InMemoryFirstNames",
+    "InMemoryOfferHistory", "InMemoryOfferStore", "InMemorySessionStateStore", "TickSchedule", "memory_stores",
+]
+
+
+def memory_stores(config: ProactiveConfig) -> Stores:
+    max_sessions = config.activity.max_sessions
+    return Stores(
+        activity=InMemoryActivityStore(config.activity, product_id=config.product_id),
+        session_states=InMemorySessionStateStore(config.session),
+        offer_history=InMemoryOfferHistory(max_users=max_sessions),
+        offers=InMemoryOfferStore(replay_s=config.delivery.replay_s, max_sessions=max_sessions),
+        chat_owners=InMemoryChatOwners(),
+        tick_plan=TickSchedule(),
+        first_names=InMemoryFirstNames(max_sessions),
+        clock_skew=InMemoryClockSkew(max_clients=max_sessions),
+    )

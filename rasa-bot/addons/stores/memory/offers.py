@@ -1,0 +1,142 @@
+"""In-memory ``OfferStore`` (pending, replayable and expired-unseen offers) and
+``OfferHistoryStore`` (what the frequency caps count)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Deque, Dict, List, Optional, Tuple
+
+from addons.bounded import BoundedMap
+from addons.offers.offer import Offer
+
+DAY_S = 86400.0
+
+
+class InMemoryOfferStore:
+    def __init__(self, *, replay_s: float = 300.0, replay_per_user: int = 20, max_sessions: int = 200_000) -> None:
+        self._replay_s = replay_s
+        self._replay_per_user = replay_per_user
+        self._pending: Dict[str, Dict[str, Tuple[Offer, float]]] = {}  # user → offer id → (offer, expires at)
+        self._pending_sessions: Dict[str, int] = {}  # session → how many of its offers wait
+        # Per user, oldest first: offers and when they went out, side by side (no tuple per
+        # offer for the garbage collector to track; see BENCHMARKS.md on full collections).
+        self._delivered: Dict[str, Deque[Offer]] = {}
+        self._delivered_at: Dict[str, Deque[float]] = {}
+        # In time order, so expiring is popping from the front, not scanning every user.
+        self._pending_order: Deque[Tuple[float, str, str]] = deque()  # (expires at, user, offer id)
+        self._delivered_times: Deque[float] = deque()
+        self._delivered_users: Deque[str] = deque()
+        self._expired_unseen: BoundedMap[str, float] = BoundedMap(max_sessions)  # session → when
+
+    def park(self, offer: Offer, *, expires_at: float) -> None:
+        offers = self._pending.setdefault(offer.user_id, {})
+        if offer.offer_id not in offers:
+            self._pending_sessions[offer.session_id] = self._pending_sessions.get(offer.session_id, 0) + 1
+        offers[offer.offer_id] = (offer, expires_at)
+        self._pending_order.append((expires_at, offer.user_id, offer.offer_id))
+
+    def has_pending(self, session_id: str) -> bool:
+        return session_id in self._pending_sessions
+
+    def take_pending(self, user_id: str, now: float) -> List[Offer]:
+        offers = self._pending.pop(user_id, {})
+        for offer, _ in offers.values():
+            self._unpark(offer)
+        return [offer for offer, expires_at in offers.values() if expires_at > now]
+
+    def expire(self, now: float) -> List[Offer]:
+        expired: List[Offer] = []
+        while self._pending_order and self._pending_order[0][0] <= now:
+            _, user_id, offer_id = self._pending_order.popleft()
+            offers = self._pending.get(user_id)
+            entry = offers.pop(offer_id, None) if offers is not None else None
+            if entry is not None:  # else: taken by a tab already
+                expired.append(entry[0])
+                self._unpark(entry[0])
+                self._expired_unseen.touch(entry[0].session_id, now)
+                if not offers:
+                    del self._pending[user_id]
+        while self._delivered_times and now - self._delivered_times[0] > self._replay_s:
+            at = self._delivered_times.popleft()
+            user_id = self._delivered_users.popleft()
+            times = self._delivered_at.get(user_id)
+            while times and times[0] <= at:
+                times.popleft()
+                self._delivered[user_id].popleft()
+            if times is not None and not times:
+                del self._delivered_at[user_id], self._delivered[user_id]
+        return expired
+
+    def expired_unseen(self, session_id: str) -> bool:
+        return session_id in self._expired_unseen
+
+    def clear_expired(self, session_id: str) -> None:
+        self._expired_unseen.pop(session_id, None)
+
+    def record_delivered(self, offer: Offer, now: float) -> None:
+        offers = self._delivered.get(offer.user_id)
+        if offers is None:
+            offers = self._delivered[offer.user_id] = deque(maxlen=self._replay_per_user)
+            self._delivered_at[offer.user_id] = deque(maxlen=self._replay_per_user)
+        offers.append(offer)
+        self._delivered_at[offer.user_id].append(now)
+        self._delivered_times.append(now)
+        self._delivered_users.append(offer.user_id)
+
+    def missed_since(self, user_id: str, last_event_id: str, now: float) -> List[Offer]:
+        offers = self._delivered.get(user_id, ())
+        times = self._delivered_at.get(user_id, ())
+        recent = [offer for at, offer in zip(times, offers) if now - at <= self._replay_s]
+        ids = [offer.offer_id for offer in recent]
+        if last_event_id not in ids:
+            return []  # unknown or too old: replaying everything could repeat toasts already seen
+        return recent[ids.index(last_event_id) + 1 :]
+
+    def pending_count(self) -> int:
+        return sum(len(offers) for offers in self._pending.values())
+
+    def _unpark(self, offer: Offer) -> None:
+        left = self._pending_sessions.get(offer.session_id, 0) - 1
+        if left > 0:
+            self._pending_sessions[offer.session_id] = left
+        else:
+            self._pending_sessions.pop(offer.session_id, None)
+
+
+class _Delivered:
+    """A user's delivered offers, oldest first: times and sessions side by side (plain floats
+    and strings, no tuple per offer for the collector to track)."""
+
+    __slots__ = ("times", "sessions")
+
+    def __init__(self) -> None:
+        self.times: Deque[float] = deque()
+        self.sessions: Deque[str] = deque()
+
+
+class InMemoryOfferHistory:
+    """Delivered offers per user over the last day; bounded to ``max_users`` users."""
+
+    def __init__(self, *, max_users: int = 200_000) -> None:
+        self._users: BoundedMap[str, _Delivered] = BoundedMap(max_users)
+
+    def delivered(self, user_id: str, now: float) -> Optional[_Delivered]:
+        history = self._users.get(user_id)
+        if history is None:
+            return None
+        while history.times and now - history.times[0] >= DAY_S:
+            history.times.popleft()
+            history.sessions.popleft()
+        if not history.times:
+            del self._users[user_id]
+            return None
+        return history
+
+    def record(self, user_id: str, session_id: str, at: float) -> None:
+        history = self.delivered(user_id, at) or _Delivered()
+        history.times.append(at)
+        history.sessions.append(session_id)
+        self._users.touch(user_id, history)
+
+    def user_count(self) -> int:
+        return len(self._users)
