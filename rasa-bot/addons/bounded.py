@@ -17,7 +17,7 @@ class BoundedMap(OrderedDict[K, V]):
     ``on_evict`` sees each evicted key and value, for callers with side tables to clean.
     """
 
-    def __init__(self, max_size: int, on_evict: Optional[Callable[[K, V], None]] = None) -> None:
+    def __init__(self, max_size: int, on_evict: Optional[Callable[[K, V], object]] = None) -> None:
         super().__init__()
         self.max_size = max_size
         self._on_evict = on_evict

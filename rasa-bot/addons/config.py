@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import yaml
 
@@ -301,7 +301,7 @@ def _tour(s: "_Section") -> TourConfig:
     )
 
 
-def _trigger(s: "_Section", tour_ids: set) -> TriggerConfig:
+def _trigger(s: "_Section", tour_ids: Set[str]) -> TriggerConfig:
     kind = s.string("type")
     tours = s.strings("tours", required=False)
     unknown = [t for t in tours if t not in tour_ids]

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Coroutine, Dict, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -23,6 +23,7 @@ from sanic.response import HTTPResponse
 from addons.config import load_config
 from addons.errors import ProactiveError
 from addons.offers.delivery import CLOSED
+from addons.offers.offer import Offer
 from addons.offers.ingest import json_object, require_identifier, text_field
 from addons.runtime import CopilotRuntime
 from addons.security.identity import HEADER, QUERY
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 # posthog-js posts captures to <api_host>/e/; older clients and SDKs use the others.
 CAPTURE_PATHS = ("/e/", "/i/v0/e/", "/batch/", "/capture/", "/track/")
 
-Handler = Callable[..., Awaitable[Optional[HTTPResponse]]]
+Handler = Callable[..., Coroutine[Any, Any, Optional[HTTPResponse]]]
 
 
 class ProactiveInput(InputChannel):
@@ -81,10 +82,11 @@ class ProactiveInput(InputChannel):
             await runtime.stop()  # closes open streams, else they hold shutdown for Sanic's grace period
             await app.cancel_task("proactive_driver", raise_exception=False)
 
-        @bp.get("/")
-        @bp.get("/health")
         async def health(request: Request) -> HTTPResponse:
             return response.json(runtime.health(request.app.ctx.agent))
+
+        for path in ("/", "/health"):
+            bp.add_route(health, path, methods=["GET"], name="health" + path.replace("/", "_"))
 
         @_answers_errors
         async def capture(request: Request) -> HTTPResponse:
@@ -110,11 +112,11 @@ class ProactiveInput(InputChannel):
                 )
                 await sse.send("retry: 3000\n\n")
                 while (item := await subscription.next(self.heartbeat_seconds)) is not CLOSED:
-                    if item is None:
-                        await sse.send(": heartbeat\n\n")  # idle streams are cut by proxies and Sanic
-                    else:
+                    if isinstance(item, Offer):
                         data = json.dumps(item.to_dict(), ensure_ascii=False)
                         await sse.send(f"id: {item.offer_id}\nevent: proactive\ndata: {data}\n\n")
+                    else:
+                        await sse.send(": heartbeat\n\n")  # idle streams are cut by proxies and Sanic
                 await sse.eof()
             finally:
                 engine.unsubscribe(subscription)
@@ -166,9 +168,9 @@ class ProactiveInput(InputChannel):
 
     def _verified_user(self, request: Request, user_id: Any) -> str:
         """The user id of a path or body, once it is well-formed and the request proved it."""
-        user_id = require_identifier(user_id, "user_id")
-        self.runtime.identity.verify(user_id, request.headers.get(HEADER) or request.args.get(QUERY))
-        return user_id
+        verified = require_identifier(user_id, "user_id")
+        self.runtime.identity.verify(verified, request.headers.get(HEADER) or request.args.get(QUERY))
+        return verified
 
     def _json_object(self, request: Request) -> Dict[str, Any]:
         return json_object(request.body or b"", max_bytes=self.max_body_bytes)

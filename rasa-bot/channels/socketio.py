@@ -104,13 +104,13 @@ class ProactiveSocketIOInput(SocketIOInput):
                         logger.exception("chat message listener failed; the message is still handled")
             await on_new_message(message)
 
-        blueprint = super().blueprint(observed)
+        blueprint: Blueprint = super().blueprint(observed)
         sio = self.sio
         assert sio is not None
 
         # Registering a handler again for an event replaces the stock one.
         @sio.on("connect", namespace=self.namespace)
-        async def connect(sid: Text, environ: Dict, auth: Optional[Dict] = None) -> bool:
+        async def connect(sid: Text, environ: Dict[str, Any], auth: Optional[Dict[str, Any]] = None) -> bool:
             if self.jwt_key and not (auth and auth.get("token") and decode_bearer_token(auth["token"], self.jwt_key, self.jwt_algorithm)):
                 return False
             query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -125,7 +125,7 @@ class ProactiveSocketIOInput(SocketIOInput):
             return True
 
         @sio.on("session_request", namespace=self.namespace)
-        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+        async def session_request(sid: Text, data: Optional[Dict[str, Any]]) -> None:
             data = data if isinstance(data, dict) else {}
             if not data.get("session_id"):
                 data["session_id"] = uuid.uuid4().hex

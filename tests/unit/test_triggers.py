@@ -12,11 +12,13 @@ from autoplay_sdk.proactive.triggers.defaults import DEFAULT_PROACTIVE_QUICK_REP
 from addons.stores.memory import InMemoryActivityStore
 from addons.config import ConfigError, parse_config
 from addons.offers.engine import ProactiveEngine
+from addons.offers.evaluation import FullRescan
 from addons.offers.triggers import (
     EVAL_NOW,
     BuiltinTrigger,
     IsolatedTrigger,
     RepeatedActionTrigger,
+    TriggerRegistry,
     TriggerVerdict,
     build_trigger,
     compile_registry,
@@ -215,7 +217,7 @@ def test_raising_trigger_does_not_stop_the_triggers_after_it(ph, config):
     ctx = _context(store, "sess-1", T0)
     result = registry.evaluate_first(ctx)
     assert result is not None and (result.trigger_id, result.body) == ("always", "hello")
-    verdicts = explain_all(registry, ctx)
+    verdicts = explain_all(registry.triggers, ctx)
     assert [v.to_dict() for v in verdicts] == [
         {"trigger_id": "exploding", "fired": False, "reason": "raised RuntimeError: boom"},
         {"trigger_id": "always", "fired": True, "reason": "always fires"},
@@ -223,8 +225,9 @@ def test_raising_trigger_does_not_stop_the_triggers_after_it(ph, config):
 
 
 def test_raising_trigger_before_bulk_edit_still_lets_the_engine_offer(engine, ph, monkeypatch):
-    registry = ProactiveTriggerRegistry([IsolatedTrigger(_Exploding()), *engine.registry.triggers])
-    monkeypatch.setattr(engine, "registry", registry)
+    # The full rescan runs the registry as the SDK does (the index only knows its own kind).
+    registry = TriggerRegistry([IsolatedTrigger(_Exploding()), *engine.registry.isolated])
+    monkeypatch.setattr(engine, "strategy", FullRescan(engine.config, registry, engine.activity, engine.stores.session_states))
     offers = engine.ingest(ph.batch([ph.save(T0 + i) for i in range(3)], received_at=T0 + 3), now=T0 + 3)
     assert [o.trigger_id for o in offers] == ["bulk_edit_opportunity"]
 
@@ -232,7 +235,7 @@ def test_raising_trigger_before_bulk_edit_still_lets_the_engine_offer(engine, ph
 def test_compiled_registry_keeps_config_order_and_isolates_each_trigger(config):
     registry = compile_registry(config)
     assert [t.trigger_id for t in registry.triggers] == [t.id for t in config.triggers]
-    assert all(isinstance(t, IsolatedTrigger) for t in registry.triggers)
+    assert all(isinstance(t, IsolatedTrigger) for t in registry.triggers) and registry.isolated == tuple(registry.triggers)
 
 
 # -- built-ins by id ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ until ``every_actions`` more actions arrive, and at most ``max_sessions`` summar
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Optional
@@ -65,7 +66,10 @@ class SessionSummaries:
             if due:
                 task = asyncio.get_running_loop().create_task(self._summarise(session_id, covered, newest))
                 self._tasks[session_id] = task
-                task.add_done_callback(lambda _t, sid=session_id: self._tasks.pop(sid, None))
+                task.add_done_callback(functools.partial(self._finished, session_id))
+
+    def _finished(self, session_id: str, _task: "asyncio.Task[None]") -> None:
+        self._tasks.pop(session_id, None)
 
     async def aclose(self) -> None:
         tasks = list(self._tasks.values())

@@ -92,9 +92,9 @@ class ProactiveEngine:
                 logger.exception("an ingest listener failed; evaluation continues")
         offers = []
         for user_id in sorted({user_id for user_id, _ in changed}):
-            session_id = self.activity.latest_session(user_id)
-            if session_id is not None:
-                offer = self._evaluate_isolated(user_id, session_id, now)
+            latest = self.activity.latest_session(user_id)
+            if latest is not None:
+                offer = self._evaluate_isolated(user_id, latest, now)
                 if offer is not None:
                     offers.append(offer)
         return offers

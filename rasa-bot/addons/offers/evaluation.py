@@ -16,13 +16,13 @@ import logging
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Protocol, Set, Tuple
 
 from autoplay_sdk.core.models import SlimAction
-from autoplay_sdk.proactive.triggers import ProactiveTriggerContext, ProactiveTriggerRegistry, ProactiveTriggerResult
+from autoplay_sdk.proactive.triggers import ProactiveTriggerContext, ProactiveTriggerResult
 from autoplay_sdk.proactive.triggers.context_source import build_proactive_context_from_payloads
 
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.offers.gate import SessionGate
 from addons.offers.index import TriggerIndex
-from addons.offers.triggers import EVAL_NOW, RepeatedActionTrigger, TriggerVerdict, explain_all, latest_action
+from addons.offers.triggers import EVAL_NOW, RepeatedActionTrigger, TriggerRegistry, TriggerVerdict, explain_all, latest_action
 from addons.stores.protocols import NOW, ActivityStore, SessionStateStore, TickPlan
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class EvaluationStrategy(Protocol):
 
 
 class FullRescan:
-    def __init__(self, config: ProactiveConfig, registry: ProactiveTriggerRegistry, activity: ActivityStore,
+    def __init__(self, config: ProactiveConfig, registry: TriggerRegistry, activity: ActivityStore,
                  states: SessionStateStore) -> None:
         self._product_id = config.product_id
         self._registry = registry
@@ -76,7 +76,7 @@ class FullRescan:
     def explain(self, session_id: str, now: float) -> Tuple[List[SlimAction], Tuple[TriggerVerdict, ...]]:
         """The session's actions and every trigger's verdict with its reason (for /debug)."""
         ctx = self.context(session_id, now)
-        return list(ctx.recent_actions), explain_all(self._registry, ctx)
+        return list(ctx.recent_actions), explain_all(self._registry.isolated, ctx)
 
     def context(self, session_id: str, now: float) -> ProactiveTriggerContext:
         payloads = self._activity.load_payloads(product_id=self._product_id, session_id=session_id)
@@ -139,17 +139,17 @@ class Incremental:
 
     def due(self, now: float) -> List[Tuple[str, str]]:
         for user_id in sorted(self._orphaned_users):
-            session_id = self._activity.latest_session(user_id)
-            if session_id is not None:
-                self._plan.wake_at(session_id, NOW)
+            latest = self._activity.latest_session(user_id)
+            if latest is not None:
+                self._plan.wake_at(latest, NOW)
         self._orphaned_users.clear()
         due = []
         for session_id in self._plan.due(now, self._gate.clock()):
-            user_id = self._activity.user_of(session_id)
-            if user_id is None or self._activity.latest_session(user_id) != session_id:
+            owner = self._activity.user_of(session_id)
+            if owner is None or self._activity.latest_session(owner) != session_id:
                 self._plan.forget(session_id)  # only a user's latest session is evaluated
                 continue
-            due.append((user_id, session_id))
+            due.append((owner, session_id))
         return due
 
     def gone_sessions(self) -> Iterable[str]:
@@ -184,7 +184,7 @@ class Incremental:
 
 def choose_strategy(
     config: ProactiveConfig,
-    registry: ProactiveTriggerRegistry,
+    registry: TriggerRegistry,
     activity: ActivityStore,
     gate: SessionGate,
     plan: TickPlan,
@@ -192,7 +192,7 @@ def choose_strategy(
     incremental: bool = True,
 ) -> EvaluationStrategy:
     """``Incremental`` when asked for and every trigger is indexable, else ``FullRescan``."""
-    triggers = [t.inner for t in registry.triggers]
+    triggers = [t.inner for t in registry.isolated]
     if incremental and all(isinstance(t, RepeatedActionTrigger) for t in triggers):
         return Incremental(TriggerIndex(triggers), activity, gate, plan)
     return FullRescan(config, registry, activity, gate.store)

@@ -133,7 +133,7 @@ class SessionGate:
             state.set_visual_guidance(True, tour_id=tour["flow_id"])
         state.record_tour_step()
         self.store.save(state)
-        return tour
+        return dict(tour)
 
     def end_guidance(self, session_id: str) -> Optional[Dict[str, str]]:
         state = self._ticked(session_id)
@@ -142,7 +142,7 @@ class SessionGate:
             state.set_visual_guidance(False)
             state.record_any_interaction()
         self.store.save(state)
-        return tour
+        return None if tour is None else dict(tour)
 
     def snapshot(self, session_id: str) -> Dict[str, Any]:
         state = self._ticked(session_id)

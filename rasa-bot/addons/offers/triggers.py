@@ -175,19 +175,29 @@ class IsolatedTrigger(ExplainingTrigger):
 
     @property
     def trigger_id(self) -> str:
-        return self.inner.trigger_id
+        return str(self.inner.trigger_id)
 
     def explain(self, ctx: ProactiveTriggerContext) -> TriggerVerdict:
         try:
-            return self.inner.explain(ctx)
+            verdict: TriggerVerdict = self.inner.explain(ctx)
+            return verdict
         except Exception as e:  # a trigger is third-party code from the engine's point of view
             logger.exception("trigger %s raised on session %s; skipped", self.trigger_id, ctx.session_id)
             return TriggerVerdict(self.trigger_id, False, f"raised {type(e).__name__}: {e}")
 
 
-def compile_registry(config: ProactiveConfig) -> ProactiveTriggerRegistry:
-    """The configured triggers in order (first match wins), each isolated."""
-    return ProactiveTriggerRegistry([IsolatedTrigger(build_trigger(t)) for t in config.triggers])
+class TriggerRegistry(ProactiveTriggerRegistry):
+    """The SDK's ordered registry (first match wins), over triggers that each explain
+    themselves and are isolated from each other."""
+
+    def __init__(self, triggers: Sequence[IsolatedTrigger]) -> None:
+        super().__init__(list(triggers))
+        self.isolated: Tuple[IsolatedTrigger, ...] = tuple(triggers)
+
+
+def compile_registry(config: ProactiveConfig) -> TriggerRegistry:
+    """The configured triggers in order, each isolated."""
+    return TriggerRegistry([IsolatedTrigger(build_trigger(t)) for t in config.triggers])
 
 
 def build_trigger(config: TriggerConfig) -> Any:
@@ -196,8 +206,8 @@ def build_trigger(config: TriggerConfig) -> Any:
     return BuiltinTrigger(config)
 
 
-def explain_all(registry: ProactiveTriggerRegistry, ctx: ProactiveTriggerContext) -> Tuple[TriggerVerdict, ...]:
-    return tuple(t.explain(ctx) for t in registry.triggers)
+def explain_all(triggers: Sequence[ExplainingTrigger], ctx: ProactiveTriggerContext) -> Tuple[TriggerVerdict, ...]:
+    return tuple(t.explain(ctx) for t in triggers)
 
 
 def eval_now(ctx: ProactiveTriggerContext) -> float:

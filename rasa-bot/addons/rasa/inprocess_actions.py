@@ -10,7 +10,7 @@ its own, so ``rasa run -p <any>`` works unchanged.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from rasa.core.actions.action import ActionExecutionRejection
 from rasa.shared.exceptions import RasaException
@@ -46,7 +46,7 @@ class InProcessActionEndpoint(EndpointConfig):
         return endpoint
 
     @property
-    def action_names(self) -> list:
+    def action_names(self) -> List[str]:
         return sorted(self.executor.actions)
 
     async def request(self, method: str = "post", subpath: Optional[str] = None, content_type: Optional[str] = "application/json", compress: bool = False, **kwargs: Any) -> Optional[Any]:
