@@ -15,7 +15,7 @@ export PYTHONWARNINGS := ignore
 export NEXT_TELEMETRY_DISABLED := 1
 
 BOT_TRAINING := $(BOT)/config.yml $(BOT)/domain.yml $(wildcard $(BOT)/data/*.yml)
-APP_SOURCES  := $(shell find $(APP)/app $(APP)/components $(APP)/lib $(APP)/scripts -type f) \
+APP_SOURCES  := $(shell find $(APP)/app $(APP)/components $(APP)/copilot $(APP)/lib $(APP)/scripts -type f) \
                 $(APP)/next.config.mjs $(APP)/tsconfig.json $(APP)/package.json
 APP_BUILD    := $(APP)/.next/BUILD_ID
 

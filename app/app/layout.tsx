@@ -2,13 +2,15 @@ import type { Metadata } from "next";
 import type { ReactNode } from "react";
 import "driver.js/dist/driver.css";
 import "./globals.css";
-import { AppConfigProvider } from "@/components/AppConfigContext";
+import "@/copilot/copilot.css";
 import { AppHeader } from "@/components/AppHeader";
-import { ChatWidgetProvider } from "@/components/ChatWidget";
-import { PostHogTracker } from "@/components/PostHogTracker";
-import { ProactiveToast } from "@/components/ProactiveToast";
 import { ProjectsProvider } from "@/components/ProjectsStore";
-import { loadAppConfig } from "@/lib/config";
+import { ChatWidgetProvider } from "@/copilot/components/ChatWidget";
+import { CopilotConfigProvider } from "@/copilot/components/CopilotConfigContext";
+import { PostHogTracker } from "@/copilot/components/PostHogTracker";
+import { ProactiveToast } from "@/copilot/components/ProactiveToast";
+import { loadCopilotConfig } from "@/copilot/lib/config";
+import { loadSignedInUser } from "@/lib/config";
 
 export const metadata: Metadata = {
   title: "Acme Projects",
@@ -19,20 +21,21 @@ export const metadata: Metadata = {
 export const dynamic = "force-dynamic";
 
 export default async function RootLayout({ children }: { children: ReactNode }) {
-  const config = await loadAppConfig();
+  const user = await loadSignedInUser();
+  const config = loadCopilotConfig(user);
   return (
     <html lang="en">
       <body>
-        <AppConfigProvider config={config}>
-          <ProjectsProvider userId={config.user.id}>
+        <CopilotConfigProvider config={config}>
+          <ProjectsProvider userId={user.id}>
             <ChatWidgetProvider>
               <PostHogTracker />
-              <AppHeader />
+              <AppHeader user={user} />
               <main className="page">{children}</main>
               <ProactiveToast />
             </ChatWidgetProvider>
           </ProjectsProvider>
-        </AppConfigProvider>
+        </CopilotConfigProvider>
       </body>
     </html>
   );

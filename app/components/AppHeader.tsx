@@ -2,8 +2,8 @@
 
 import Link from "next/link";
 import { usePathname } from "next/navigation";
+import type { CopilotUser } from "@/copilot/lib/config";
 import { TEAM } from "@/lib/team";
-import { useAppConfig } from "./AppConfigContext";
 
 const NAV = [
   { href: "/projects", label: "Projects" },
@@ -11,9 +11,8 @@ const NAV = [
 ];
 
 /** Top bar: navigation, and (demo only) who you are signed in as. */
-export function AppHeader() {
+export function AppHeader({ user }: { user: CopilotUser }) {
   const pathname = usePathname();
-  const { user } = useAppConfig();
 
   const switchUser = (id: string) => {
     document.cookie = `demo_user=${encodeURIComponent(id)}; path=/; SameSite=Lax`;

@@ -1,4 +1,4 @@
-import type { AppConfig } from "@/lib/config";
+import type { CopilotConfig } from "../lib/config";
 import { createDriverRenderer } from "./driverRenderer";
 import type { TourRenderer } from "./renderer";
 import { createUsertourRenderer } from "./usertourRenderer";
@@ -6,6 +6,6 @@ import { createUsertourRenderer } from "./usertourRenderer";
 export type { TourCallbacks, TourEnd, TourRenderer } from "./renderer";
 
 /** Usertour when a token is configured, the bundled driver.js renderer otherwise. */
-export function chooseTourRenderer(config: Pick<AppConfig, "usertourToken" | "user">): TourRenderer {
+export function chooseTourRenderer(config: Pick<CopilotConfig, "usertourToken" | "user">): TourRenderer {
   return config.usertourToken ? createUsertourRenderer(config.usertourToken, config.user) : createDriverRenderer();
 }

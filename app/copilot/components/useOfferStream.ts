@@ -1,7 +1,7 @@
 "use client";
 
 import { useCallback, useEffect, useRef, useState } from "react";
-import { parseOffer, streamUrl, type Identity, type Offer } from "@/lib/proactive";
+import { parseOffer, streamUrl, type Identity, type Offer } from "../lib/proactive";
 
 /**
  * The user's toast stream: the latest offer not yet dismissed.

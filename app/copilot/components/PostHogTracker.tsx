@@ -3,7 +3,7 @@
 import { usePathname } from "next/navigation";
 import posthog from "posthog-js";
 import { useEffect } from "react";
-import { useAppConfig } from "./AppConfigContext";
+import { useCopilotConfig } from "./CopilotConfigContext";
 
 /**
  * posthog-js, pointed at the copilot's ingest route and at nothing else.
@@ -14,7 +14,7 @@ import { useAppConfig } from "./AppConfigContext";
  * navigations fire no pageview of their own, so one is captured on every route change.
  */
 export function PostHogTracker() {
-  const { channelUrl, posthogKey, user } = useAppConfig();
+  const { channelUrl, posthogKey, user } = useCopilotConfig();
   const pathname = usePathname();
 
   useEffect(() => {

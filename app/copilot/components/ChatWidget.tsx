@@ -1,8 +1,8 @@
 "use client";
 
 import { createContext, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
-import { waitFor, waitForElement } from "@/lib/dom";
-import { useAppConfig } from "./AppConfigContext";
+import { waitFor, waitForElement } from "../lib/dom";
+import { useCopilotConfig } from "./CopilotConfigContext";
 
 /**
  * rasa-webchat, talking socket.io to the same `rasa run` as the copilot channel.
@@ -70,7 +70,7 @@ function loadWidgetScript(): Promise<WebChatGlobal> {
 }
 
 export function ChatWidgetProvider({ children }: { children: ReactNode }) {
-  const { rasaUrl, user, userHash } = useAppConfig();
+  const { rasaUrl, user, userHash } = useCopilotConfig();
   const [isOpen, setIsOpen] = useState(false);
 
   useEffect(() => {

@@ -2,10 +2,10 @@
 
 import { usePathname } from "next/navigation";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { ChannelError, endTour, injectQuestion, recordTourStep, startTour, type Offer } from "@/lib/proactive";
-import { chooseTourRenderer } from "@/lib/tours";
-import { useAppConfig } from "./AppConfigContext";
+import { ChannelError, endTour, injectQuestion, recordTourStep, startTour, type Offer } from "../lib/proactive";
+import { chooseTourRenderer } from "../tours";
 import { useChat } from "./ChatWidget";
+import { useCopilotConfig } from "./CopilotConfigContext";
 import { useAutoDismiss } from "./useAutoDismiss";
 import { useOfferStream } from "./useOfferStream";
 
@@ -21,7 +21,7 @@ const INJECT_RETRY_FOR_MS = 4_000;
  * "Open chat" opens the widget and asks the server to put the question into it.
  */
 export function ProactiveToast() {
-  const config = useAppConfig();
+  const config = useCopilotConfig();
   const { channelUrl, user, userHash, toastDismissMs } = config;
   const identity = useMemo(() => ({ userId: user.id, userHash }), [user.id, userHash]);
   const chat = useChat();
