@@ -19,11 +19,12 @@ APP_SOURCES  := $(shell find $(APP)/app $(APP)/components $(APP)/copilot $(APP)/
                 $(APP)/next.config.mjs $(APP)/tsconfig.json $(APP)/package.json
 APP_BUILD    := $(APP)/.next/BUILD_ID
 
-.PHONY: help demo test bench venv model app chromium wrk validate constraints clean
+.PHONY: help demo test check typecheck bench venv model app chromium wrk validate constraints clean
 
 help:
 	@echo "make demo   install what is missing, train/build if stale, start rasa run (:$(PORT)) and the app (:$(APP_PORT))"
-	@echo "make test   install what is missing (incl. Debian's chromium), run the whole suite"
+	@echo "make test   install what is missing (incl. Debian's chromium), type-check, run the whole suite"
+	@echo "make check  the inner loop: unit tests, store contract suite and mypy; no servers, under a minute"
 	@echo "make bench  measure latency, throughput, tick cost, memory (BENCH_QUICK=1: smaller sizes); see BENCHMARKS.md"
 
 venv: $(VENV)/.installed
@@ -57,8 +58,18 @@ validate: $(VENV)/.installed
 demo: $(VENV)/.installed $(MODEL) $(APP_BUILD)
 	PORT=$(PORT) APP_PORT=$(APP_PORT) scripts/demo.sh
 
-test: $(VENV)/.installed $(MODEL) $(APP_BUILD) chromium
+test: typecheck $(MODEL) $(APP_BUILD) chromium
 	$(PY) -m pytest
+
+# The fast inner loop: no rasa run, no browser, no app build.
+check: $(VENV)/.installed
+	$(PY) -m mypy
+	PROACTIVE_FUZZ_SCALE=0.1 $(PY) -m pytest tests/unit -q
+
+# mypy over rasa-bot/ (strictness in mypy.ini) and tsc over app/.
+typecheck: $(VENV)/.installed $(APP)/node_modules/.installed
+	$(PY) -m mypy
+	cd $(APP) && npm run --silent typecheck
 
 # Every figure of BENCHMARKS.md beside its baseline; the table is printed and written to
 # bench/results.json. `make bench BENCH=tick` runs one group (tick memory hub latency

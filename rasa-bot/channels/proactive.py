@@ -22,7 +22,7 @@ from sanic.response import HTTPResponse
 
 from addons.config import load_config
 from addons.errors import ProactiveError
-from addons.offers.delivery import CLOSED
+from addons.offers.delivery import CLOSED, Subscription
 from addons.offers.offer import Offer
 from addons.offers.ingest import json_object, require_identifier, text_field
 from addons.runtime import CopilotRuntime
@@ -106,18 +106,7 @@ class ProactiveInput(InputChannel):
             last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
             subscription = engine.subscribe(user_id, last_event_id=last_event_id)
             try:
-                sse = await request.respond(
-                    content_type="text/event-stream; charset=utf-8",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-                )
-                await sse.send("retry: 3000\n\n")
-                while (item := await subscription.next(self.heartbeat_seconds)) is not CLOSED:
-                    if isinstance(item, Offer):
-                        data = json.dumps(item.to_dict(), ensure_ascii=False)
-                        await sse.send(f"id: {item.offer_id}\nevent: proactive\ndata: {data}\n\n")
-                    else:
-                        await sse.send(": heartbeat\n\n")  # idle streams are cut by proxies and Sanic
-                await sse.eof()
+                await self._send_events(request, subscription)
             finally:
                 engine.unsubscribe(subscription)
 
@@ -165,6 +154,22 @@ class ProactiveInput(InputChannel):
                 return response.json(engine.debug(self._verified_user(request, user_id)))
 
         return bp
+
+    async def _send_events(self, request: Request, subscription: Subscription) -> None:
+        """Server-Sent Events: each offer as ``event: proactive`` with its id, heartbeats
+        while idle (proxies and Sanic cut idle streams), until the server closes it."""
+        sse = await request.respond(
+            content_type="text/event-stream; charset=utf-8",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        await sse.send("retry: 3000\n\n")
+        while (item := await subscription.next(self.heartbeat_seconds)) is not CLOSED:
+            if isinstance(item, Offer):
+                data = json.dumps(item.to_dict(), ensure_ascii=False)
+                await sse.send(f"id: {item.offer_id}\nevent: proactive\ndata: {data}\n\n")
+            else:
+                await sse.send(": heartbeat\n\n")
+        await sse.eof()
 
     def _verified_user(self, request: Request, user_id: Any) -> str:
         """The user id of a path or body, once it is well-formed and the request proved it."""

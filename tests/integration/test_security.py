@@ -83,10 +83,14 @@ async def test_injection_into_another_users_chat_is_refused(rasa_server, user_id
 
 async def test_a_socket_with_a_wrong_signature_cannot_connect(rasa_server, user_id):
     client = socketio.AsyncClient()
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await client.connect(
-            f"{rasa_server.url}?user_id={user_id}&user_hash={'0' * 64}", socketio_path="/socket.io", transports=["polling"]
-        )
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(
+                f"{rasa_server.url}?user_id={user_id}&user_hash={'0' * 64}", socketio_path="/socket.io", transports=["polling"]
+            )
+    finally:
+        # The refused client's transport would otherwise wait out its long-poll (~30 s) at teardown.
+        await client.eio.disconnect(abort=True)
     assert f"refused: no valid identity signature for user {user_id!r}" in rasa_server.log()
 
 

@@ -3,6 +3,7 @@
 import gzip
 import json
 import math
+import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,14 @@ SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
 KEYS = st.sampled_from(["event", "distinct_id", "properties", "$session_id", "timestamp", "batch", "api_key", "sent_at",
                         "uuid", "$current_url", "$el_text", "$elements_chain", "$elements", "$event_type", "$set",
                         "offset", "$time", "token", "$device_id", "title", "$pathname"]) | st.text(max_size=6)
+# `make check` (the inner loop) runs a tenth of the examples; `make test` runs them all.
+SCALE = float(os.environ.get("PROACTIVE_FUZZ_SCALE", "1"))
+
+
+def examples(full: int) -> int:
+    return max(100, int(full * SCALE))
+
+
 JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(KEYS, inner, max_size=8), max_leaves=30)
 
 
@@ -36,7 +45,7 @@ def posthog_shaped(draw):
     return {"api_key": "phc", "batch": draw(st.lists(st.just(event) | JSON, max_size=4)), "sent_at": draw(SCALARS)}
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(document=JSON | posthog_shaped())
 def test_any_json_document_is_accepted_or_refused_with_a_reason(document):
     skew = InMemoryClockSkew()
@@ -51,7 +60,7 @@ def test_any_json_document_is_accepted_or_refused_with_a_reason(document):
         assert math.isfinite(tracked.action.timestamp_start)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(raw=st.binary(max_size=400), content_type=st.sampled_from(["", "text/plain", "application/json", "application/x-www-form-urlencoded"]), wrap=st.sampled_from(["raw", "gzip", "form"]))
 def test_any_body_bytes_decode_or_are_refused_with_a_reason(raw, content_type, wrap):
     body = gzip.compress(raw) if wrap == "gzip" else (b"data=" + raw if wrap == "form" else raw)

@@ -18,7 +18,8 @@ from addons.errors import NoActiveTour, UnknownTour, UnknownUser
 from addons.offers.delivery import CLOSED, DeliveryHub
 from addons.offers.offer import Offer, TourOffer
 from addons.rasa.driver import ProactiveDriver
-from addons.offers.engine import ProactiveEngine, TickReport, TourStart
+from addons.offers.engagement import TourStart
+from addons.offers.engine import ProactiveEngine, TickReport
 from addons.offers.gate import ACTIVE_TOUR, SessionGate
 from addons.stores.memory import InMemoryOfferStore, InMemorySessionStateStore
 

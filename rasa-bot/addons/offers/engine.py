@@ -19,9 +19,9 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from autoplay_sdk.core.models import SlimAction
 
 from addons.config import ProactiveConfig
-from addons.errors import NoActiveTour, UnknownTour, UnknownUser
 from addons.offers.caps import OfferCaps
 from addons.offers.delivery import DeliveryHub, Subscription
+from addons.offers.engagement import Engagement, TourStart, require_session
 from addons.offers.evaluation import FullRescan, choose_strategy
 from addons.offers.gate import SessionGate
 from addons.offers.ingest import NormalisedBatch
@@ -32,13 +32,6 @@ from addons.stores.protocols import Stores
 from addons.urls import action_path
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TourStart:
-    tour_id: str
-    flow_id: str
-    session_id: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +64,7 @@ class ProactiveEngine:
         self.strategy = choose_strategy(
             config, self.registry, self.activity, self.gate, self.stores.tick_plan, incremental=incremental
         )
+        self.engagement = Engagement(config, self.activity, self.gate, self.strategy)
         self._reference = FullRescan(config, self.registry, self.activity, self.stores.session_states)
         self._clock = clock
         self._ingest_listeners: List[Callable[[Set[Tuple[str, str]]], None]] = []
@@ -146,58 +140,22 @@ class ProactiveEngine:
         """Server shutdown: every open stream ends (else they hold it for Sanic's grace period)."""
         self.hub.close_all()
 
-    # -- the user's side ----------------------------------------------------------------
+    # -- the user's side (offers.engagement) -------------------------------------------------
 
     def on_chat_message(self, user_id: str) -> bool:
-        """A chat message from the user: their latest session turns reactive."""
-        session_id = self.activity.latest_session(user_id)
-        if session_id is None:
-            return False
-        self.gate.on_user_message(session_id)
-        self.strategy.watch(session_id)
-        return True
+        return self.engagement.on_chat_message(user_id)
 
     def engage_chat(self, user_id: str, trigger_id: Optional[str]) -> bool:
-        """The user clicked "Open chat" on an offer."""
-        session_id = self.activity.latest_session(user_id)
-        if session_id is None:
-            return False
-        self.gate.engage(session_id, trigger_id or self._last_trigger(session_id) or "chat")
-        self.strategy.watch(session_id)
-        return True
+        return self.engagement.engage_chat(user_id, trigger_id)
 
     def start_tour(self, user_id: str, tour_id: str) -> TourStart:
-        tour = self.config.tour(tour_id)
-        if tour is None:
-            raise UnknownTour(f"unknown tour {tour_id!r}; known: {[t.id for t in self.config.tours]}")
-        session_id = self._require_session(user_id)
-        trigger_id = self._last_trigger(session_id) or next(
-            (t.id for t in self.config.triggers if tour_id in t.tours), tour_id
-        )
-        self.gate.start_guidance(session_id, trigger_id, tour_id=tour.id, flow_id=tour.flow_id)
-        self.strategy.watch(session_id)
-        logger.info(
-            "proactive tour started: tour=%s flow=%s user=%s session=%s", tour.id, tour.flow_id, user_id, session_id
-        )
-        return TourStart(tour_id=tour.id, flow_id=tour.flow_id, session_id=session_id)
+        return self.engagement.start_tour(user_id, tour_id)
 
     def record_tour_step(self, user_id: str) -> Dict[str, str]:
-        session_id = self._require_session(user_id)
-        tour = self.gate.record_step(session_id)
-        self.strategy.watch(session_id)
-        if tour is None:
-            raise NoActiveTour(f"no tour is running for user {user_id!r}")
-        logger.info("proactive tour step: tour=%s user=%s", tour["tour_id"], user_id)
-        return tour
+        return self.engagement.record_tour_step(user_id)
 
     def end_tour(self, user_id: str) -> Dict[str, str]:
-        session_id = self._require_session(user_id)
-        tour = self.gate.end_guidance(session_id)
-        self.strategy.watch(session_id)
-        if tour is None:
-            raise NoActiveTour(f"no tour is running for user {user_id!r}")
-        logger.info("proactive tour ended: tour=%s user=%s", tour["tour_id"], user_id)
-        return tour
+        return self.engagement.end_tour(user_id)
 
     # -- introspection ------------------------------------------------------------------
 
@@ -217,7 +175,7 @@ class ProactiveEngine:
     def debug(self, user_id: str, *, now: Optional[float] = None) -> Dict[str, Any]:
         """Everything needed to see why an offer did or did not fire for a user."""
         now = self._clock() if now is None else now
-        session_id = self._require_session(user_id)
+        session_id = require_session(self.activity, user_id)
         gate = self.gate.check(session_id)
         caps = self.caps.check(user_id, session_id, now)
         actions, verdicts = self._reference.explain(session_id, now)
@@ -330,15 +288,7 @@ class ProactiveEngine:
         tours = (self.config.tour(t) for t in trigger.tours)
         return tuple(TourOffer(t.id, t.flow_id, t.label) for t in tours if t is not None and t.page in path)
 
-    def _require_session(self, user_id: str) -> str:
-        session_id = self.activity.latest_session(user_id)
-        if session_id is None:
-            raise UnknownUser(f"no activity is tracked for user {user_id!r}")
-        return session_id
 
-    def _last_trigger(self, session_id: str) -> Optional[str]:
-        last = self.gate.last_offer(session_id)
-        return last["trigger_id"] if last else None
 
 
 def _action_row(action: SlimAction) -> Dict[str, Any]:
