@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
@@ -56,6 +56,8 @@ class ProactiveEngine:
         what runs when a trigger cannot be indexed (built-ins)."""
         self.config = config
         self.stores = stores or build_stores(config)
+        if hub is not None:  # a hub given (tests, benchmarks) brings the offer store it records into
+            self.stores = replace(self.stores, offers=hub.offers)
         self.activity = self.stores.activity
         self.gate = SessionGate.for_config(self.stores.session_states, config)
         self.hub = hub or DeliveryHub(self.stores.offers)
