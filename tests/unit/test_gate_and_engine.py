@@ -246,6 +246,67 @@ async def test_fourth_save_right_after_does_not_publish_a_second_offer(engine, p
     assert await sub.next(timeout=0.01) is None
 
 
+# -- an offer consumes its evidence -----------------------------------------------------------
+
+
+def _engine(config, incremental):
+    return ProactiveEngine(config, clock=lambda: T0, incremental=incremental)
+
+
+@pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "full-rescan"])
+async def test_the_same_saves_never_bring_the_offer_back_after_the_cooldown(config, ph, mono, incremental):
+    """The issue's repeat: three saves, a toast, and with no new events the same toast again
+    once the session timed out and the cooldown ended. Not any more."""
+    engine = _engine(config, incremental)
+    engine.subscribe("user-1", now=T0)
+    assert len(engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)) == 1
+    for step in range(1, 9):  # ticks over 80 s: past the 10 s timeout and the 20 s cooldown, inside the 120 s window
+        mono.advance(10)
+        assert engine.tick(now=T0 + 3 + 10 * step).offers == 0
+    assert engine.debug("user-1", now=T0 + 83)["triggers"][0] == {
+        "trigger_id": "bulk_edit_opportunity", "fired": False,
+        "reason": "0 of 3 'save changes' actions on /projects within the last 120 s since its last offer",
+    }
+
+
+def _past_timeout_and_cooldown(engine, mono):
+    mono.advance(TIMEOUT + 1)
+    assert engine.tick(now=T0 + 15).offers == 0  # timed out: the cooldown starts
+    mono.advance(COOLDOWN + 1)
+    assert engine.tick(now=T0 + 36).offers == 0  # the gate is open again, the old saves are spent
+
+
+@pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "full-rescan"])
+def test_only_new_saves_after_the_offer_count_towards_the_next(config, ph, mono, incremental):
+    engine = _engine(config, incremental)
+    engine.subscribe("user-1", now=T0)
+    assert len(engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)) == 1
+    _past_timeout_and_cooldown(engine, mono)
+    # Two new saves and the three old ones all sit in the 120 s window: two are not three.
+    assert engine.ingest(ph.batch(_saves(ph, 40, 41), received_at=T0 + 41), now=T0 + 41) == []
+    offers = engine.ingest(ph.batch(_saves(ph, 42), received_at=T0 + 42), now=T0 + 42)
+    assert [o.trigger_id for o in offers] == ["bulk_edit_opportunity"]
+
+
+@pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "full-rescan"])
+def test_a_late_save_stamped_before_the_offer_was_part_of_its_evidence(config, ph, mono, incremental):
+    """Consumed means stamped at or before the offer, whenever it arrives (batches come late)."""
+    engine = _engine(config, incremental)
+    engine.subscribe("user-1", now=T0)
+    assert len(engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)) == 1
+    _past_timeout_and_cooldown(engine, mono)
+    late = _saves(ph, 2.5) + _saves(ph, 40, 41)
+    assert engine.ingest(ph.batch(late, received_at=T0 + 41), now=T0 + 41) == []
+
+
+def test_an_offer_nobody_saw_consumes_nothing(config, ph, mono):
+    engine = _engine(config, True)
+    assert len(engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)) == 1  # no tab: parked
+    assert engine.gate.consumed(SID) == {}
+    engine.subscribe("user-1", now=T0 + 5)  # the tab opens: it is shown now, and consumes
+    assert engine.gate.consumed(SID) == {"bulk_edit_opportunity": T0 + 3}
+
+
 def test_tour_is_offered_only_when_the_latest_action_is_on_its_page(config, ph, mono):
     broad = replace(config.trigger("bulk_edit_opportunity"), page="/")  # saves count on any page
     variant = replace(config, triggers=(broad,))
@@ -464,7 +525,9 @@ def test_debug_shows_state_recent_actions_and_each_verdict(engine, ph):
     assert debug["state"]["state"] == "proactive_assistance"
     assert debug["gate"] == {"open": False, "reason": "v2_state_proactive_assistance"}
     assert debug["last_offer"] == {"offer_id": offer.offer_id, "trigger_id": "bulk_edit_opportunity", "at": T0 + 3}
-    assert debug["triggers"] == [{"trigger_id": "bulk_edit_opportunity", "fired": True, "reason": "3 repeats within 120 s"}]
+    # The offer consumed its evidence: the same three saves no longer make the trigger fire.
+    assert debug["triggers"] == [{"trigger_id": "bulk_edit_opportunity", "fired": False,
+                                  "reason": "0 of 3 'save changes' actions on /projects within the last 120 s since its last offer"}]
 
 
 def test_debug_of_an_unknown_user_raises(engine):

@@ -71,7 +71,7 @@ def test_three_saves_in_window_fire(explain, ph, config):
     assert verdict.fired
     assert verdict.result.trigger_id == "bulk_edit_opportunity"
     assert verdict.result.body == config.trigger("bulk_edit_opportunity").body
-    assert verdict.result.metadata == {"repeats": 3, "window_s": 120.0}
+    assert verdict.result.metadata == {"repeats": 3, "window_s": 120.0, "evidence_until": T0 + 70}
     assert verdict.reason == "3 repeats within 120 s"
 
 
@@ -227,7 +227,7 @@ def test_raising_trigger_does_not_stop_the_triggers_after_it(ph, config):
 def test_raising_trigger_before_bulk_edit_still_lets_the_engine_offer(engine, ph, monkeypatch):
     # The full rescan runs the registry as the SDK does (the index only knows its own kind).
     registry = TriggerRegistry([IsolatedTrigger(_Exploding()), *engine.registry.isolated])
-    monkeypatch.setattr(engine, "strategy", FullRescan(engine.config, registry, engine.activity, engine.stores.session_states))
+    monkeypatch.setattr(engine, "strategy", FullRescan(engine.config, registry, engine.activity, engine.gate))
     offers = engine.ingest(ph.batch([ph.save(T0 + i) for i in range(3)], received_at=T0 + 3), now=T0 + 3)
     assert [o.trigger_id for o in offers] == ["bulk_edit_opportunity"]
 

@@ -26,7 +26,7 @@ from addons.offers.evaluation import FullRescan, choose_strategy
 from addons.offers.gate import SessionGate
 from addons.offers.ingest import NormalisedBatch
 from addons.offers.offer import Offer, TourOffer
-from addons.offers.triggers import compile_registry
+from addons.offers.triggers import EVIDENCE_UNTIL, compile_registry
 from addons.stores import build_stores
 from addons.stores.protocols import Stores
 from addons.urls import action_path
@@ -67,7 +67,7 @@ class ProactiveEngine:
             config, self.registry, self.activity, self.gate, self.stores.tick_plan, incremental=incremental
         )
         self.engagement = Engagement(config, self.activity, self.gate, self.strategy)
-        self._reference = FullRescan(config, self.registry, self.activity, self.stores.session_states)
+        self._reference = FullRescan(config, self.registry, self.activity, self.gate)
         self._clock = clock
         self._ingest_listeners: List[Callable[[Set[Tuple[str, str]]], None]] = []
 
@@ -236,6 +236,8 @@ class ProactiveEngine:
             body=result.body,
             tours=self._tours_on_screen(result.trigger_id, latest),
             created_at=now,
+            # Everything stamped up to now, and any future-stamped action that counted.
+            evidence_until=max(now, float((result.metadata or {}).get(EVIDENCE_UNTIL, now))),
         )
         logger.info(
             "proactive trigger firing: trigger=%s session=%s user=%s", offer.trigger_id, session_id, user_id
@@ -253,7 +255,7 @@ class ProactiveEngine:
         return offer
 
     def _deliver(self, offer: Offer, now: float) -> None:
-        self.gate.record_offer(offer.session_id, offer.offer_id, offer.trigger_id, now)
+        self.gate.record_offer(offer.session_id, offer.offer_id, offer.trigger_id, now, evidence_until=offer.evidence_until)
         self.caps.record(offer.user_id, offer.session_id, now)
         subscribers = self.hub.publish(offer, now=now)
         logger.info(

@@ -22,8 +22,10 @@ from autoplay_sdk.proactive.triggers.context_source import build_proactive_conte
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.offers.gate import SessionGate
 from addons.offers.index import TriggerIndex
-from addons.offers.triggers import EVAL_NOW, RepeatedActionTrigger, TriggerRegistry, TriggerVerdict, explain_all, latest_action
-from addons.stores.protocols import NOW, ActivityStore, SessionStateStore, TickPlan
+from addons.offers.triggers import (
+    CONSUMED, EVAL_NOW, NEVER, RepeatedActionTrigger, TriggerRegistry, TriggerVerdict, explain_all, latest_action,
+)
+from addons.stores.protocols import NOW, ActivityStore, TickPlan
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +61,11 @@ class EvaluationStrategy(Protocol):
 
 class FullRescan:
     def __init__(self, config: ProactiveConfig, registry: TriggerRegistry, activity: ActivityStore,
-                 states: SessionStateStore) -> None:
+                 gate: SessionGate) -> None:
         self._product_id = config.product_id
         self._registry = registry
         self._activity = activity
-        self._states = states
+        self._gate = gate
         self._context_extra: Dict[str, Any] = {}
         for trigger in config.triggers:
             if isinstance(trigger, BuiltinTriggerConfig):
@@ -88,14 +90,14 @@ class FullRescan:
             session_id=session_id,
             product_id=self._product_id,
             action_count=sum(p.count for p in payloads),
-            context_extra={**self._context_extra, EVAL_NOW: now},
+            context_extra={**self._context_extra, EVAL_NOW: now, CONSUMED: self._gate.consumed(session_id)},
         )
 
     def due(self, now: float) -> List[Tuple[str, str]]:
         return list(self._activity.latest_sessions())
 
     def gone_sessions(self) -> Iterable[str]:
-        return self._states.session_ids()
+        return self._gate.store.session_ids()
 
     def watch(self, session_id: str) -> None:
         pass  # every tick looks at every session anyway
@@ -123,11 +125,12 @@ class Incremental:
 
     def evaluate(self, session_id: str, now: float) -> Evaluation:
         latest = self._activity.latest_action(session_id)
+        consumed = self._gate.consumed(session_id)
         wake = float("inf")
         for position, trigger in enumerate(self._index.triggers):
             marks = self._index.marks(session_id, position)
             try:
-                result = trigger.evaluate_marks(marks, latest, now)
+                result = trigger.evaluate_marks(marks, latest, now, consumed.get(trigger.trigger_id, NEVER))
                 if result is not None:
                     return Evaluation(result, latest)
                 wake = min(wake, trigger.next_change(marks, now))
@@ -195,4 +198,4 @@ def choose_strategy(
     triggers = [t.inner for t in registry.isolated]
     if incremental and all(isinstance(t, RepeatedActionTrigger) for t in triggers):
         return Incremental(TriggerIndex(triggers), activity, gate, plan)
-    return FullRescan(config, registry, activity, gate.store)
+    return FullRescan(config, registry, activity, gate)

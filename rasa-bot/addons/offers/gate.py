@@ -12,13 +12,18 @@ Rules (see README "Session-state rules"):
   the offer's trigger, because ``set_visual_guidance`` raises in THINKING and a running tour
   must keep new offers gated. The click is the user asking for help; the cooldown exists to
   stop *us* interrupting, not them.
+* An offer consumes its evidence: once an offer of a trigger is shown in a session, the
+  actions stamped up to then (at least up to the newest one that made it fire) never count
+  for that trigger again; only new matching actions do. The same three saves cannot bring the
+  same toast back when the cooldown ends.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from types import MappingProxyType
+from typing import Any, Dict, Mapping, Optional
 
 from autoplay_sdk.agent_state.v2 import AgentStateV2, SessionState
 from autoplay_sdk.proactive.triggers.tour_registry import TourRegistry
@@ -28,6 +33,8 @@ from addons.stores.protocols import NOW, SessionStateStore
 
 ACTIVE_TOUR = "active_tour"  # SessionState.metadata key: {"tour_id", "flow_id", "trigger_id"}
 LAST_OFFER = "last_offer"  # SessionState.metadata key: {"offer_id", "trigger_id", "at"}
+CONSUMED = "consumed"  # SessionState.metadata key: {trigger_id: evidence consumed up to (epoch s)}
+_NOTHING_CONSUMED: Mapping[str, float] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -91,10 +98,18 @@ class SessionGate:
         self.store.save(state)
         return GateDecision(True, "ok")
 
-    def record_offer(self, session_id: str, offer_id: str, trigger_id: str, at: float) -> None:
+    def record_offer(self, session_id: str, offer_id: str, trigger_id: str, at: float, *, evidence_until: float) -> None:
+        """An offer was shown: remember it, and that it consumed its trigger's evidence."""
         state = self.store.get_or_create(session_id)
         state.metadata[LAST_OFFER] = {"offer_id": offer_id, "trigger_id": trigger_id, "at": at}
+        consumed = state.metadata.setdefault(CONSUMED, {})
+        consumed[trigger_id] = max(consumed.get(trigger_id, evidence_until), evidence_until)
         self.store.save(state)
+
+    def consumed(self, session_id: str) -> Mapping[str, float]:
+        """Per trigger, the time up to which shown offers consumed the session's evidence."""
+        state = self.store.get(session_id)
+        return state.metadata.get(CONSUMED, _NOTHING_CONSUMED) if state else _NOTHING_CONSUMED
 
     def last_offer(self, session_id: str) -> Optional[Dict[str, Any]]:
         state = self.store.get(session_id)

@@ -24,8 +24,10 @@ class Offer:
     body: str
     tours: Tuple[TourOffer, ...]
     created_at: float
+    evidence_until: float = 0.0  # the trigger's evidence it consumes once shown; server-side only
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
+        del data["evidence_until"]
         data["tours"] = [asdict(t) for t in self.tours]
         return data

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from autoplay_sdk.core.models import SlimAction
 from autoplay_sdk.proactive.triggers import ProactiveTriggerContext, ProactiveTriggerResult, ProactiveTriggerRegistry
@@ -22,6 +22,12 @@ from addons.urls import action_path
 logger = logging.getLogger(__name__)
 
 EVAL_NOW = "eval_now"  # the context_extra key the SDK's own time-based triggers read
+# context_extra key: {trigger_id: time}; an offer of that trigger was shown, and every action
+# stamped at or before the time was its evidence (see ``addons.offers.gate``: an offer consumes
+# its evidence).
+CONSUMED = "consumed_until"
+EVIDENCE_UNTIL = "evidence_until"  # result metadata: the newest action that made it fire
+NEVER = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -78,16 +84,22 @@ class RepeatedActionTrigger(ExplainingTrigger):
         discovered = next((a for a in in_window if _label_has(a, c.discovered_hints)), None)
         if discovered is not None:
             return self._no(f"already discovered: '{discovered.title}' within the last {c.window_s:g} s")
-        repeats = [a for a in in_window if c.page in action_path(a) and _label_has(a, c.action_hints)]
+        since = consumed_until(ctx, c.id)
+        repeats = [
+            a for a in in_window
+            if a.timestamp_start > since and c.page in action_path(a) and _label_has(a, c.action_hints)
+        ]
         if len(repeats) < c.min_count:
+            after = " since its last offer" if since >= now - c.window_s else ""
             return self._no(
                 f"{len(repeats)} of {c.min_count} {' / '.join(repr(h) for h in c.action_hints)} "
-                f"actions on {c.page} within the last {c.window_s:g} s"
+                f"actions on {c.page} within the last {c.window_s:g} s{after}"
             )
+        evidence = max(a.timestamp_start for a in repeats)
         result = ProactiveTriggerResult(
             trigger_id=c.id,
             body=c.body,
-            metadata={"repeats": len(repeats), "window_s": c.window_s},
+            metadata={"repeats": len(repeats), "window_s": c.window_s, EVIDENCE_UNTIL: evidence},
         )
         return TriggerVerdict(c.id, True, f"{len(repeats)} repeats within {c.window_s:g} s", result)
 
@@ -104,9 +116,12 @@ class RepeatedActionTrigger(ExplainingTrigger):
         repeat = _has_any(label, c.action_hints) and c.page in action_path(action)
         return repeat, _has_any(label, c.discovered_hints)
 
-    def evaluate_marks(self, marks: "TriggerMarks", latest: Optional[SlimAction], now: float) -> Optional[ProactiveTriggerResult]:
-        """``explain(ctx).result`` for the session whose marked timestamps are ``marks`` and
-        whose latest action is ``latest``, in O(log n): the same bounds, the same comparisons."""
+    def evaluate_marks(
+        self, marks: "TriggerMarks", latest: Optional[SlimAction], now: float, since: float = NEVER
+    ) -> Optional[ProactiveTriggerResult]:
+        """``explain(ctx).result`` for the session whose marked timestamps are ``marks``, whose
+        latest action is ``latest`` and whose evidence up to ``since`` was consumed by an offer,
+        in O(log n): the same bounds, the same comparisons."""
         c = self.config
         if latest is None or c.page not in action_path(latest):
             return None
@@ -115,10 +130,14 @@ class RepeatedActionTrigger(ExplainingTrigger):
         first = bisect.bisect_left(discovered, low)
         if first < len(discovered) and discovered[first] <= high:
             return None
-        repeats = bisect.bisect_right(marks.repeats, high) - bisect.bisect_left(marks.repeats, low)
-        if repeats < c.min_count:
+        first = bisect.bisect_right(marks.repeats, since) if since >= low else bisect.bisect_left(marks.repeats, low)
+        end = bisect.bisect_right(marks.repeats, high)
+        if end - first < c.min_count:
             return None
-        return ProactiveTriggerResult(trigger_id=c.id, body=c.body, metadata={"repeats": repeats, "window_s": c.window_s})
+        return ProactiveTriggerResult(
+            trigger_id=c.id, body=c.body,
+            metadata={"repeats": end - first, "window_s": c.window_s, EVIDENCE_UNTIL: marks.repeats[end - 1]},
+        )
 
     def next_change(self, marks: "TriggerMarks", now: float) -> float:
         """The earliest time after ``now`` at which, with no new actions, the verdict could turn
@@ -159,6 +178,9 @@ class BuiltinTrigger(ExplainingTrigger):
         return self.config.id
 
     def explain(self, ctx: ProactiveTriggerContext) -> TriggerVerdict:
+        since = consumed_until(ctx, self.config.id)
+        if since != NEVER:  # what an earlier offer of it already answered is not evidence again
+            ctx = replace(ctx, recent_actions=tuple(a for a in ctx.recent_actions if a.timestamp_start > since))
         result = self._inner.evaluate(ctx)
         if result is None:
             return TriggerVerdict(self.config.id, False, f"{self.config.name}: pattern not present")
@@ -215,6 +237,12 @@ def eval_now(ctx: ProactiveTriggerContext) -> float:
     if not isinstance(now, (int, float)):
         raise ValueError(f"context_extra[{EVAL_NOW!r}] must hold the evaluation time")
     return float(now)
+
+
+def consumed_until(ctx: ProactiveTriggerContext, trigger_id: str) -> float:
+    """Actions stamped at or before this were evidence of an offer of this trigger already shown."""
+    marks = ctx.context_extra.get(CONSUMED)
+    return float(marks.get(trigger_id, NEVER)) if isinstance(marks, Mapping) else NEVER
 
 
 def latest_action(ctx: ProactiveTriggerContext) -> SlimAction:
