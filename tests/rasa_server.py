@@ -81,26 +81,29 @@ class RasaServer:
 def start_rasa(
     workdir: Path,
     *,
+    bot: Path = BOT,
+    model: Path = MODEL,
     proactive_overrides: Optional[Dict[str, Any]] = None,
     extra_args: Sequence[str] = (),
     env: Optional[Dict[str, str]] = None,
     ready_timeout: float = 120.0,
     heartbeat_seconds: float = 1.0,
 ) -> RasaServer:
-    """Run the bot with its own credentials/proactive config copies in ``workdir``.
+    """Run the bot (the demo's, or ``bot`` with its ``model``) with its own credentials and
+    proactive config copies in ``workdir``.
 
     ``proactive_overrides`` replaces top-level sections of proactive.yml (e.g. the driver tick,
     or ``llm`` to point at a fake model). Streams send a heartbeat every ``heartbeat_seconds``
     (1 s for tests; benchmarks keep the shipped 15 s). The developer's ``OPENAI_*`` variables are not passed
     on, so no test ever reaches a real model; ``env`` adds variables on purpose.
     """
-    if not MODEL.exists():
-        raise RuntimeError(f"{MODEL} is missing: run `make model` (make test does it)")
-    config = yaml.safe_load((BOT / "proactive.yml").read_text())
+    if not model.exists():
+        raise RuntimeError(f"{model} is missing: run `make model` (make test does it)")
+    config = yaml.safe_load((bot / "proactive.yml").read_text())
     config.update(proactive_overrides or {})
     proactive_path = workdir / "proactive.yml"
     proactive_path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    credentials = yaml.safe_load((BOT / "credentials.yml").read_text())
+    credentials = yaml.safe_load((bot / "credentials.yml").read_text())
     credentials["channels.proactive.ProactiveInput"]["config"] = str(proactive_path)
     credentials["channels.proactive.ProactiveInput"]["heartbeat_seconds"] = heartbeat_seconds
     credentials_path = workdir / "credentials.yml"
@@ -113,9 +116,9 @@ def start_rasa(
     started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(RASA), "run", "-m", str(MODEL), "-i", "127.0.0.1", "-p", str(port),
+            [str(RASA), "run", "-m", str(model), "-i", "127.0.0.1", "-p", str(port),
              "--credentials", str(credentials_path), "--endpoints", "endpoints.yml", "--cors", "*", *extra_args],
-            cwd=BOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+            cwd=bot, stdout=log, stderr=subprocess.STDOUT, env=env,
         )
     server = RasaServer(process, port, log_path, startup_s=0.0)
 

@@ -6,11 +6,14 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from addons.answers import grounded
+from addons.domain import GROUNDED_REPLY_ACTION
+
+
 class ActionGroundedReply(Action):
     """Answers help questions and anything NLU is unsure about (see ``addons.answers.grounded``)."""
 
     def name(self) -> Text:
-        return "action_grounded_reply"
+        return GROUNDED_REPLY_ACTION
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         assistant = grounded.installed()

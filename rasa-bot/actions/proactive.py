@@ -5,14 +5,14 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from addons.domain import PROACTIVE_ENTITY
+from addons.domain import PROACTIVE_ENTITY, SEND_PROACTIVE_ACTION
 
 
 class ActionSendProactive(Action):
     """Utters the text injected with ``EXTERNAL_proactive`` (entity ``proactive_text``)."""
 
     def name(self) -> Text:
-        return "action_send_proactive"
+        return SEND_PROACTIVE_ACTION
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         # The entity of this very message wins over the slot, which may hold an earlier text.
