@@ -253,13 +253,19 @@ def _engine(config, incremental):
     return ProactiveEngine(config, clock=lambda: T0, incremental=incremental)
 
 
+def _shown_offer(config, ph, incremental):
+    """An engine whose user has a tab open and was just shown the offer for three saves."""
+    engine = _engine(config, incremental)
+    engine.subscribe("user-1", now=T0)
+    assert len(engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)) == 1
+    return engine
+
+
 @pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "full-rescan"])
 async def test_the_same_saves_never_bring_the_offer_back_after_the_cooldown(config, ph, mono, incremental):
     """The issue's repeat: three saves, a toast, and with no new events the same toast again
     once the session timed out and the cooldown ended. Not any more."""
-    engine = _engine(config, incremental)
-    engine.subscribe("user-1", now=T0)
-    assert len(engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)) == 1
+    engine = _shown_offer(config, ph, incremental)
     for step in range(1, 9):  # ticks over 80 s: past the 10 s timeout and the 20 s cooldown, inside the 120 s window
         mono.advance(10)
         assert engine.tick(now=T0 + 3 + 10 * step).offers == 0
@@ -278,9 +284,7 @@ def _past_timeout_and_cooldown(engine, mono):
 
 @pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "full-rescan"])
 def test_only_new_saves_after_the_offer_count_towards_the_next(config, ph, mono, incremental):
-    engine = _engine(config, incremental)
-    engine.subscribe("user-1", now=T0)
-    assert len(engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)) == 1
+    engine = _shown_offer(config, ph, incremental)
     _past_timeout_and_cooldown(engine, mono)
     # Two new saves and the three old ones all sit in the 120 s window: two are not three.
     assert engine.ingest(ph.batch(_saves(ph, 40, 41), received_at=T0 + 41), now=T0 + 41) == []
@@ -291,9 +295,7 @@ def test_only_new_saves_after_the_offer_count_towards_the_next(config, ph, mono,
 @pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "full-rescan"])
 def test_a_late_save_stamped_before_the_offer_was_part_of_its_evidence(config, ph, mono, incremental):
     """Consumed means stamped at or before the offer, whenever it arrives (batches come late)."""
-    engine = _engine(config, incremental)
-    engine.subscribe("user-1", now=T0)
-    assert len(engine.ingest(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3), now=T0 + 3)) == 1
+    engine = _shown_offer(config, ph, incremental)
     _past_timeout_and_cooldown(engine, mono)
     late = _saves(ph, 2.5) + _saves(ph, 40, 41)
     assert engine.ingest(ph.batch(late, received_at=T0 + 41), now=T0 + 41) == []
