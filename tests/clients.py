@@ -20,6 +20,12 @@ from rasa_server import BOT
 
 # The demo secret in proactive.yml: the tests sign as the app's server would.
 IDENTITY_SECRET = load_config(BOT / "proactive.yml").identity.secret or ""
+# The integration server's push sources (proactive.yml `sources`), each with its own secret.
+SOURCE_SECRETS = {
+    "posthog_webhook": "webhook-secret-for-tests",
+    "autoplay_destination": "autoplay-secret-for-tests",
+    "autoplay_connector": "connector-secret-for-tests",
+}
 
 
 def signed(user_id: str) -> Dict[str, str]:

@@ -158,6 +158,23 @@ class IngestLimits:
 
 
 @dataclass(frozen=True)
+class SourceSecret:
+    """A push source: on when it has a secret (from the file, or its environment variable)."""
+
+    secret: Optional[str] = None
+    header: str = ""  # where the sender puts it (the connector signs instead: see addons.security.sources)
+
+
+@dataclass(frozen=True)
+class EventSources:
+    """Event sources besides posthog-js (which needs none): each off until given a secret."""
+
+    posthog_webhook: SourceSecret = SourceSecret(header="X-Proactive-Secret")
+    autoplay_destination: SourceSecret = SourceSecret(header="X-Posthog-Secret")
+    autoplay_connector: SourceSecret = SourceSecret(header="X-Connector-Signature")
+
+
+@dataclass(frozen=True)
 class ProactiveConfig:
     product_id: str
     session: SessionTimings
@@ -171,6 +188,7 @@ class ProactiveConfig:
     delivery: DeliverySettings = DeliverySettings()
     identity: IdentityConfig = IdentityConfig()
     ingest: IngestLimits = IngestLimits()
+    sources: EventSources = EventSources()
 
     def tour(self, tour_id: str) -> Optional[TourConfig]:
         return next((t for t in self.tours if t.id == tour_id), None)
@@ -226,6 +244,7 @@ def parse_config(raw: Any, *, source: str = "proactive config") -> ProactiveConf
         delivery=_delivery(root.section("delivery")),
         identity=_identity(root.section("identity")),
         ingest=_ingest(root.section("ingest")),
+        sources=_sources(root.section("sources")),
     )
 
 
@@ -260,6 +279,20 @@ def _ingest(s: "_Section") -> IngestLimits:
         project_keys=s.strings("project_keys", required=False),
         events_per_minute_per_user=s.count("events_per_minute_per_user", d.events_per_minute_per_user),
         requests_per_minute_per_ip=s.count("requests_per_minute_per_ip", d.requests_per_minute_per_ip),
+    )
+
+
+def _sources(s: "_Section") -> EventSources:
+    d = EventSources()
+
+    def source(key: str, default: SourceSecret) -> SourceSecret:
+        section = s.section(key)
+        return SourceSecret(secret=section.optional_string("secret"), header=section.optional_string("header") or default.header)
+
+    return EventSources(
+        posthog_webhook=source("posthog_webhook", d.posthog_webhook),
+        autoplay_destination=source("autoplay_destination", d.autoplay_destination),
+        autoplay_connector=source("autoplay_connector", d.autoplay_connector),
     )
 
 

@@ -20,13 +20,17 @@ from addons.answers.llm import resolve_llm
 from addons.config import ProactiveConfig
 from addons.errors import ChatNotReady
 from addons.offers.engine import ProactiveEngine
-from addons.offers.ingest import IngestError, check_size, decode_capture_body, normalise_batch
+from addons.offers.ingest import IngestError, NormalisedBatch, check_size, decode_capture_body, loads_json, normalise_batch
+from addons.offers.sources import autoplay_destination_batch, connector_batch, posthog_webhook_batch
 from addons.rasa.chat import FollowUpRequest, send_proactive_question
 from addons.rasa.chat_sessions import ChatSessions
 from addons.rasa.driver import ProactiveDriver, tune_gc_for_serving
 from addons.rasa.inprocess_actions import InProcessActionEndpoint
 from addons.security.identity import IdentityVerifier
 from addons.security.limits import IngestGuard
+from addons.security.sources import (
+    AUTOPLAY_CONNECTOR, POSTHOG_WEBHOOK, SECRET_ENV, SourceNotConfigured, source_auths,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class CopilotRuntime:
         self.llm = resolve_llm(config.llm, environ)
         self.identity = IdentityVerifier.from_config(config.identity, environ)
         self.ingest_guard = IngestGuard(config.ingest)
+        self.sources = source_auths(config.sources, environ)
         self.chat_sessions = ChatSessions(self.engine.stores.chat_owners)
         self.assistant: Optional[GroundedAssistant] = None
         self._sockets: Optional[Any] = None  # the ProactiveSocketIOInput, once started
@@ -82,16 +87,43 @@ class CopilotRuntime:
     # -- operations -------------------------------------------------------------------------
 
     def capture(self, body: bytes, *, content_type: str, ip: str, path: str, received_at: float) -> Dict[str, Any]:
-        """One capture request: admitted, decoded, normalised, ingested (and evaluated)."""
+        """One capture request from posthog-js (or a PostHog SDK): admitted, decoded, ingested."""
         self.ingest_guard.admit_request(ip, received_at)
         check_size(body, self.max_body_bytes)
         batch = decode_capture_body(body, content_type=content_type, max_bytes=self.max_body_bytes)
         self.ingest_guard.admit_project(batch, ip, received_at)
         result = normalise_batch(batch, received_at=received_at, skew=self.engine.stores.clock_skew)
+        return self._ingest(result, events=len(batch.events), ip=ip, path=path, received_at=received_at)
+
+    def push(self, source: str, body: bytes, headers: Mapping[str, str], *, ip: str, path: str,
+             received_at: float) -> Dict[str, Any]:
+        """One push from a destination or connector (``addons.offers.sources``), proved by its
+        secret instead of a project key."""
+        if source not in SECRET_ENV:
+            raise SourceNotConfigured(f"no event source {source[:40]!r}; the sources are {sorted(SECRET_ENV)}")
+        auth = self.sources.get(source)
+        if auth is None:
+            raise SourceNotConfigured(f"the {source} source is off: set {SECRET_ENV[source]} (or sources.{source}.secret)")
+        self.ingest_guard.admit_request(ip, received_at)
+        check_size(body, self.max_body_bytes)
+        auth.check(headers, body)
+        try:
+            payload = loads_json(body)
+        except ValueError as e:
+            raise IngestError(f"body is not JSON: {e}") from None
+        if source == AUTOPLAY_CONNECTOR:
+            result = connector_batch(payload, received_at=received_at)
+            return self._ingest(result, events=len(result.actions) + len(result.rejected) + result.skipped,
+                                ip=ip, path=path, received_at=received_at)
+        batch = posthog_webhook_batch(payload) if source == POSTHOG_WEBHOOK else autoplay_destination_batch(payload)
+        result = normalise_batch(batch, received_at=received_at)
+        return self._ingest(result, events=len(batch.events), ip=ip, path=path, received_at=received_at)
+
+    def _ingest(self, result: NormalisedBatch, *, events: int, ip: str, path: str, received_at: float) -> Dict[str, Any]:
         self.ingest_guard.admit_events(result.actions, ip, received_at)
         for rejected in result.rejected:
             logger.warning("rejected event %d of %s: %s", rejected.index, path, rejected.reason)
-        if batch.events and not result.actions and result.rejected and not result.skipped:
+        if events and not result.actions and result.rejected and not result.skipped:
             raise IngestError(f"no event accepted: {result.rejected[0].reason}")
         self.engine.ingest(result, now=received_at)
         return {

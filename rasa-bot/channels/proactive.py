@@ -98,6 +98,13 @@ class ProactiveInput(InputChannel):
         for path in CAPTURE_PATHS + ("/events",):
             bp.add_route(capture, path, methods=["POST"], name="capture" + path.replace("/", "_"))
 
+        @bp.post("/sources/<source>")
+        @_answers_errors
+        async def push(request: Request, source: str) -> HTTPResponse:  # destinations, connectors
+            return response.json(runtime.push(
+                source, request.body or b"", request.headers, ip=request.ip, path=request.path, received_at=time.time()
+            ))
+
         @bp.get("/stream/<user_id>")
         @_answers_errors
         async def stream(request: Request, user_id: str) -> None:
@@ -134,17 +141,8 @@ class ProactiveInput(InputChannel):
             )
             return response.json({"tour_id": started.tour_id, "flow_id": started.flow_id, "session_id": started.session_id})
 
-        @bp.post("/tour/step")
-        @_answers_errors
-        async def tour_step(request: Request) -> HTTPResponse:
-            tour = engine.record_tour_step(self._verified_user(request, self._json_object(request).get("user_id")))
-            return response.json({"status": "ok", "tour_id": tour["tour_id"]})
-
-        @bp.post("/tour/end")
-        @_answers_errors
-        async def tour_end(request: Request) -> HTTPResponse:
-            tour = engine.end_tour(self._verified_user(request, self._json_object(request).get("user_id")))
-            return response.json({"status": "ok", "tour_id": tour["tour_id"]})
+        for event, record in (("step", engine.record_tour_step), ("end", engine.end_tour)):
+            bp.add_route(self._tour_event(record), f"/tour/{event}", methods=["POST"], name=f"tour_{event}")
 
         if runtime.config.identity.debug_route:
 
@@ -154,6 +152,16 @@ class ProactiveInput(InputChannel):
                 return response.json(engine.debug(self._verified_user(request, user_id)))
 
         return bp
+
+    def _tour_event(self, record: Callable[[str], Dict[str, str]]) -> Handler:
+        """A handler for a tour's step or end: the renderer reports it for the user."""
+
+        @_answers_errors
+        async def tour_event(request: Request) -> HTTPResponse:
+            tour = record(self._verified_user(request, self._json_object(request).get("user_id")))
+            return response.json({"status": "ok", "tour_id": tour["tour_id"]})
+
+        return tour_event
 
     async def _send_events(self, request: Request, subscription: Subscription) -> None:
         """Server-Sent Events: each offer as ``event: proactive`` with its id, heartbeats

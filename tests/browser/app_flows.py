@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import time
 from typing import List
+from urllib.parse import urlsplit
 
 import httpx
-from playwright.sync_api import Locator, Page
+from playwright.sync_api import ConsoleMessage, Locator, Page, Request
 
 from clients import signed
 from rasa_server import RasaServer
@@ -102,3 +103,33 @@ def wait_for_log(rasa: RasaServer, pattern: str, count: int = 1, timeout: float 
 
 def settle_animations(page: Page) -> None:
     page.wait_for_function("document.getAnimations().every(a => a.playState !== 'running')")
+
+
+LOOPBACK = {"127.0.0.1", "localhost"}
+
+
+class PageProblems:
+    """What a page did that it never should: console errors, requests off loopback."""
+
+    def __init__(self) -> None:
+        self.console_errors: List[str] = []
+        self.foreign_requests: List[str] = []
+        self.failed_requests: List[str] = []
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
+    def on_request(self, request: Request) -> None:
+        host = urlsplit(request.url).hostname
+        if request.url.startswith(("http:", "https:", "ws:", "wss:")) and host not in LOOPBACK:
+            self.foreign_requests.append(request.url)
+
+    def on_request_failed(self, request: Request) -> None:
+        self.failed_requests.append(f"{request.url} {request.failure}")
+
+    def assert_clean(self) -> None:
+        assert self.foreign_requests == [], "the app must load nothing from other hosts"
+        assert self.console_errors == []
+        # Streams and sockets still open when a page navigates or closes end as aborted.
+        assert [f for f in self.failed_requests if "net::ERR_ABORTED" not in f] == []

@@ -8,12 +8,11 @@ import shutil
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator, List
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from app_flows import TOAST_DISMISS_MS
+from app_flows import TOAST_DISMISS_MS, PageProblems
 from app_server import AppServer, start_app
 from rasa_server import ROOT, RasaServer, start_rasa
 
@@ -26,7 +25,6 @@ CHROMIUM_FLAGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
 ]
 ARTIFACTS = ROOT / "test-artifacts"
-LOOPBACK = {"127.0.0.1", "localhost"}
 
 
 @pytest.fixture(scope="session")
@@ -71,33 +69,6 @@ def artifacts() -> Path:
 @pytest.fixture
 def user_id() -> str:
     return f"e2e-{uuid.uuid4().hex[:8]}"
-
-
-class PageProblems:
-    """What a page did that it never should: console errors, requests off loopback."""
-
-    def __init__(self) -> None:
-        self.console_errors: List[str] = []
-        self.foreign_requests: List[str] = []
-        self.failed_requests: List[str] = []
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.console_errors.append(message.text)
-
-    def on_request(self, request: Request) -> None:
-        host = urlsplit(request.url).hostname
-        if request.url.startswith(("http:", "https:", "ws:", "wss:")) and host not in LOOPBACK:
-            self.foreign_requests.append(request.url)
-
-    def on_request_failed(self, request: Request) -> None:
-        self.failed_requests.append(f"{request.url} {request.failure}")
-
-    def assert_clean(self) -> None:
-        assert self.foreign_requests == [], "the app must load nothing from other hosts"
-        assert self.console_errors == []
-        # Streams and sockets still open when a page navigates or closes end as aborted.
-        assert [f for f in self.failed_requests if "net::ERR_ABORTED" not in f] == []
 
 
 @pytest.fixture

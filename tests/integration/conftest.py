@@ -3,6 +3,7 @@ from typing import Iterator
 
 import pytest
 
+from clients import SOURCE_SECRETS
 from posthog_events import PROJECT_KEY
 from rasa_server import RasaServer, start_rasa
 
@@ -18,6 +19,8 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer
             # Every test request comes from 127.0.0.1; the limits get their own server.
             "ingest": {"project_keys": [PROJECT_KEY], "events_per_minute_per_user": 1_000_000,
                        "requests_per_minute_per_ip": 1_000_000},
+            # Every push source on, each with its own secret (tests/integration/test_event_sources.py).
+            "sources": {name: {"secret": secret} for name, secret in SOURCE_SECRETS.items()},
         },
         extra_args=["--enable-api"],  # the README's plain `rasa run --enable-api --cors "*"` path
     )

@@ -1,27 +1,32 @@
 "use client";
 
 import { usePathname } from "next/navigation";
-import posthog from "posthog-js";
+import posthog, { type CaptureResult } from "posthog-js";
 import { useEffect } from "react";
 import { useCopilotConfig } from "./CopilotConfigContext";
 
 /**
- * posthog-js, pointed at the copilot's ingest route and at nothing else.
+ * posthog-js, feeding the copilot.
  *
- * Events go one request each (no batching) so the server sees the third save at once.
- * Everything that would fetch from another host — flags, remote config, external scripts,
- * recordings, surveys, tours, experiments, conversations — is off. Next.js <Link>
- * navigations fire no pageview of their own, so one is captured on every route change.
+ * Without `posthogHost` the copilot is its only destination: events go one request each (no
+ * batching) so the server sees the third save at once. With it ("tee mode"), posthog-js
+ * reports to the team's PostHog as it always would (its own batching, its own retries), and
+ * `before_send` hands each event, as it leaves for PostHog, to the copilot at once: one
+ * identity, one session and one uuid per event in both places, so neither counts it twice
+ * (a second posthog-js instance would have had its own ids). Everything that would fetch
+ * from another host besides those two is off. Next.js <Link> navigations fire no pageview of
+ * their own, so one is captured on every route change.
  */
 export function PostHogTracker() {
-  const { channelUrl, posthogKey, user } = useCopilotConfig();
+  const { channelUrl, posthogHost, posthogKey, user } = useCopilotConfig();
   const pathname = usePathname();
 
   useEffect(() => {
     if (!posthog.__loaded) {
       posthog.init(posthogKey, {
-        api_host: channelUrl,
-        request_batching: false,
+        api_host: posthogHost ?? channelUrl,
+        request_batching: posthogHost !== null,
+        before_send: posthogHost ? (event) => teeToCopilot(channelUrl, posthogKey, event) : undefined,
         autocapture: true,
         capture_pageview: false,
         capture_pageleave: false,
@@ -53,7 +58,7 @@ export function PostHogTracker() {
       // so say them again on every load (it may have restarted since).
       posthog.setPersonProperties(person);
     }
-  }, [channelUrl, posthogKey, user.id, user.name, user.email]);
+  }, [channelUrl, posthogHost, posthogKey, user.id, user.name, user.email]);
 
   useEffect(() => {
     posthog.capture("$pageview");
@@ -61,3 +66,18 @@ export function PostHogTracker() {
 
   return null;
 }
+
+/**
+ * The event as posthog-js sends it to PostHog, also posted to the copilot's capture route
+ * right away. A plain-text body keeps it a simple request (no CORS preflight); `keepalive`
+ * lets it finish while the page unloads. PostHog's copy is returned unchanged.
+ */
+function teeToCopilot(channelUrl: string, apiKey: string, event: CaptureResult | null): CaptureResult | null {
+  if (event) {
+    const body = JSON.stringify({ api_key: apiKey, batch: [event], sent_at: new Date().toISOString() });
+    fetch(`${channelUrl}/e/`, { method: "POST", body, keepalive: true, headers: { "Content-Type": "text/plain" } })
+      .catch(() => undefined); // the copilot being down must not disturb the app or PostHog
+  }
+  return event;
+}
+

@@ -8,6 +8,9 @@ import { createHmac } from "node:crypto";
  * any Rasa URL or user. Env vars, with defaults that match `make demo`:
  *   RASA_URL             the `rasa run` base URL          (http://localhost:5005)
  *   POSTHOG_PROJECT_KEY  the api_key posthog-js sends     (phc_proactive_demo)
+ *   POSTHOG_API_HOST     your PostHog (e.g. https://eu.i.posthog.com): posthog-js reports
+ *                        there as usual and tees each event to the copilot (unset: the
+ *                        copilot is posthog-js's only destination)
  *   USERTOUR_TOKEN       use Usertour instead of the bundled tour renderer (unset)
  *   TOAST_DISMISS_MS     how long an unattended toast stays  (20000)
  *   PROACTIVE_IDENTITY_SECRET  the HMAC key shared with `rasa run` (the demo's, as in
@@ -25,6 +28,8 @@ export type CopilotConfig = {
   rasaUrl: string;
   channelUrl: string;
   posthogKey: string;
+  /** The team's PostHog, when posthog-js keeps reporting there; null: the copilot only. */
+  posthogHost: string | null;
   usertourToken: string | null;
   toastDismissMs: number;
   user: CopilotUser;
@@ -40,6 +45,7 @@ export function loadCopilotConfig(user: CopilotUser): CopilotConfig {
     rasaUrl,
     channelUrl: `${rasaUrl}/webhooks/proactive`,
     posthogKey: process.env.POSTHOG_PROJECT_KEY || "phc_proactive_demo",
+    posthogHost: process.env.POSTHOG_API_HOST ? process.env.POSTHOG_API_HOST.replace(/\/+$/, "") : null,
     usertourToken: process.env.USERTOUR_TOKEN || null,
     toastDismissMs: positiveInt(process.env.TOAST_DISMISS_MS) ?? 20_000,
     user,
