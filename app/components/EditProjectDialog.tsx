@@ -29,7 +29,9 @@ export function EditProjectDialog({
   };
 
   return (
-    <dialog ref={dialog} className="dialog" aria-labelledby="edit-title" onCancel={onClose}>
+    // Named by aria-label, not aria-labelledby: PostHog's autocapture records an element's
+    // attributes, so "Save changes" is then known to be pressed in "Edit P-1044".
+    <dialog ref={dialog} className="dialog" aria-label={`Edit ${project.id}`} onCancel={onClose}>
       <form onSubmit={submit}>
         <h2 id="edit-title" className="dialog-title">
           Edit {project.id}

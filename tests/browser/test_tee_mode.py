@@ -13,10 +13,13 @@ from typing import Dict, Iterator, List
 import pytest
 from playwright.sync_api import Browser, Page, Request
 
-from addons.offers.ingest import IngestError, decode_capture_body
+from addons.offers.ingest import IngestError, decode_capture_body, element_context, element_label
 from app_flows import TOAST_DISMISS_MS, PageProblems, edit_priority, save_to_toast_ms, start_toast_clock, toast
 from app_server import AppServer, start_app
-from rasa_server import RasaServer, free_port
+from rasa_server import ROOT, RasaServer, free_port
+
+# What the app's pages really send, kept for a look (tests/unit/fixtures/elements_chains.json is one such capture).
+CAPTURED = ROOT / "test-artifacts" / "elements_chains.json"
 
 
 class StandInPostHog:
@@ -120,6 +123,8 @@ def test_posthog_gets_every_event_once_and_the_copilot_shows_the_toast(
             edit_priority(page, project_id, priority)
         toast(page).wait_for(timeout=10_000)
         latency = save_to_toast_ms(page)
+        page.click("#projects-table-options")  # an icon button: its name is its aria-label
+        page.keyboard.press("Escape")
         print(f"\ntee mode: third save → toast {latency:.0f} ms")
         sent = {e["uuid"] for e in teed}
         deadline = time.monotonic() + 15  # PostHog's copy travels in posthog-js's own batches
@@ -138,3 +143,18 @@ def test_posthog_gets_every_event_once_and_the_copilot_shows_the_toast(
     assert posthog.requests < len(uuids), "PostHog-bound events should travel in batches"
     assert "proactive offer published" in rasa_server.log()
     assert problems.console_errors == [] and problems.foreign_requests == []
+
+
+def test_labels_from_the_apps_own_elements_chains(posthog: StandInPostHog):
+    """Runs on what posthog-js really captured on /projects in the test above."""
+    clicks = [e["properties"] for e in posthog.events if e.get("event") == "$autocapture"]
+    assert clicks, "the test above captured nothing"
+    CAPTURED.parent.mkdir(exist_ok=True)
+    CAPTURED.write_text(json.dumps([{k: p.get(k) for k in ("$event_type", "$el_text", "$elements_chain")} for p in clicks], indent=1))
+    named = {(p.get("$event_type"), element_label(p), element_context(p)) for p in clicks}
+    assert ("click", "Edit", "") in named  # icon + text: the text
+    assert ("click", "Save changes", "Edit P-1042") in named  # in the dialog it was pressed in
+    assert ("submit", "Edit P-1042", "") in named  # a form: called what its dialog is called
+    assert ("click", "Table options", "") in named  # the ⋯ icon button: its aria-label
+    assert ("change", "edit-priority", "Edit P-1042") in named
+    assert not any(label in ("button", "form", "element") for _, label, _ in named)

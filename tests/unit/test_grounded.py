@@ -196,3 +196,21 @@ async def test_a_malformed_model_response_falls_back_to_the_how_to(assistant, fa
     caplog.set_level(logging.INFO, logger="addons")
     assert await assistant.follow_up.write(follow_up_request()) == render_how_to(how_to(story), first_name="Ada")
     assert "proactive follow-up uses the deterministic answer: reason=error: unexpected" in caplog.text
+
+
+async def test_without_an_llm_what_did_i_just_do_mentions_the_saves_done_the_app_s_way(engine, ph):
+    """Edit → Priority → Save changes, three times, then Open chat: the saves are not among the
+    last lines, yet they are what the user did; the answer says so, with where they happened."""
+    dialog = 'form:nth-child="1";dialog.dialog:attr__aria-label="Edit P-{n}"'
+    events = [ph.pageview("/projects", ph.T0 - 60)]
+    for i, n in enumerate(("1042", "1043", "1044")):
+        at = ph.T0 - 50 + 10 * i
+        chain = 'button.btn.btn-primary:attr__id="edit-save"text="Save changes";' + dialog.format(n=n)
+        events += [ph.event(ts=at, text="Edit"), ph.event(ts=at + 1, **{"$el_text": "Save changes", "$elements_chain": chain}),
+                   ph.event(ts=at + 2, **{"$event_type": "submit", "$elements_chain": dialog.format(n=n)})]
+    events.append(ph.event(ts=ph.T0 - 5, text="Open chat"))
+    engine.ingest(ph.batch(events, received_at=ph.T0), now=ph.T0)
+    assistant = GroundedAssistant(engine, settings(None))
+    text = await assistant.reply("chat-1", "what did I just do?", {"userId": "user-1"})
+    assert "clicked 'Open chat' on /projects; submitted 'Edit P-1044' on /projects; clicked 'Save changes' in 'Edit P-1044'" in text
+    assert "Along the way you clicked 'Edit' 3 times and clicked 'Save changes' 3 times." in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -14,6 +15,8 @@ from addons.offers.ingest import (
     IngestError,
     PayloadTooLarge,
     decode_capture_body,
+    element_context,
+    element_label,
     normalise_batch,
     normalise_event,
     parse_timestamp,
@@ -508,3 +511,40 @@ def test_canonical_urls_of_two_projects_are_equal():
     a = canonicalize_url("https://app.example.com/projects/P-1042?x=1")
     b = canonicalize_url("https://app.example.com/projects/P-2077#notes")
     assert a == b == "https://app.example.com/projects/:id"
+
+
+# -- labels a person would use, on chains posthog-js really captured on /projects ---------------
+# tests/unit/fixtures/elements_chains.json: one capture of tests/browser/test_tee_mode.py
+# (Edit, the Priority select, Save changes, the dialog's submit, the ⋯ menu).
+
+CAPTURED_CHAINS = json.loads((Path(__file__).parent / "fixtures" / "elements_chains.json").read_text())
+
+
+def _captured(event_type: str, el_text=None):
+    return next(p for p in CAPTURED_CHAINS if p["$event_type"] == event_type and p["$el_text"] == el_text)
+
+
+@pytest.mark.parametrize("event_type,el_text,label,context", [
+    ("click", "Edit", "Edit", ""),                          # icon + text: the text
+    ("click", "Save changes", "Save changes", "Edit P-1042"),  # and the dialog it was pressed in
+    ("submit", None, "Edit P-1042", ""),                     # a form: what its dialog is called
+    ("click", None, "Table options", ""),                    # the ⋯ icon button: its aria-label
+    ("change", None, "edit-priority", "Edit P-1042"),        # a select with no label of its own: its name
+])
+def test_labels_of_the_apps_real_chains(event_type, el_text, label, context):
+    props = _captured(event_type, el_text)
+    assert (element_label(props), element_context(props)) == (label, context)
+
+
+def test_an_icon_inside_a_button_is_called_what_the_button_is_called(ph):
+    chain = 'svg.icon:attr__class="icon";button.icon-button:attr__aria-label="Close"attr__type="button";div.toast'
+    assert _one(ph.event(ts=T0, **{"$elements_chain": chain})).action.title == "Close"
+
+
+def test_the_activity_line_says_where_the_click_happened(ph):
+    props = {**_captured("click", "Save changes"), "$current_url": "https://app.example.com/projects"}
+    action = _one(ph.event(ts=T0, **props)).action
+    assert action.title == "Save changes"
+    assert action.description == "User clicked 'Save changes' in 'Edit P-1042'"
+    submit = _one(ph.event(ts=T0, **{**_captured("submit"), "$event_type": "submit"})).action
+    assert submit.description == "User submitted 'Edit P-1042'"

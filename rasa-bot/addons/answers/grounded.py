@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol, Se
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.answers.guard import UIGuard, render_how_to
 from addons.answers.llm import ChatMessage, ChatModel, LLMError, LLMSettings, LLMTimeout, build_model
-from addons.answers.prompts import HowTo, UserContext, activity_lines, follow_up_messages, honest_reply, reply_messages
+from addons.answers.prompts import (
+    HowTo, UserContext, activity_lines, follow_up_messages, honest_reply, repeated_actions, reply_messages,
+)
 from addons.answers.summary import SessionSummaries
 
 if TYPE_CHECKING:  # types only: the reply action must import without Rasa (`rasa run actions`)
@@ -87,10 +89,12 @@ class GroundingSource:
         if session_id is None:
             return UserContext(user_id=user_id, first_name=first_name)
         last_offer = engine.gate.last_offer(session_id)
+        actions = engine.activity.recent_actions(session_id)
         return UserContext(
             user_id=user_id,
             first_name=first_name,
-            activity=activity_lines(engine.activity.recent_actions(session_id), now=self._clock(), limit=self._lines),
+            activity=activity_lines(actions, now=self._clock(), limit=self._lines),
+            repeats=repeated_actions(actions),
             summary=self._summaries.get(session_id) if self._summaries else None,
             last_trigger=last_offer["trigger_id"] if last_offer else None,
         )

@@ -8,10 +8,11 @@ how-to text that is the only authority on what the UI contains.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from autoplay_sdk.core.models import SlimAction
 
+from addons.offers.ingest import verb_of
 from addons.urls import action_path
 from addons.answers.llm import ChatMessage, system_and_user
 
@@ -54,6 +55,7 @@ class UserContext:
     activity: Tuple[ActivityLine, ...] = ()  # oldest first
     summary: Optional[str] = None
     last_trigger: Optional[str] = None
+    repeats: Tuple[Tuple[str, int], ...] = ()  # ("clicked 'Save changes'", 3): done more than once, most first
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -122,6 +124,19 @@ def reply_messages(context: UserContext, message: str, how_tos: Sequence[HowTo])
     return system_and_user(SYSTEM_PROMPT, "\n\n".join(parts))
 
 
+def repeated_actions(actions: Sequence[SlimAction], *, limit: int = 3) -> Tuple[Tuple[str, int], ...]:
+    """What the user did more than once in the session (same verb, same element), most first:
+    interleaved steps (Edit, Priority, Save changes, three times) hide a repeat from the
+    line-by-line activity, and the repeat is usually what they want help with."""
+    counts: Dict[str, int] = {}
+    for action in actions:
+        if action.type != "pageview":
+            phrase = f"{verb_of(action.type)} '{action.title}'"
+            counts[phrase] = counts.get(phrase, 0) + 1
+    repeats = sorted(((p, n) for p, n in counts.items() if n > 1), key=lambda item: -item[1])
+    return tuple(repeats[:limit])
+
+
 def honest_reply(context: UserContext, how_to: Optional[HowTo]) -> str:
     """A reply with no model: only what the activity shows, plus the how-to of a live offer."""
     if not context.activity:
@@ -131,6 +146,8 @@ def honest_reply(context: UserContext, how_to: Optional[HowTo]) -> str:
         )
     seen = "; ".join(line.phrase for line in reversed(context.activity[-3:]))
     text = f"Here's what I can see you did most recently: {seen}."
+    if context.repeats:
+        text += " Along the way you " + " and ".join(f"{phrase} {n} times" for phrase, n in context.repeats[:2]) + "."
     if how_to is not None:
         steps = "\n".join(f"{i}. {step}" for i, step in enumerate(how_to.steps, 1))
         text += f"\nIf you're after the faster way I offered, here it is:\n{steps}"  # one bubble: no blank line
@@ -144,6 +161,8 @@ def _about_user(context: UserContext) -> List[str]:
         parts.append("What they did recently (oldest first):\n" + "\n".join(f"- {line}" for line in context.activity))
     else:
         parts.append("What they did recently: nothing is recorded.")
+    if context.repeats:
+        parts.append("What they did more than once: " + "; ".join(f"{p} ({n} times)" for p, n in context.repeats))
     if context.summary:
         parts.append(f"Summary of their session so far: {context.summary}")
     return parts

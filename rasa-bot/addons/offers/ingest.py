@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import re
 import reprlib
@@ -53,7 +54,13 @@ _MAX_LABEL = 200
 _MAX_FIRST_NAME = 40
 _MAX_URL = 2048
 _CHAIN_TEXT = re.compile(r'(?:^|[:"])text="((?:[^"\\]|\\.)*)"')
-_CHAIN_ARIA = re.compile(r'attr__aria-label="((?:[^"\\]|\\.)*)"')
+_NAME_ATTRS = ("aria-label", "title", "name")  # an element's own name, in the order a person sees it
+_CONTAINER_ATTRS = ("aria-label", "title")  # a dialog's or section's name (its `name` is an id)
+_CONTAINER_TAGS = frozenset({"dialog", "form", "section", "fieldset"})
+_ROLE_CONTROL = re.compile(r'attr__role="(?:button|link|menuitem|tab)"')
+_ROLE_CONTAINER = re.compile(r'attr__role="(?:dialog|alertdialog|region|group|form)"')
+_MAX_CHAIN = 8192  # chains are cached per string; a longer one is read in part
+_CHAIN_ATTR = {a: re.compile(f'attr__{a}="((?:[^"\\\\]|\\\\.)*)"') for a in ("aria-label", "title", "name")}
 _ISO_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)\.(\d+)")
 _VERBS = {"click": "clicked", "submit": "submitted", "change": "changed", "rageclick": "rage-clicked"}
 
@@ -297,8 +304,9 @@ def normalise_event(
         kind, title, description = "pageview", f"Page Load: {page}", f"User landed on {page}"
     elif name in ("$autocapture", "$rageclick"):
         kind = "rageclick" if name == "$rageclick" else (_text(props.get("$event_type"), 20) or "click").lower()
-        label = element_label(props)
-        title, description = label, f"User {_VERBS.get(kind, kind)} '{label}'"
+        label, context = element_label(props), element_context(props)
+        where = f" in '{context}'" if context else ""  # "clicked 'Save changes' in 'Edit P-1044'"
+        title, description = label, f"User {verb_of(kind)} '{label}'{where}"
     else:
         label = _text(props.get("label") or props.get("title"), _MAX_LABEL) or name
         kind, title, description = name.lower()[:60], label, f"User triggered '{name}': {label}"
@@ -361,8 +369,16 @@ def _iso_for_py310(text: str) -> str:
     return _ISO_FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
 
 
+def verb_of(kind: str) -> str:
+    """How an activity line says what was done with an element: "clicked", "submitted"…"""
+    return _VERBS.get(kind, kind)
+
+
 def element_label(props: Mapping[str, Any]) -> str:
-    """The clicked element's human label: its text, as PostHog titles it; never a selector."""
+    """What a person would call the element: its text, as PostHog titles it; else its
+    accessible name (aria-label, title, name), or that of the button or link it sits in; for
+    a form, the name of the form or of the dialog it sits in. Never a selector, and never the
+    bare tag when the event holds anything better."""
     text = _text(props.get("$el_text"), _MAX_LABEL)
     if text:
         return text
@@ -373,15 +389,56 @@ def element_label(props: Mapping[str, Any]) -> str:
             return text
     chain = props.get("$elements_chain")
     if isinstance(chain, str) and chain:
-        first = chain.split(";", 1)[0]
-        for pattern, source in ((_CHAIN_TEXT, first), (_CHAIN_ARIA, first), (_CHAIN_TEXT, chain)):
-            match = pattern.search(source)
-            if match and match.group(1).strip():
-                return _text(match.group(1).replace('\\"', '"'), _MAX_LABEL)
-        tag = first.split(":", 1)[0].split(".", 1)[0]
-        if tag:
-            return tag
+        return chain_names(chain[:_MAX_CHAIN])[0] or "element"
     return "element"
+
+
+def element_context(props: Mapping[str, Any]) -> str:
+    """The named dialog, form or section the element sits in ("" when none is named)."""
+    chain = props.get("$elements_chain")
+    return chain_names(chain[:_MAX_CHAIN])[1] if isinstance(chain, str) and chain else ""
+
+
+# A session's clicks repeat a few chains (every "Save changes" has the same one): each is
+# read once. Elements are split at ";" (a ";" inside an attribute value only costs a match).
+@functools.lru_cache(maxsize=4096)
+def chain_names(chain: str) -> Tuple[str, str]:
+    """(label, context) of an ``$elements_chain``, clicked element first."""
+    elements = chain.split(";")
+    first = elements[0]
+    label = _chain_text(first) or _chain_name(first, _NAME_ATTRS)
+    if not label:
+        holder = next((e for e in elements[1:] if _chain_tag(e) in ("button", "a") or _ROLE_CONTROL.search(e)), None)
+        if holder is not None:
+            label = _chain_text(holder) or _chain_name(holder, _NAME_ATTRS)
+    containers = (e for e in elements if _is_container(e))
+    context = next((name for name in (_chain_name(e, _CONTAINER_ATTRS) for e in containers) if name), "")
+    if not label:  # a form and the like: called what the dialog or section around it is called
+        label, context = context, ""
+    if not label:
+        label = next((t for t in (_chain_text(e) for e in elements[1:]) if t), "") or _chain_tag(first)
+    return label, ("" if context == label else context)
+
+
+def _chain_tag(element: str) -> str:
+    return element.split(":", 1)[0].split(".", 1)[0].strip()
+
+
+def _chain_text(element: str) -> str:
+    match = _CHAIN_TEXT.search(element)
+    return _text(match.group(1).replace('\\"', '"'), _MAX_LABEL) if match else ""
+
+
+def _chain_name(element: str, attrs: Tuple[str, ...]) -> str:
+    for attr in attrs:
+        match = _CHAIN_ATTR[attr].search(element)
+        if match and match.group(1).strip():
+            return _text(match.group(1).replace('\\"', '"'), _MAX_LABEL)
+    return ""
+
+
+def _is_container(element: str) -> bool:
+    return _chain_tag(element) in _CONTAINER_TAGS or _ROLE_CONTAINER.search(element) is not None
 
 
 def _event_time(raw: Mapping[str, Any], props: Mapping[str, Any], *, received_at: float, clock_offset: float) -> float:
