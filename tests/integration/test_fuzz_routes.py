@@ -3,6 +3,8 @@ driver keeps running, and valid events afterwards still fire the trigger."""
 
 import asyncio
 import gzip
+import hashlib
+import hmac
 import json
 from urllib.parse import quote
 
@@ -11,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clients import ToastStream, signed, three_saves
+from clients import SOURCE_SECRETS, ToastStream, signed, three_saves
 from posthog_events import PROJECT_KEY
 
 ROUTES = [
@@ -25,6 +27,9 @@ ROUTES = [
     ("GET", "/debug/{user}"),
     ("GET", "/stream/{user}"),
     ("GET", "/health"),
+    ("POST", "/sources/posthog_webhook"),
+    ("POST", "/sources/autoplay_destination"),
+    ("POST", "/sources/autoplay_connector"),
 ]
 TOTAL_BODIES = 10_000
 
@@ -32,6 +37,9 @@ KEYS = st.sampled_from([
     "event", "distinct_id", "properties", "$session_id", "timestamp", "batch", "api_key", "token", "sent_at",
     "uuid", "$current_url", "$el_text", "$elements_chain", "$event_type", "$set", "user_id", "sender_id",
     "body", "tour_id", "trigger_id", "data", "$time", "offset",
+    # the destinations' and the connector's own fields
+    "person", "elements_chain", "session_id", "current_url", "button_or_link_text", "type", "actions",
+    "timestamp_start", "title", "raw_url",
 ])
 SCALARS = (
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
@@ -60,6 +68,15 @@ def bodies(draw):
     return text.encode(), "application/json"
 
 
+def _source_headers(path: str, body: bytes) -> dict:
+    """A push source's secret (the connector's: a signature of this very body)."""
+    source = path.rsplit("/", 1)[-1]
+    if source == "autoplay_connector":
+        digest = hmac.new(SOURCE_SECRETS[source].encode(), body, hashlib.sha256).hexdigest()
+        return {"X-Connector-Signature": f"sha256={digest}"}
+    return {"X-Proactive-Secret" if source == "posthog_webhook" else "x-posthog-secret": SOURCE_SECRETS[source]}
+
+
 @pytest.fixture(scope="module")
 def http(rasa_server):
     with httpx.Client(base_url=rasa_server.proactive, timeout=10) as client:
@@ -75,7 +92,8 @@ def http(rasa_server):
 def test_json_that_cannot_be_decoded_is_a_400(http, path, body):
     # The stdlib's decoder recurses: a few thousand "[" used to raise RecursionError, a 500;
     # ujson raises SystemError on a 4-byte sequence beyond U+10FFFF.
-    response = http.post(path, content=body, headers={"Content-Type": "application/json"})
+    pushed = _source_headers(path, body) if path.startswith("/sources/") else {}
+    response = http.post(path, content=body, headers={"Content-Type": "application/json", **pushed})
     assert response.status_code == 400, response.text
     assert "JSON" in response.json()["error"]
 
@@ -89,6 +107,8 @@ def test_generated_bodies_never_get_a_5xx(http, rasa_server, method, path):
         content, content_type = body
         url = path.format(user=quote(user, safe=""))
         headers = {"Content-Type": content_type, **(signed(user) if sign else {})}
+        if path.startswith("/sources/") and sign:
+            headers.update(_source_headers(path, content))
         if path.startswith("/stream/"):
             with http.stream(method, url, headers=headers) as response:
                 assert response.status_code < 500, response.read()
