@@ -19,12 +19,13 @@ APP_SOURCES  := $(shell find $(APP)/app $(APP)/components $(APP)/copilot $(APP)/
                 $(APP)/next.config.mjs $(APP)/tsconfig.json $(APP)/package.json
 APP_BUILD    := $(APP)/.next/BUILD_ID
 
-.PHONY: help demo test check typecheck adopt bench venv model app chromium wrk validate constraints clean
+.PHONY: help demo test check stories typecheck adopt bench venv model app chromium wrk validate constraints clean
 
 help:
 	@echo "make demo   install what is missing, train/build if stale, start rasa run (:$(PORT)) and the app (:$(APP_PORT))"
 	@echo "make test   install what is missing (incl. Debian's chromium), type-check, run the whole suite"
 	@echo "make check  the inner loop: unit tests, store contract suite and mypy; no servers, under a minute"
+	@echo "make stories  validate proactive.yml (file:line) and play the proactive test stories (rasa-bot/tests/proactive)"
 	@echo "make adopt INTO=path/to/bot  add the copilot to an existing Rasa bot (README: Using it in your own bot)"
 	@echo "make bench  measure latency, throughput, tick cost, memory (BENCH_QUICK=1: smaller sizes); see BENCHMARKS.md"
 
@@ -66,6 +67,12 @@ test: typecheck $(MODEL) $(APP_BUILD) chromium
 check: $(VENV)/.installed
 	$(PY) -m mypy
 	PROACTIVE_FUZZ_SCALE=0.1 $(PY) -m pytest tests/unit -q
+
+# proactive.yml checked at file:line, then the proactive test stories played on a simulated
+# clock (also run by `make check` and `make test`, through tests/unit).
+stories: $(VENV)/.installed
+	cd $(BOT) && $(CURDIR)/$(PY) -m addons.checks validate proactive.yml
+	cd $(BOT) && $(CURDIR)/$(PY) -m addons.checks stories
 
 # The copilot added to an existing Rasa bot (adopt/): channels, engine and actions copied,
 # domain, data and credentials merged, proactive.yml with production defaults, validated.

@@ -4,9 +4,10 @@
   pass (``baseline.py``) over the same stored data, in the same process;
 * memory per session: RSS growth for 100k sessions × 20 events, and what is left after
   the idle-eviction window;
-* the hub's publish of one offer to each of 10k subscribers.
+* the hub's publish of one offer to each of 10k subscribers;
+* ingest and tick with 5 triggers of mixed kinds beside the one reference trigger.
 
-Run alone: ``python -m bench.engine_figures tick|memory|hub``.
+Run alone: ``python -m bench.engine_figures tick|memory|hub|triggers``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import logging
 import random
 import sys
 import time
-from typing import List
+from dataclasses import replace
+from typing import Dict, List
 
-from addons.config import load_config
+from addons.config import (
+    AbsenceTriggerConfig, ActionMatch, DwellTriggerConfig, RepeatedActionTriggerConfig, SequenceTriggerConfig,
+    load_config,
+)
 from addons.offers.delivery import DeliveryHub
 from addons.offers.offer import Offer, TourOffer
 from addons.stores.memory import InMemoryOfferStore
@@ -161,7 +166,63 @@ def hub_figures() -> List[Figure]:
     return [asyncio.run(measure())]
 
 
-GROUPS = {"tick": tick_figures, "memory": memory_figures, "hub": hub_figures}
+# Four more triggers, one of each declarative kind besides the reference's, for the
+# "5 triggers of mixed kinds" figures: each is indexed, so cost should barely grow.
+MORE_TRIGGERS = (
+    SequenceTriggerConfig(id="edit_then_save", first=ActionMatch(label=("edit",)),
+                          then=ActionMatch(label=("save changes",), page="/projects"), within_s=60.0,
+                          not_between=ActionMatch(label=("cancel",)), body="Edit then save?"),
+    DwellTriggerConfig(id="lingering", page="/projects/:id", min_s=90.0, max_actions=2, body="Looking for something?"),
+    AbsenceTriggerConfig(id="edit_unsaved", did=ActionMatch(label=("edit",)), then_not=ActionMatch(label=("save changes",)),
+                         within_s=300.0, body="Forgot to save?"),
+    RepeatedActionTriggerConfig(id="settings_resave", page="/settings/**", action_hints=("save",), discovered_hints=(),
+                                min_count=4, window_s=120.0, body="Saving settings one at a time?"),
+)
+
+
+def trigger_figures() -> List[Figure]:
+    """Ingest and tick with 5 triggers of mixed kinds, beside the one reference trigger, on
+    the same generated activity, samples interleaved in one process."""
+    config = load_config(PROACTIVE_YML)
+    configs = {"single": config, "mixed": replace(config, triggers=(*config.triggers, *MORE_TRIGGERS))}
+    size = sized(10_000, 2_000)
+    engines = {name: ProactiveEngine(c, clock=lambda: EPOCH) for name, c in configs.items()}
+    ingest_us: Dict[str, List[float]] = {name: [] for name in engines}
+    tick_ms: Dict[str, List[float]] = {name: [] for name in engines}
+    for name, engine in engines.items():
+        started = time.perf_counter()
+        populate(engine, size, 20, now=EPOCH, rng=random.Random(size))
+        ingest_us[name].append((time.perf_counter() - started) * 1e6 / (size * 20))
+    now = EPOCH
+    for _ in range(sized(20, 5) + 1):  # the first pass warms up and is dropped
+        now += 5.0
+        rng = random.Random(int(now))
+        events = [one_more(f"u{i}", f"s{i}", at=now - rng.uniform(0, 5.0), rng=rng) for i in rng.sample(range(size), size // 10)]
+        for name, engine in engines.items():
+            started = time.perf_counter()
+            for event in events:
+                engine.ingest(normalise_batch(CaptureBatch(events=(event,), sent_at=now), received_at=now,
+                                              skew=engine.stores.clock_skew), now=now)
+            ingest_us[name].append((time.perf_counter() - started) * 1e6 / len(events))
+            started = time.perf_counter()
+            engine.tick(now=now)
+            tick_ms[name].append((time.perf_counter() - started) * 1000)
+    tick = {name: Summary.of(values[1:]) for name, values in tick_ms.items()}
+    ingest = {name: Summary.of(values[1:]) for name, values in ingest_us.items()}
+    logger.info("5 mixed triggers at %d sessions: tick p50 %.2f ms (1 trigger: %.2f ms); ingest %.1f µs/event (%.1f)",
+                size, tick["mixed"].p50, tick["single"].p50, ingest["mixed"].p50, ingest["single"].p50)
+    label = f"{size // 1000}k"
+    return [
+        Figure(id="triggers.tick_p50_ms", label=f"tick, 5 mixed triggers, {label} sessions (median)",
+               value=tick["mixed"].p50, unit="ms", baseline=tick["single"].p50, baseline_label="1 trigger",
+               samples=tick["mixed"].n, target="ratio ≤ 1.5", met=tick["mixed"].p50 <= 1.5 * tick["single"].p50),
+        Figure(id="triggers.ingest_us_per_event", label="ingest per event, 5 mixed triggers (median)",
+               value=ingest["mixed"].p50, unit="µs", baseline=ingest["single"].p50, baseline_label="1 trigger",
+               samples=ingest["mixed"].n, target="ratio ≤ 1.5", met=ingest["mixed"].p50 <= 1.5 * ingest["single"].p50),
+    ]
+
+
+GROUPS = {"tick": tick_figures, "memory": memory_figures, "hub": hub_figures, "triggers": trigger_figures}
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ GROUPS: Dict[str, Tuple[str, str]] = {
     "tick": ("bench.engine_figures", "tick_figures"),
     "memory": ("bench.engine_figures", "memory_figures"),
     "hub": ("bench.engine_figures", "hub_figures"),
+    "triggers": ("bench.engine_figures", "trigger_figures"),
     "latency": ("bench.latency", "run"),
     "throughput": ("bench.throughput", "run"),
     "fanout": ("bench.fanout", "run"),

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import yaml
+
+from addons.urls import page_pattern_problem
 
 
 class ConfigError(ValueError):
@@ -82,7 +84,69 @@ class BuiltinTriggerConfig:
     context_extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-TriggerConfig = Union[RepeatedActionTriggerConfig, BuiltinTriggerConfig]
+@dataclass(frozen=True)
+class ActionMatch:
+    """Which actions a step of a trigger means: any of the label hints (contained, any case;
+    none: any label), on a page matching ``page`` (none: any page), of one of ``kind``
+    ("click", "submit", "change", "pageview"…; none: any kind)."""
+
+    label: Tuple[str, ...] = ()
+    page: Optional[str] = None
+    kind: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SequenceTriggerConfig:
+    """"Did ``first``, then ``then`` within ``within_s``" (optionally with no ``not_between``
+    in between), offered as ``then`` happens."""
+
+    id: str
+    first: ActionMatch
+    then: ActionMatch
+    within_s: float
+    body: str
+    not_between: Optional[ActionMatch] = None
+    how_to: Tuple[str, ...] = ()
+    tours: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DwellTriggerConfig:
+    """"On a page matching ``page`` for at least ``min_s`` with at most ``max_actions`` actions"."""
+
+    id: str
+    page: str
+    min_s: float
+    max_actions: int
+    body: str
+    how_to: Tuple[str, ...] = ()
+    tours: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AbsenceTriggerConfig:
+    """"Did ``did``, then no ``then_not`` within ``within_s``", offered once that time is up."""
+
+    id: str
+    did: ActionMatch
+    then_not: ActionMatch
+    within_s: float
+    body: str
+    how_to: Tuple[str, ...] = ()
+    tours: Tuple[str, ...] = ()
+
+
+TriggerConfig = Union[
+    RepeatedActionTriggerConfig, SequenceTriggerConfig, DwellTriggerConfig, AbsenceTriggerConfig, BuiltinTriggerConfig
+]
+# A trigger's `type` in proactive.yml → its dataclass (also what the validator checks keys against).
+TRIGGER_TYPES: Dict[str, type] = {
+    "repeated_action": RepeatedActionTriggerConfig,
+    "sequence": SequenceTriggerConfig,
+    "dwell": DwellTriggerConfig,
+    "absence": AbsenceTriggerConfig,
+    "builtin": BuiltinTriggerConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -328,7 +392,7 @@ def _tour(s: "_Section") -> TourConfig:
         id=s.string("id"),
         flow_id=s.string("flow_id"),
         label=s.string("label"),
-        page=s.string("page"),
+        page=_page(s, "page"),
         interaction_timeout_s=s.number("interaction_timeout_s", 60.0),
         cooldown_period_s=s.number("cooldown_period_s", 120.0),
     )
@@ -343,7 +407,7 @@ def _trigger(s: "_Section", tour_ids: Set[str]) -> TriggerConfig:
     if kind == "repeated_action":
         return RepeatedActionTriggerConfig(
             id=s.string("id"),
-            page=s.string("page"),
+            page=_page(s, "page"),
             action_hints=tuple(h.lower() for h in s.strings("action_hints")),
             discovered_hints=tuple(h.lower() for h in s.strings("discovered_hints", required=False)),
             min_count=s.count("min_count"),
@@ -365,7 +429,45 @@ def _trigger(s: "_Section", tour_ids: Set[str]) -> TriggerConfig:
             tours=tours,
             context_extra=dict(extra),
         )
-    raise ConfigError(f"{s.where}.type: expected 'repeated_action' or 'builtin', got {kind!r}")
+    trigger_id, body, how_to = s.string("id"), s.string("body"), s.strings("how_to", required=False)
+    if kind == "sequence":
+        return SequenceTriggerConfig(
+            id=trigger_id, first=_match(s.section("first")), then=_match(s.section("then")),
+            within_s=s.number("within_s"), body=body, how_to=how_to, tours=tours,
+            not_between=_match(s.section("not_between")) if "not_between" in s.raw else None,
+        )
+    if kind == "dwell":
+        return DwellTriggerConfig(
+            id=trigger_id, page=_page(s, "page"), min_s=s.number("min_s"), max_actions=s.count("max_actions"),
+            body=body, how_to=how_to, tours=tours,
+        )
+    if kind == "absence":
+        return AbsenceTriggerConfig(
+            id=trigger_id, did=_match(s.section("did")), then_not=_match(s.section("then_not")),
+            within_s=s.number("within_s"), body=body, how_to=how_to, tours=tours,
+        )
+    raise ConfigError(f"{s.where}.type: expected one of {sorted(TRIGGER_TYPES)}, got {kind!r}")
+
+
+def _match(s: "_Section") -> ActionMatch:
+    match = ActionMatch(
+        label=tuple(h.lower() for h in s.strings("label", required=False)),
+        page=_page(s, "page") if "page" in s.raw else None,
+        kind=tuple(k.lower() for k in s.strings("kind", required=False)),
+    )
+    if match == ActionMatch():
+        raise ConfigError(f"{s.where}: expected at least one of label, page, kind")
+    return match
+
+
+def _page(s: "_Section", key: str) -> str:
+    """A page pattern: a path fragment ("/projects": any path containing it) or a glob over
+    the whole path ("/projects/*/settings", "/projects/:id", "/docs/**")."""
+    pattern = s.string(key)
+    problem = page_pattern_problem(pattern)
+    if problem:
+        raise ConfigError(f"{s.where}.{key}: {problem}")
+    return pattern
 
 
 class _Section:

@@ -44,3 +44,47 @@ def url_path(url: str) -> str:
 def action_path(action: SlimAction) -> str:
     """The path of the page an action happened on."""
     return url_path(action.raw_url or action.canonical_url or "")
+
+
+# -- page patterns ----------------------------------------------------------------------
+# A plain pattern ("/projects") matches any path that contains it, as it always has. A glob
+# matches the whole path: "*" one segment, "**" any number of them, ":name" a path parameter.
+
+_GLOB_MARKS = ("*", ":")
+_BAD_PATH_CHARS = re.compile(r"[\s?#]")
+
+
+def page_pattern_problem(pattern: str) -> str:
+    """What is wrong with a page pattern ("" when nothing is)."""
+    if not pattern.startswith("/"):
+        return f"page pattern {pattern[:80]!r} must start with '/'"
+    if _BAD_PATH_CHARS.search(pattern):
+        return f"page pattern {pattern[:80]!r} has a character a URL path cannot hold (space, '?' or '#')"
+    if "//" in pattern:
+        return f"page pattern {pattern[:80]!r} has an empty segment ('//')"
+    for segment in pattern.split("/")[1:]:
+        if "*" in segment and segment not in ("*", "**"):
+            return f"page pattern {pattern[:80]!r}: '*' and '**' stand for whole segments, not {segment!r}"
+        if segment.startswith(":") and not re.fullmatch(r":[A-Za-z_][A-Za-z0-9_]*", segment):
+            return f"page pattern {pattern[:80]!r}: {segment!r} is not a path parameter like ':id'"
+    return ""
+
+
+@functools.lru_cache(maxsize=256)
+def _page_regex(pattern: str) -> "re.Pattern[str]":
+    parts = []
+    for segment in pattern.strip("/").split("/"):
+        if segment == "**":
+            parts.append(".*")
+        elif segment == "*" or segment.startswith(":"):
+            parts.append("[^/]+")
+        else:
+            parts.append(re.escape(segment))
+    return re.compile("/" + "/".join(parts) + "/?")
+
+
+def page_matches(pattern: str, path: str) -> bool:
+    """Whether a URL path is on the page a pattern names."""
+    if not any(mark in pattern for mark in _GLOB_MARKS):
+        return pattern in path
+    return _page_regex(pattern).fullmatch(path) is not None

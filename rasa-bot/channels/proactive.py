@@ -20,6 +20,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from addons.checks.validate import raise_if_invalid
 from addons.config import load_config
 from addons.errors import ProactiveError
 from addons.offers.delivery import CLOSED, Subscription
@@ -63,6 +64,7 @@ class ProactiveInput(InputChannel):
         _configure_logging()
         self.heartbeat_seconds = heartbeat_seconds
         self.max_body_bytes = max_body_bytes
+        raise_if_invalid(config_path)  # every problem of proactive.yml at file:line, before anything starts
         self.runtime = CopilotRuntime(
             load_config(config_path), max_body_bytes=max_body_bytes, actions_package=actions_package
         )

@@ -23,7 +23,7 @@ from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.offers.gate import SessionGate
 from addons.offers.index import TriggerIndex
 from addons.offers.triggers import (
-    CONSUMED, EVAL_NOW, NEVER, RepeatedActionTrigger, TriggerRegistry, TriggerVerdict, explain_all, latest_action,
+    CONSUMED, EVAL_NOW, NEVER, IndexedTrigger, TriggerRegistry, TriggerVerdict, explain_all, latest_action,
 )
 from addons.stores.protocols import NOW, ActivityStore, TickPlan
 
@@ -196,6 +196,7 @@ def choose_strategy(
 ) -> EvaluationStrategy:
     """``Incremental`` when asked for and every trigger is indexable, else ``FullRescan``."""
     triggers = [t.inner for t in registry.isolated]
-    if incremental and all(isinstance(t, RepeatedActionTrigger) for t in triggers):
-        return Incremental(TriggerIndex(triggers), activity, gate, plan)
+    indexed = [t for t in triggers if isinstance(t, IndexedTrigger)]
+    if incremental and len(indexed) == len(triggers):
+        return Incremental(TriggerIndex(indexed), activity, gate, plan)
     return FullRescan(config, registry, activity, gate)

@@ -1,57 +1,53 @@
 """Incremental per-session indexes, so evaluating a session never rescans its history.
 
 ``TriggerIndex`` observes the activity store and keeps, for each session and each
-``RepeatedActionTrigger``, the sorted timestamps of the actions that trigger counts (repeats
-and "already discovered" hints). A verdict is then a few binary searches
-(``RepeatedActionTrigger.evaluate_marks``) instead of building a context from every stored
-action; ``tests/unit/test_index.py`` checks it against the full rescan.
+``IndexedTrigger``, its *marks*: per matcher of the trigger, the sorted timestamps of the
+actions it matches. A verdict is then a few binary searches (``evaluate_marks``) instead of
+building a context from every stored action; ``tests/unit/test_index.py`` checks every kind
+against the full rescan.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from autoplay_sdk.core.models import SlimAction
 
-from addons.offers.triggers import RepeatedActionTrigger, TriggerMarks
-
-_NO_MARKS = TriggerMarks(repeats=[], discovered=[])
+from addons.offers.triggers import IndexedTrigger, Marks
 
 
 class TriggerIndex:
-    """An ``ActionObserver``: marked timestamps per session, one ``TriggerMarks`` per trigger."""
+    """An ``ActionObserver``: marked timestamps per session, one ``Marks`` per trigger."""
 
-    def __init__(self, triggers: Sequence[RepeatedActionTrigger]) -> None:
+    def __init__(self, triggers: Sequence[IndexedTrigger]) -> None:
         self.triggers = tuple(triggers)
-        self._sessions: Dict[str, List[TriggerMarks]] = {}  # only sessions with a marked action
+        self._empty: Tuple[Marks, ...] = tuple(tuple([] for _ in range(t.mark_count)) for t in self.triggers)
+        self._sessions: Dict[str, List[Marks]] = {}  # only sessions with a marked action
 
-    def marks(self, session_id: str, position: int) -> TriggerMarks:
+    def marks(self, session_id: str, position: int) -> Marks:
         """The marks of the trigger at ``position`` for a session (empty if it has none)."""
         marks = self._sessions.get(session_id)
-        return marks[position] if marks is not None else _NO_MARKS
+        return marks[position] if marks is not None else self._empty[position]
 
     def added(self, session_id: str, action: SlimAction) -> None:
         for position, trigger in enumerate(self.triggers):
-            repeat, discovered = trigger.classify(action)
-            if repeat or discovered:
+            flags = trigger.classify(action)
+            if True in flags:
                 marks = self._session(session_id)[position]
-                if repeat:
-                    bisect.insort(marks.repeats, action.timestamp_start)
-                if discovered:
-                    bisect.insort(marks.discovered, action.timestamp_start)
+                for times, marked in zip(marks, flags):
+                    if marked:
+                        bisect.insort(times, action.timestamp_start)
 
     def removed(self, session_id: str, action: SlimAction) -> None:
         session = self._sessions.get(session_id)
         if session is None:
             return
         for position, trigger in enumerate(self.triggers):
-            repeat, discovered = trigger.classify(action)
-            if repeat:
-                _remove_one(session[position].repeats, action.timestamp_start)
-            if discovered:
-                _remove_one(session[position].discovered, action.timestamp_start)
-        if all(not m.repeats and not m.discovered for m in session):
+            for times, marked in zip(session[position], trigger.classify(action)):
+                if marked:
+                    _remove_one(times, action.timestamp_start)
+        if not any(times for marks in session for times in marks):
             del self._sessions[session_id]
 
     def dropped(self, session_id: str) -> None:
@@ -63,10 +59,10 @@ class TriggerIndex:
     def session_count(self) -> int:
         return len(self._sessions)
 
-    def _session(self, session_id: str) -> List[TriggerMarks]:
+    def _session(self, session_id: str) -> List[Marks]:
         marks = self._sessions.get(session_id)
         if marks is None:
-            marks = self._sessions[session_id] = [TriggerMarks([], []) for _ in self.triggers]
+            marks = self._sessions[session_id] = [tuple([] for _ in range(t.mark_count)) for t in self.triggers]
         return marks
 
 
