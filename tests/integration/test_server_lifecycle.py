@@ -1,6 +1,9 @@
 """Start-up and shutdown of the one `rasa run` process that hosts everything."""
 
 import asyncio
+import re
+
+import pytest
 
 from clients import ToastStream
 from rasa_server import start_rasa
@@ -21,3 +24,12 @@ async def test_sigint_closes_open_streams_and_stops_the_driver_promptly(tmp_path
     log = server.log()
     assert "proactive driver started: tick every 0.2 s" in log
     assert "proactive driver stopped after" in log
+
+
+def test_rasa_run_refuses_a_proactive_yml_with_problems_and_says_where(tmp_path):
+    """Every problem at file:line, before anything starts (the validator runs at start-up)."""
+    with pytest.raises(RuntimeError) as refused:
+        start_rasa(tmp_path, proactive_overrides={"sesion": {"interaction_timeout_s": 10}}, ready_timeout=60)
+    log = str(refused.value)
+    assert "rasa run exited" in log
+    assert re.search(r"proactive\.yml:\d+: sesion: unknown key 'sesion'; did you mean 'session'\?", log), log[-2000:]
