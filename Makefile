@@ -25,7 +25,7 @@ help:
 	@echo "make demo   install what is missing, train/build if stale, start rasa run (:$(PORT)) and the app (:$(APP_PORT))"
 	@echo "make test   install what is missing (incl. Debian's chromium), type-check, run the whole suite"
 	@echo "make check  the inner loop: unit tests, store contract suite and mypy; no servers, under a minute"
-	@echo "make stories  validate proactive.yml (file:line) and play the proactive test stories (rasa-bot/tests/proactive)"
+	@echo "make stories  validate proactive.yml (file:line) and play the proactive test stories (rasa-bot/proactive_tests)"
 	@echo "make adopt INTO=path/to/bot  add the copilot to an existing Rasa bot (README: Using it in your own bot)"
 	@echo "make bench  measure latency, throughput, tick cost, memory (BENCH_QUICK=1: smaller sizes); see BENCHMARKS.md"
 

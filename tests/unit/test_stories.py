@@ -19,7 +19,7 @@ from addons.config import ProactiveConfig
 from addons.offers.engine import ProactiveEngine
 
 RASA_BOT = Path(__file__).resolve().parents[2] / "rasa-bot"
-SHIPPED = RASA_BOT / "tests" / "proactive"
+SHIPPED = RASA_BOT / "proactive_tests"
 # Indented as the steps of the stories below, which are dedented once whole.
 TWO_SAVES = """
               - pageview: /projects
@@ -223,7 +223,7 @@ def test_the_cli_exits_non_zero_on_a_failing_story_and_on_a_malformed_file(tmp_p
     passing = subprocess.run(cli, cwd=RASA_BOT, capture_output=True, text=True, timeout=120)
     failing = subprocess.run([*cli, str(wrong), str(malformed)], cwd=RASA_BOT, capture_output=True, text=True, timeout=120)
     assert passing.returncode == 0, passing.stdout + passing.stderr
-    assert passing.stdout.splitlines()[0].startswith("PASS  tests/proactive/bulk_edit.yml:")
+    assert any(line.startswith("PASS  proactive_tests/bulk_edit.yml:") for line in passing.stdout.splitlines())
     assert failing.returncode == 1
     assert f"FAIL  {wrong}:2  two saves fire (wrong)" in failing.stdout
     assert "      + offers: none" in failing.stdout

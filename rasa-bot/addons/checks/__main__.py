@@ -20,7 +20,7 @@ from addons.checks import validate
 from addons.checks.stories import StoryRun, run_paths
 from addons.config import ConfigError, load_config
 
-DEFAULT_STORIES = Path("tests/proactive")
+DEFAULT_STORIES = Path("proactive_tests")
 DEFAULT_CONFIG = Path("proactive.yml")
 
 

@@ -1,7 +1,7 @@
 """Proactive test stories: the YAML format, and its reader.
 
 A story says what a user does and whether an offer should follow, the way Rasa's test stories
-say what a user types and what the bot should answer. Files live in ``tests/proactive/*.yml``::
+say what a user types and what the bot should answer. Files live in ``proactive_tests/*.yml``::
 
     stories:
       - story: three saves fire
