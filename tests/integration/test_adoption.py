@@ -130,10 +130,12 @@ def test_a_later_run_updates_untouched_copies_and_keeps_edited_ones(tmp_path):
 @pytest.fixture(scope="module")
 def adopted_server(adopted, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer]:
     """The adopted bot as its team would run it: the light pipeline (training in seconds), the
-    example trigger switched on, the secret in the environment, `rasa train`, `rasa run`."""
+    example trigger switched on (with the UI names it quotes), the secret in the environment,
+    `rasa train`, `rasa run`."""
     bot, _, _ = adopted
     shutil.copy(BOT / "config.yml", bot / "config.yml")
     head, example = (bot / "proactive.yml").read_text().split("triggers: []\n# triggers:\n")
+    head = head.replace("  # ui_vocabulary:", "  ui_vocabulary:")  # the names the example's how_to quotes
     (bot / "proactive.yml").write_text(head + "triggers:\n" + re.sub(r"(?m)^# ", "", example))
     train = subprocess.run([str(RASA), "train", "--fixed-model-name", "adopted", "--out", "models", "--quiet"],
                            cwd=bot, capture_output=True, text=True, timeout=600)
