@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -67,6 +68,7 @@ class Plan:
     changes: List[Change] = field(default_factory=list)
     conflicts: List[str] = field(default_factory=list)
     notices: List[str] = field(default_factory=list)  # left alone on purpose; not changes
+    deletes: List[Path] = field(default_factory=list)
     manifest: Dict[str, str] = field(default_factory=dict)
 
     def write(self, path: Path, content: bytes, change: Change) -> None:
@@ -83,9 +85,12 @@ def adopt(bot: Path, *, validate: bool = True, out: Callable[[str], None] = prin
             "nothing was changed; these would overwrite the bot's own work:\n  "
             + "\n  ".join(plan.conflicts)
         )
-    for path, content in plan.writes.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+    # The copies first, the team's own files (domain, credentials) and the manifest last; each
+    # file is written whole beside itself and moved into place, so none is ever half-written.
+    for path in sorted(plan.writes, key=lambda p: (p.name in _TEAM_FILES or p.name == MANIFEST, str(p))):
+        _write_atomically(path, plan.writes[path])
+    for path in plan.deletes:
+        path.unlink(missing_ok=True)
     for line in summary(plan.changes):
         out(f"  {line}")
     for notice in plan.notices:
@@ -117,6 +122,11 @@ def make_plan(bot: Path) -> Plan:
     previous = _read_manifest(bot)
     for source, target in _copied_files(bot):
         _plan_copy(plan, bot, source, target, previous)
+    for target, digest in previous.items():
+        path = bot / target
+        if target not in plan.manifest and path.is_file() and _sha256(path.read_bytes()) == digest:
+            plan.deletes.append(path)  # shipped before, no longer: an unedited copy goes
+            plan.changes.append(Change(target, "removed (no longer part of the copilot)"))
     if plan.manifest != previous:
         manifest = json.dumps({"files": plan.manifest}, indent=2, sort_keys=True) + "\n"
         plan.writes[bot / MANIFEST] = manifest.encode()
@@ -173,6 +183,16 @@ def _plan_copy(plan: Plan, bot: Path, source: Path, target: str, previous: Dict[
     plan.conflicts.append(f"{target} exists and is not the copilot's")
 
 
+_TEAM_FILES = ("domain.yml", "credentials.yml")
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.adopting")
+    staged.write_bytes(content)
+    os.replace(staged, path)
+
+
 def _read_manifest(bot: Path) -> Dict[str, str]:
     try:
         files = json.loads((bot / MANIFEST).read_text(encoding="utf-8"))["files"]
@@ -223,13 +243,17 @@ def _plan_domain(plan: Plan, bot: Path, domain: Path) -> None:
         present = {_item_name(i) for i in theirs.get(section) or ()}
         missing = [name for name in COPILOT_DOMAIN[section] if name not in present]
         if missing:
-            merged.setdefault(section, CommentedSeq()).extend(missing)
+            if merged.get(section) is None:  # absent, or written with nothing under it
+                merged[section] = CommentedSeq()
+            merged[section].extend(missing)
             edits.append(functools.partial(_add_list_items, section=section, names=missing))
             added += [f"{singular} {name}" for name in missing]
     for name in COPILOT_DOMAIN["slots"]:
         slot = ours["slots"][name]
         if name not in (theirs.get("slots") or {}):
-            merged.setdefault("slots", CommentedMap())[name] = slot
+            if merged.get("slots") is None:
+                merged["slots"] = CommentedMap()
+            merged["slots"][name] = slot
             edits.append(functools.partial(_add_mapping_entry, section="slots", key=name, value=slot))
             added.append(f"slot {name}")
         elif _plain(theirs["slots"][name]) != _plain(slot):
@@ -377,5 +401,5 @@ def run_validate(bot: Path, out: Callable[[str], None]) -> None:
     result = subprocess.run(command, cwd=bot, capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise AdoptionError(f"`rasa data validate` failed in {bot}:\n{tail}")
+        raise AdoptionError(f"`rasa data validate` failed in {bot} (the changes listed above were made):\n{tail}")
     out("  rasa data validate: passed")

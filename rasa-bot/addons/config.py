@@ -6,6 +6,7 @@ dataclasses and says exactly which key is wrong when it cannot.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Set, Tuple, Union
@@ -266,7 +267,7 @@ def load_config(path: Union[str, Path]) -> ProactiveConfig:
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read proactive config {path}: {e}") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
@@ -527,7 +528,8 @@ class _Section:
 
     def number(self, key: str, default: Optional[float] = None, *, allow_zero: bool = False) -> float:
         value = self.raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
+                or (value == 0 and not allow_zero)):
             expected = "a non-negative number" if allow_zero else "a positive number"
             raise ConfigError(f"{self.where}.{key}: expected {expected}, got {value!r}")
         return float(value)

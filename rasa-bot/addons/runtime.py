@@ -29,7 +29,7 @@ from addons.rasa.inprocess_actions import InProcessActionEndpoint
 from addons.security.identity import IdentityVerifier
 from addons.security.limits import IngestGuard
 from addons.security.sources import (
-    AUTOPLAY_CONNECTOR, POSTHOG_WEBHOOK, SECRET_ENV, SourceNotConfigured, source_auths,
+    AUTOPLAY_CONNECTOR, POSTHOG_WEBHOOK, SECRET_ENV, BadSourceSecret, SourceNotConfigured, source_auths,
 )
 
 logger = logging.getLogger(__name__)
@@ -104,9 +104,14 @@ class CopilotRuntime:
         auth = self.sources.get(source)
         if auth is None:
             raise SourceNotConfigured(f"the {source} source is off: set {SECRET_ENV[source]} (or sources.{source}.secret)")
-        self.ingest_guard.admit_request(ip, received_at)
         check_size(body, self.max_body_bytes)
-        auth.check(headers, body)
+        try:
+            auth.check(headers, body)
+        except BadSourceSecret:
+            # Only unproven senders count against the per-IP limit: a destination posts one
+            # event per request from a few IPs, far above what one browser sends.
+            self.ingest_guard.admit_request(ip, received_at)
+            raise
         try:
             payload = loads_json(body)
         except ValueError as e:

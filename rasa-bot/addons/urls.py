@@ -75,12 +75,12 @@ def _page_regex(pattern: str) -> "re.Pattern[str]":
     parts = []
     for segment in pattern.strip("/").split("/"):
         if segment == "**":
-            parts.append(".*")
+            parts.append("(?:/.*)?")  # any number of segments, none included
         elif segment == "*" or segment.startswith(":"):
-            parts.append("[^/]+")
+            parts.append("/[^/]+")
         else:
-            parts.append(re.escape(segment))
-    return re.compile("/" + "/".join(parts) + "/?")
+            parts.append("/" + re.escape(segment))
+    return re.compile("".join(parts) + "/?")
 
 
 def page_matches(pattern: str, path: str) -> bool:

@@ -117,12 +117,18 @@ def test_a_later_run_updates_untouched_copies_and_keeps_edited_ones(tmp_path):
     (bot / "addons" / "urls.py").write_bytes(older)
     manifest["files"]["addons/urls.py"] = hashlib.sha256(older).hexdigest()
     manifest_path.write_text(json.dumps(manifest))
+    gone = b'"""A module an earlier release shipped."""\n'
+    (bot / "addons" / "retired.py").write_bytes(gone)
+    manifest["files"]["addons/retired.py"] = hashlib.sha256(gone).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
     edited = (bot / "addons" / "bounded.py").read_text() + "# tuned by the team\n"
     (bot / "addons" / "bounded.py").write_text(edited)
     result = _adopt(bot)
     assert result.returncode == 0, result.stderr
     assert "addons/urls.py: updated" in result.stdout
     assert "addons/bounded.py: edited since it was copied; left as it is" in result.stdout
+    assert "addons/retired.py: removed (no longer part of the copilot)" in result.stdout
+    assert not (bot / "addons" / "retired.py").exists()
     assert (bot / "addons" / "urls.py").read_bytes() == (BOT / "addons" / "urls.py").read_bytes()
     assert (bot / "addons" / "bounded.py").read_text() == edited
 
@@ -172,3 +178,13 @@ async def test_the_adopted_bot_runs_the_reference_story(adopted_server):
     log = adopted_server.log()
     assert "running actions in-process: action_grounded_reply, action_send_proactive" in log
     assert log.index("proactive trigger firing") < log.index("proactive offer published") < log.index("proactive injected question")
+
+
+def test_sections_written_with_nothing_under_them_are_filled_in(tmp_path):
+    bot = _rasa_init(tmp_path / "bot")
+    domain = bot / "domain.yml"
+    domain.write_text(domain.read_text() + "\nentities:\n\nslots:\n")
+    result = _adopt(bot)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "entity proactive_text" in result.stdout and "slot proactive_text" in result.stdout
+

@@ -231,3 +231,27 @@ def test_a_bulk_edit_leaving_the_window_wakes_the_session(config, mono):
     assert engine.tick(now=T0 + 15).sessions == 0
     report = engine.tick(now=T0 + 25)  # 125 s after the bulk edit: out of the 120 s window
     assert (report.sessions, report.offers) == (1, 1)
+
+
+@pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "full-rescan"])
+def test_a_pending_offer_refused_by_a_cap_is_looked_at_again_when_the_cap_lifts(config, mono, incremental):
+    """Two sessions' offers wait for a tab; when it opens, the second is refused by the 10-minute
+    gap. The session must come back once the gap has passed, in both strategies alike."""
+    polite = replace(config, caps=type(config.caps)(), triggers=(ABSENCE,))
+    hub = RecordingHub()
+    engine = ProactiveEngine(polite, hub=hub, clock=lambda: T0, incremental=incremental)
+
+    def edit(session: str, at: float) -> None:
+        event = _event(("Edit", "/projects"), at, user="u1", session=session)
+        engine.ingest(to_batch([event], received_at=at), now=at)
+
+    edit("s1", T0)
+    engine.tick(now=T0 + 61)  # s1's edit went unsaved: an offer, parked (no tab yet)
+    edit("s2", T0 + 70)
+    engine.tick(now=T0 + 131)  # and s2's
+    engine.subscribe("u1", now=T0 + 140)  # the tab opens: s1's is shown, s2's refused by the gap
+    assert [o.session_id for o in hub.published] == ["s1"]
+    for second in range(150, 900, 10):
+        mono.advance(10)
+        engine.tick(now=T0 + second)
+    assert [o.session_id for o in hub.published] == ["s1", "s2"]

@@ -339,7 +339,7 @@ class _StoryReader:
 
     def _time(self, raw: Any, key: str, line: int, default: Optional[float]) -> float:
         value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value) or value < 0:
             raise self._error(line, f"`{key}:` takes seconds (a number of at least 0), got {value!r}")
         return float(value)
 
@@ -348,8 +348,18 @@ class _StoryReader:
 
 
 def _line(mapping: Any, key: str) -> int:
-    """The 1-based line of a key of a ruamel mapping."""
-    return int(mapping.lc.key(key)[0]) + 1
+    """The 1-based line of a key of a ruamel mapping (of the mapping, for a merged-in key)."""
+    try:
+        return int(mapping.lc.key(key)[0]) + 1
+    except (KeyError, TypeError):
+        return int(mapping.lc.line) + 1
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _item_line(sequence: Any, index: int) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import yaml
+from autoplay_sdk.proactive.triggers.builtin_catalog import BUILTIN_TRIGGER_CATALOG
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
@@ -81,6 +82,8 @@ def validate_data(text: str, source: str = DEFAULT_PATH) -> List[Problem]:
         raw = yaml.safe_load(text)
     except (YAMLError, yaml.YAMLError) as error:
         return [_malformed(source, text, error)]
+    except RecursionError:  # nested deeper than the parsers go
+        return [Problem(source, None, "", "nested too deeply to read")]
     own = [
         *_shape_findings(tree, ProactiveConfig, ()),
         *_duplicate_id_findings(tree),
@@ -249,6 +252,11 @@ def _trigger_findings(tree: Any) -> Iterator[Finding]:
     known_tours = f"known: {tour_ids}" if tour_ids else "no tours are defined under 'tours'"
     guard = UIGuard(_vocabulary(tree))
     for index, trigger in _items(tree, "triggers"):
+        builtin = trigger.get("id") if trigger.get("type") == "builtin" else None
+        if isinstance(builtin, str) and builtin.strip() not in BUILTIN_TRIGGER_CATALOG:
+            yield ("triggers", index, "id"), (
+                f"no autoplay-sdk built-in trigger {_quote(builtin)}; the built-ins are {sorted(BUILTIN_TRIGGER_CATALOG)}"
+            )
         references = trigger.get("tours")
         if isinstance(references, list):
             for position, reference in enumerate(references):

@@ -29,7 +29,7 @@ from addons.offers.offer import Offer, TourOffer
 from addons.offers.triggers import EVIDENCE_UNTIL, compile_registry
 from addons.stores import build_stores
 from addons.stores.protocols import Stores
-from addons.urls import action_path
+from addons.urls import action_path, page_matches
 
 logger = logging.getLogger(__name__)
 
@@ -272,6 +272,10 @@ class ProactiveEngine:
             refusal = "the session state refused it"
         if refusal is not None:
             logger.info("proactive pending offer dropped: offer=%s user=%s reason=%s", offer.offer_id, offer.user_id, refusal)
+            # Look again when what refused it could let it through (the full rescan looks every tick).
+            self.strategy.watch(offer.session_id)
+            if not caps.allowed:
+                self.strategy.wake_at(offer.session_id, caps.opens_at)
             return
         self.strategy.watch(offer.session_id)
         logger.info("proactive pending offer delivered: offer=%s user=%s waited %.1f s", offer.offer_id, offer.user_id, now - offer.created_at)
@@ -290,7 +294,7 @@ class ProactiveEngine:
             return ()
         path = action_path(latest)
         tours = (self.config.tour(t) for t in trigger.tours)
-        return tuple(TourOffer(t.id, t.flow_id, t.label) for t in tours if t is not None and t.page in path)
+        return tuple(TourOffer(t.id, t.flow_id, t.label) for t in tours if t is not None and page_matches(t.page, path))
 
 
 

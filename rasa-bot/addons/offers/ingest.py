@@ -489,6 +489,10 @@ def require_identifier(value: Any, field: str) -> str:
         raise IngestError(f"event has an empty {field}")
     if len(text) > 200:
         raise IngestError(f"{field} is longer than 200 characters")
+    try:
+        text.encode("utf-8")  # a lone surrogate (JSON allows "\ud800") is no id anyone has
+    except UnicodeEncodeError:
+        raise IngestError(f"{field} is not valid Unicode text") from None
     return text
 
 

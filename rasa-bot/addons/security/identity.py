@@ -38,6 +38,11 @@ class Forbidden(IdentityError):
     status = 403
 
 
+def presented_bytes(value: str) -> bytes:
+    """A presented signature or secret as bytes, whatever bytes the request carried."""
+    return value.encode("utf-8", "surrogateescape")
+
+
 def user_hash(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
@@ -66,7 +71,9 @@ class IdentityVerifier:
                 f"(or the {QUERY} query parameter) the app's server computed"
             )
         assert self._secret is not None
-        if not hmac.compare_digest(user_hash(self._secret, user_id), presented.strip().lower()):
+        # As bytes: a header or query value may hold any byte (Sanic keeps them as surrogates),
+        # and compare_digest refuses non-ASCII str.
+        if not hmac.compare_digest(user_hash(self._secret, user_id).encode(), presented_bytes(presented.strip().lower())):
             raise Forbidden(f"the identity signature is not user {user_id!r}'s")
 
     def verified(self, user_id: Optional[str], presented: Optional[str]) -> Optional[str]:

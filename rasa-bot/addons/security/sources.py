@@ -18,7 +18,7 @@ from typing import Dict, Mapping, Optional
 
 from addons.config import EventSources, SourceSecret
 from addons.errors import ProactiveError
-from addons.security.identity import Unauthenticated
+from addons.security.identity import Unauthenticated, presented_bytes
 
 POSTHOG_WEBHOOK = "posthog_webhook"
 AUTOPLAY_DESTINATION = "autoplay_destination"
@@ -53,9 +53,9 @@ class SourceAuth:
             raise BadSourceSecret(f"no {self.header} header: the {self.name} source needs it")
         if self.signed:
             expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(expected, presented.strip().lower()):
+            if not hmac.compare_digest(expected.encode(), presented_bytes(presented.strip().lower())):
                 raise BadSourceSecret(f"the {self.header} signature does not match the body")
-        elif not hmac.compare_digest(self.secret.encode(), presented.strip().encode()):
+        elif not hmac.compare_digest(self.secret.encode(), presented_bytes(presented.strip())):
             raise BadSourceSecret(f"the {self.header} secret is not the {self.name} source's")
 
 

@@ -54,6 +54,8 @@ class SequenceTrigger(DeclaredTrigger[SequenceTriggerConfig]):
         first = marks[FIRST][before - 1] if before else None
         if first is None or first < then - c.within_s:
             return self._no(f"no {self.first.describe()} within {c.within_s:g} s before {self.then.describe()}")
+        if first <= since:  # an A the last offer already answered is not evidence again
+            return self._no(f"no {self.first.describe()} since its last offer")
         between = first_after(marks[BETWEEN], first)
         if self.between is not None and between is not None and between < then:
             return self._no(f"{self.between.describe()} came in between")
