@@ -80,7 +80,7 @@ triggers:
     page: /reports
     body: Sharing it?
     how_to: ["Share it."]
-  - id: dwell
+  - id: user_page_dwell
     type: builtin
     name: Lingering
     description: Stays on a page.
@@ -91,6 +91,22 @@ triggers:
         "proactive.yml:5: triggers[0].first.pgae: unknown key 'pgae'; did you mean 'page'?",
         "proactive.yml:8: triggers[0].page: unknown key 'page'; known keys: body, first, how_to, id, not_between, "
         "then, tours, type, within_s",
+    ]
+
+
+def test_a_built_in_trigger_the_sdk_does_not_have_is_reported():
+    text = """\
+product_id: demo
+triggers:
+  - id: lingering
+    type: builtin
+    name: Lingering
+    description: Stays on a page.
+    how_to: ["Look around."]
+"""
+    assert problems(text) == [
+        "proactive.yml:3: triggers[0].id: no autoplay-sdk built-in trigger 'lingering'; the built-ins are "
+        "['canonical_url_ping_pong', 'section_playbook_match', 'user_page_dwell']",
     ]
 
 
