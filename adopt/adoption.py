@@ -8,7 +8,8 @@ what and stops. Otherwise, in the bot's folder:
   project. A manifest (``.proactive-copilot.json``) records what was copied, so a later run
   updates the copies the team has not edited and leaves edited ones alone;
 * the domain gets the intents, entity, slot and actions the copilot needs (``COPILOT_DOMAIN``),
-  added to what is there: nothing of the team's is changed or reordered;
+  added to what is there: nothing of the team's is changed or reordered (a ``domain/`` folder
+  gets its own ``domain/copilot.yml``; what other files there define is not compared);
 * ``data/copilot.yml`` holds the copilot's rules and NLU examples, beside the team's files;
 * ``credentials.yml`` gets the copilot's channel and its socket.io channel (which replaces a
   plain ``socketio:`` block, keeping its settings);
