@@ -26,6 +26,7 @@ from addons.rasa.chat import FollowUpRequest, send_proactive_question
 from addons.rasa.chat_sessions import ChatSessions
 from addons.rasa.driver import ProactiveDriver, tune_gc_for_serving
 from addons.rasa.inprocess_actions import InProcessActionEndpoint
+from addons.security.deployment import check_deployment
 from addons.security.identity import IdentityVerifier
 from addons.security.limits import IngestGuard
 from addons.security.sources import (
@@ -51,6 +52,8 @@ class CopilotRuntime:
         self.actions_package = actions_package
         self.llm = resolve_llm(config.llm, environ)
         self.identity = IdentityVerifier.from_config(config.identity, environ)
+        for finding in check_deployment(config, environ):  # refuses instead, with PROACTIVE_PRODUCTION=1
+            logger.warning("proactive setting unsafe for production: %s", finding)
         self.ingest_guard = IngestGuard(config.ingest)
         self.sources = source_auths(config.sources, environ)
         self.chat_sessions = ChatSessions(self.engine.stores.chat_owners)

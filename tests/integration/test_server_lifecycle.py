@@ -22,6 +22,7 @@ async def test_sigint_closes_open_streams_and_stops_the_driver_promptly(tmp_path
     # Without closing streams in before_server_stop, Sanic waits its 15 s grace period.
     assert seconds < 12, f"shutdown took {seconds:.1f} s"
     log = server.log()
+    assert "proactive setting unsafe for production: the identity secret is the demo's" in log  # the demo's config
     assert "proactive driver started: tick every 0.2 s" in log
     assert "proactive driver stopped after" in log
 
@@ -33,3 +34,12 @@ def test_rasa_run_refuses_a_proactive_yml_with_problems_and_says_where(tmp_path)
     log = str(refused.value)
     assert "rasa run exited" in log
     assert re.search(r"proactive\.yml:\d+: sesion: unknown key 'sesion'; did you mean 'session'\?", log), log[-2000:]
+
+
+def test_in_production_mode_rasa_run_refuses_the_demo_s_settings(tmp_path):
+    with pytest.raises(RuntimeError) as refused:
+        start_rasa(tmp_path, env={"PROACTIVE_PRODUCTION": "1"}, ready_timeout=60)
+    log = str(refused.value)
+    assert "PROACTIVE_PRODUCTION is on, and these settings are not safe for production" in log, log[-2000:]
+    assert "identity.debug_route is on" in log
+
