@@ -17,7 +17,7 @@ for port in "$PORT" "$APP_PORT"; do
 done
 
 cd "$root/rasa-bot"
-../.venv/bin/rasa run -m models/proactive.tar.gz -i 127.0.0.1 -p "$PORT" --enable-api --cors "*" &
+../.venv/bin/rasa run -m models/proactive.tar.gz -i 127.0.0.1 -p "$PORT" --cors "*" &
 rasa_pid=$!
 cd "$root/app"
 # Own process group, so stopping it also stops the server process next forks.

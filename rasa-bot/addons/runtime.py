@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional
+import sys
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import InputChannel
@@ -44,6 +45,7 @@ class CopilotRuntime:
         max_body_bytes: int = 1_048_576,
         actions_package: Optional[str] = "actions",
         environ: Mapping[str, str] = os.environ,
+        argv: Sequence[str] = tuple(sys.argv),
     ) -> None:
         self.config = config
         self.engine = ProactiveEngine(config)
@@ -52,7 +54,7 @@ class CopilotRuntime:
         self.actions_package = actions_package
         self.llm = resolve_llm(config.llm, environ)
         self.identity = IdentityVerifier.from_config(config.identity, environ)
-        for finding in check_deployment(config, environ):  # refuses instead, with PROACTIVE_PRODUCTION=1
+        for finding in check_deployment(config, environ, argv):  # refuses instead, with PROACTIVE_PRODUCTION=1
             logger.warning("proactive setting unsafe for production: %s", finding)
         self.ingest_guard = IngestGuard(config.ingest)
         self.sources = source_auths(config.sources, environ)

@@ -22,7 +22,6 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer
             # Every push source on, each with its own secret (tests/integration/test_event_sources.py).
             "sources": {name: {"secret": secret} for name, secret in SOURCE_SECRETS.items()},
         },
-        extra_args=["--enable-api"],  # the README's plain `rasa run --enable-api --cors "*"` path
     )
     print(f"\nrasa run ready in {server.startup_s:.1f} s on port {server.port}")
     yield server

@@ -38,8 +38,9 @@ def test_rasa_run_refuses_a_proactive_yml_with_problems_and_says_where(tmp_path)
 
 def test_in_production_mode_rasa_run_refuses_the_demo_s_settings(tmp_path):
     with pytest.raises(RuntimeError) as refused:
-        start_rasa(tmp_path, env={"PROACTIVE_PRODUCTION": "1"}, ready_timeout=60)
+        start_rasa(tmp_path, env={"PROACTIVE_PRODUCTION": "1"}, extra_args=["--enable-api"], ready_timeout=60)
     log = str(refused.value)
     assert "PROACTIVE_PRODUCTION is on, and these settings are not safe for production" in log, log[-2000:]
     assert "identity.debug_route is on" in log
+    assert "Rasa's HTTP API is on (--enable-api) without --auth-token or --jwt-secret" in log
 

@@ -45,3 +45,16 @@ def test_the_production_switch_turns_the_findings_into_a_refusal(config):
     with pytest.raises(UnsafeForProduction) as refused:
         check_deployment(config, {"PROACTIVE_PRODUCTION": "1"})
     assert "PROACTIVE_PRODUCTION is on" in str(refused.value) and "debug_route" in str(refused.value)
+
+
+@pytest.mark.parametrize("argv,flagged", [
+    (["rasa", "run", "--enable-api", "--cors", "*"], True),
+    (["rasa", "run", "--enable-api", "--auth-token", "t0ken"], False),
+    (["rasa", "run", "--enable-api", "-t", "t0ken"], False),
+    (["rasa", "run", "--enable-api", "--jwt-secret", "s"], False),
+    (["rasa", "run", "--cors", "*"], False),
+])
+def test_rasa_s_http_api_without_auth_is_flagged(config, argv, flagged):
+    findings = unsafe_settings(config, {}, argv)
+    assert any(f.startswith("Rasa's HTTP API is on (--enable-api)") for f in findings) == flagged
+
