@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 from autoplay_sdk.core.models import SlimAction
-from autoplay_sdk.proactive.triggers import ProactiveTriggerContext, ProactiveTriggerResult
 
 from addons.config import AbsenceTriggerConfig
 from addons.offers.triggers.base import (
-    LATE, NEVER, ActionMatcher, DeclaredTrigger, Marks, TriggerVerdict, consumed_until, eval_now, first_after,
-    last_at_or_before, result, stamps,
+    LATE, ActionMatcher, MarkedTrigger, Marks, TriggerVerdict, first_after, last_at_or_before, result,
 )
 
 DID, THEN_NOT = 0, 1
 
 
-class AbsenceTrigger(DeclaredTrigger[AbsenceTriggerConfig]):
+class AbsenceTrigger(MarkedTrigger[AbsenceTriggerConfig]):
     mark_count = 2
 
     def __init__(self, config: AbsenceTriggerConfig) -> None:
@@ -24,17 +22,8 @@ class AbsenceTrigger(DeclaredTrigger[AbsenceTriggerConfig]):
         self.did = ActionMatcher(config.did)
         self.then_not = ActionMatcher(config.then_not)
 
-    def explain(self, ctx: ProactiveTriggerContext) -> TriggerVerdict:
-        marks = (stamps(ctx, self.did), stamps(ctx, self.then_not))
-        return self._verdict(marks, eval_now(ctx), consumed_until(ctx, self.config.id))
-
     def classify(self, action: SlimAction) -> Tuple[bool, ...]:
         return self.did(action), self.then_not(action)
-
-    def evaluate_marks(
-        self, marks: Marks, latest: Optional[SlimAction], now: float, since: float = NEVER
-    ) -> Optional[ProactiveTriggerResult]:
-        return self._verdict(marks, now, since).result
 
     def next_change(self, marks: Marks, now: float) -> float:
         """Time running out after the latest X, or a future-stamped X coming due."""
@@ -47,7 +36,7 @@ class AbsenceTrigger(DeclaredTrigger[AbsenceTriggerConfig]):
         upcoming = first_after(marks[DID], now)
         return wake if upcoming is None else min(wake, upcoming)
 
-    def _verdict(self, marks: Tuple[List[float], ...], now: float, since: float) -> TriggerVerdict:
+    def _verdict(self, marks: Marks, now: float, since: float) -> TriggerVerdict:
         c = self.config
         did = last_at_or_before(marks[DID], now)
         if did is None:

@@ -109,6 +109,30 @@ class DeclaredTrigger(IndexedTrigger, Generic[ConfigT]):
         return self.config.id
 
 
+class MarkedTrigger(DeclaredTrigger[ConfigT]):
+    """A declarative kind whose verdict depends on its marks alone. ``explain`` marks the
+    context's actions with the same ``classify`` the index uses, so the rescan and the index
+    ask one ``_verdict`` the same question."""
+
+    def explain(self, ctx: ProactiveTriggerContext) -> TriggerVerdict:
+        marks: Marks = tuple([] for _ in range(self.mark_count))
+        for action in ctx.recent_actions:
+            for times, marked in zip(marks, self.classify(action)):
+                if marked:
+                    times.append(action.timestamp_start)
+        for times in marks:
+            times.sort()
+        return self._verdict(marks, eval_now(ctx), consumed_until(ctx, self.trigger_id))
+
+    def evaluate_marks(
+        self, marks: Marks, latest: Optional[SlimAction], now: float, since: float = NEVER
+    ) -> Optional[ProactiveTriggerResult]:
+        return self._verdict(marks, now, since).result
+
+    def _verdict(self, marks: Marks, now: float, since: float) -> TriggerVerdict:
+        raise NotImplementedError
+
+
 class ActionMatcher:
     """An ``ActionMatch`` of proactive.yml, compiled: does this action count?"""
 
@@ -149,11 +173,6 @@ def consumed_until(ctx: ProactiveTriggerContext, trigger_id: str) -> float:
 def latest_action(ctx: ProactiveTriggerContext) -> SlimAction:
     """The action with the largest timestamp: batches arrive out of order, so never the last one."""
     return max(ctx.recent_actions, key=lambda a: a.timestamp_start)
-
-
-def stamps(ctx: ProactiveTriggerContext, matcher: Any) -> List[float]:
-    """The sorted timestamps of the context's actions a matcher counts (what marks hold)."""
-    return sorted(a.timestamp_start for a in ctx.recent_actions if matcher(a))
 
 
 def last_at_or_before(times: Sequence[float], limit: float) -> Optional[float]:

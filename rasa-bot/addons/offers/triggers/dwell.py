@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import bisect
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 from autoplay_sdk.core.models import SlimAction
-from autoplay_sdk.proactive.triggers import ProactiveTriggerContext, ProactiveTriggerResult
 
 from addons.config import DwellTriggerConfig
 from addons.offers.triggers.base import (
-    NEVER, DeclaredTrigger, Marks, TriggerVerdict, consumed_until, eval_now, result, stamps,
+    NEVER, MarkedTrigger, Marks, TriggerVerdict, result,
 )
 from addons.urls import action_path, page_matches
 
 ON, OFF = 0, 1  # actions on a matching page, and all others
 
 
-class DwellTrigger(DeclaredTrigger[DwellTriggerConfig]):
+class DwellTrigger(MarkedTrigger[DwellTriggerConfig]):
     mark_count = 2
-
-    def explain(self, ctx: ProactiveTriggerContext) -> TriggerVerdict:
-        marks = (stamps(ctx, self._on_page), stamps(ctx, lambda a: not self._on_page(a)))
-        return self._verdict(marks, eval_now(ctx), consumed_until(ctx, self.config.id))
 
     def classify(self, action: SlimAction) -> Tuple[bool, ...]:
         on = self._on_page(action)
         return on, not on
-
-    def evaluate_marks(
-        self, marks: Marks, latest: Optional[SlimAction], now: float, since: float = NEVER
-    ) -> Optional[ProactiveTriggerResult]:
-        return self._verdict(marks, now, since).result
 
     def next_change(self, marks: Marks, now: float) -> float:
         """The moment the current visit has lasted ``min_s`` (if it is still quiet enough)."""
@@ -43,7 +33,7 @@ class DwellTrigger(DeclaredTrigger[DwellTriggerConfig]):
     def _on_page(self, action: SlimAction) -> bool:
         return page_matches(self.config.page, action_path(action))
 
-    def _visit(self, marks: Tuple[List[float], ...]) -> Optional[Tuple[float, int]]:
+    def _visit(self, marks: Marks) -> Optional[Tuple[float, int]]:
         """(arrival, actions since) of the visit the user is on now, if on a matching page."""
         on, off = marks[ON], marks[OFF]
         left = off[-1] if off else NEVER
@@ -52,7 +42,7 @@ class DwellTrigger(DeclaredTrigger[DwellTriggerConfig]):
         start = bisect.bisect_right(on, left)
         return on[start], len(on) - start
 
-    def _verdict(self, marks: Tuple[List[float], ...], now: float, since: float) -> TriggerVerdict:
+    def _verdict(self, marks: Marks, now: float, since: float) -> TriggerVerdict:
         c = self.config
         visit = self._visit(marks)
         if visit is None:

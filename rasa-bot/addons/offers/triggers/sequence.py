@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import bisect
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 from autoplay_sdk.core.models import SlimAction
-from autoplay_sdk.proactive.triggers import ProactiveTriggerContext, ProactiveTriggerResult
 
 from addons.config import SequenceTriggerConfig
 from addons.offers.triggers.base import (
-    LATE, NEVER, ActionMatcher, DeclaredTrigger, Marks, TriggerVerdict, consumed_until, eval_now, first_after,
-    last_at_or_before, result, stamps,
+    LATE, ActionMatcher, MarkedTrigger, Marks, TriggerVerdict, first_after, last_at_or_before, result,
 )
 
 FIRST, THEN, BETWEEN = 0, 1, 2
 
 
-class SequenceTrigger(DeclaredTrigger[SequenceTriggerConfig]):
+class SequenceTrigger(MarkedTrigger[SequenceTriggerConfig]):
     mark_count = 3
 
     def __init__(self, config: SequenceTriggerConfig) -> None:
@@ -26,24 +24,15 @@ class SequenceTrigger(DeclaredTrigger[SequenceTriggerConfig]):
         self.then = ActionMatcher(config.then)
         self.between = ActionMatcher(config.not_between) if config.not_between else None
 
-    def explain(self, ctx: ProactiveTriggerContext) -> TriggerVerdict:
-        marks = (stamps(ctx, self.first), stamps(ctx, self.then), stamps(ctx, self.between) if self.between else [])
-        return self._verdict(marks, eval_now(ctx), consumed_until(ctx, self.config.id))
-
     def classify(self, action: SlimAction) -> Tuple[bool, ...]:
         return self.first(action), self.then(action), self.between is not None and self.between(action)
-
-    def evaluate_marks(
-        self, marks: Marks, latest: Optional[SlimAction], now: float, since: float = NEVER
-    ) -> Optional[ProactiveTriggerResult]:
-        return self._verdict(marks, now, since).result
 
     def next_change(self, marks: Marks, now: float) -> float:
         """Only a future-stamped B coming due can turn a "no" into a "yes" by itself."""
         entering = first_after(marks[THEN], now + LATE)
         return float("inf") if entering is None else entering - LATE
 
-    def _verdict(self, marks: Tuple[List[float], ...], now: float, since: float) -> TriggerVerdict:
+    def _verdict(self, marks: Marks, now: float, since: float) -> TriggerVerdict:
         c = self.config
         then = last_at_or_before(marks[THEN], now + LATE)
         if then is None or then <= since:
