@@ -304,10 +304,8 @@ def _plan_credentials(plan: Plan, bot: Path) -> None:
 
 def _add_list_items(text: str, section: str, names: List[str]) -> str:
     lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if re.match(rf"{section}:\s*(#.*)?$", line)), None)
+    start = _section_start(lines, section)
     if start is None:
-        if any(line.startswith(f"{section}:") for line in lines):
-            raise _NotBlockStyle(section)
         return _append_block(text, f"{section}:\n" + "".join(f"  - {name}\n" for name in names))
     last, indent = _block_end(lines, start)
     if indent is None:
@@ -318,15 +316,22 @@ def _add_list_items(text: str, section: str, names: List[str]) -> str:
 
 def _add_mapping_entry(text: str, section: str, key: str, value: Any) -> str:
     lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if re.match(rf"{section}:\s*(#.*)?$", line)), None)
+    start = _section_start(lines, section)
     if start is None:
-        if any(line.startswith(f"{section}:") for line in lines):
-            raise _NotBlockStyle(section)
         return _append_block(text, f"{section}:\n" + _indented({key: value}, "  "))
     last, _ = _block_end(lines, start)
     indent = next((re.match(r"\s*", line).group(0) for line in lines[start + 1 : last + 1]  # type: ignore[union-attr]
                    if line.strip() and not line.lstrip().startswith("#")), "  ")
     return "".join(lines[: last + 1]) + _indented({key: value}, indent) + "".join(lines[last + 1 :])
+
+
+def _section_start(lines: List[str], section: str) -> Optional[int]:
+    """The line a top-level block section starts on; None if the file has none (one in flow
+    style, ``intents: [a, b]``, cannot be edited as text: ``_NotBlockStyle``)."""
+    start = next((i for i, line in enumerate(lines) if re.match(rf"{section}:\s*(#.*)?$", line)), None)
+    if start is None and any(line.startswith(f"{section}:") for line in lines):
+        raise _NotBlockStyle(section)
+    return start
 
 
 def _block_end(lines: List[str], start: int) -> Tuple[int, Optional[str]]:

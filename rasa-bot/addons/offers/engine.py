@@ -67,7 +67,10 @@ class ProactiveEngine:
             config, self.registry, self.activity, self.gate, self.stores.tick_plan, incremental=incremental
         )
         self.engagement = Engagement(config, self.activity, self.gate, self.strategy)
-        self._reference = FullRescan(config, self.registry, self.activity, self.gate)
+        self._reference = (  # explains /debug verdicts; the strategy itself when it is the full rescan
+            self.strategy if isinstance(self.strategy, FullRescan)
+            else FullRescan(config, self.registry, self.activity, self.gate)
+        )
         self._clock = clock
         self._ingest_listeners: List[Callable[[Set[Tuple[str, str]]], None]] = []
 

@@ -162,7 +162,7 @@ class SessionGate:
     def snapshot(self, session_id: str) -> Dict[str, Any]:
         state = self._ticked(session_id)
         self.store.save(state)
-        now = time.monotonic()
+        now = self.clock()
         thinking = state.thinking
         cooldown_left = 0.0
         if thinking.cooldown_active and thinking.cooldown_started_at is not None:

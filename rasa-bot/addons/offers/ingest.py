@@ -254,7 +254,7 @@ def person_name(raw: Any) -> Optional[PersonName]:
     first = next((person[k] for k in ("first_name", "firstName", "given_name") if isinstance(person.get(k), str)), None)
     if first is None and isinstance(person.get("name"), str):
         first = person["name"].split(" ", 1)[0]
-    first = _text(first, _MAX_FIRST_NAME + 1)
+    first = clean_text(first, _MAX_FIRST_NAME + 1)
     if not first or len(first) > _MAX_FIRST_NAME or "@" in first:
         return None  # an email or a paragraph is not a name to greet someone with
     try:
@@ -298,17 +298,17 @@ def normalise_event(
     session_id = require_identifier(props.get("$session_id"), "properties.$session_id")
     ts = _event_time(raw, props, received_at=received_at, clock_offset=clock_offset)
 
-    url = _text(props.get("$current_url"), _MAX_URL)
+    url = clean_text(props.get("$current_url"), _MAX_URL)
     if name == "$pageview":
-        page = _text(props.get("title"), _MAX_LABEL) or _text(props.get("$pathname"), _MAX_URL) or url
+        page = clean_text(props.get("title"), _MAX_LABEL) or clean_text(props.get("$pathname"), _MAX_URL) or url
         kind, title, description = "pageview", f"Page Load: {page}", f"User landed on {page}"
     elif name in ("$autocapture", "$rageclick"):
-        kind = "rageclick" if name == "$rageclick" else (_text(props.get("$event_type"), 20) or "click").lower()
+        kind = "rageclick" if name == "$rageclick" else (clean_text(props.get("$event_type"), 20) or "click").lower()
         label, context = element_label(props), element_context(props)
         where = f" in '{context}'" if context else ""  # "clicked 'Save changes' in 'Edit P-1044'"
         title, description = label, f"User {verb_of(kind)} '{label}'{where}"
     else:
-        label = _text(props.get("label") or props.get("title"), _MAX_LABEL) or name
+        label = clean_text(props.get("label") or props.get("title"), _MAX_LABEL) or name
         kind, title, description = name.lower()[:60], label, f"User triggered '{name}': {label}"
 
     # Interned: a session repeats its URLs, labels and ids in every action; one copy each.
@@ -379,12 +379,12 @@ def element_label(props: Mapping[str, Any]) -> str:
     accessible name (aria-label, title, name), or that of the button or link it sits in; for
     a form, the name of the form or of the dialog it sits in. Never a selector, and never the
     bare tag when the event holds anything better."""
-    text = _text(props.get("$el_text"), _MAX_LABEL)
+    text = clean_text(props.get("$el_text"), _MAX_LABEL)
     if text:
         return text
     elements = props.get("$elements")
     if isinstance(elements, list) and elements and isinstance(elements[0], dict):
-        text = _text(elements[0].get("$el_text") or elements[0].get("attr__aria-label"), _MAX_LABEL)
+        text = clean_text(elements[0].get("$el_text") or elements[0].get("attr__aria-label"), _MAX_LABEL)
         if text:
             return text
     chain = props.get("$elements_chain")
@@ -426,14 +426,14 @@ def _chain_tag(element: str) -> str:
 
 def _chain_text(element: str) -> str:
     match = _CHAIN_TEXT.search(element)
-    return _text(match.group(1).replace('\\"', '"'), _MAX_LABEL) if match else ""
+    return clean_text(match.group(1).replace('\\"', '"'), _MAX_LABEL) if match else ""
 
 
 def _chain_name(element: str, attrs: Tuple[str, ...]) -> str:
     for attr in attrs:
         match = _CHAIN_ATTR[attr].search(element)
         if match and match.group(1).strip():
-            return _text(match.group(1).replace('\\"', '"'), _MAX_LABEL)
+            return clean_text(match.group(1).replace('\\"', '"'), _MAX_LABEL)
     return ""
 
 
@@ -499,10 +499,11 @@ def require_identifier(value: Any, field: str) -> str:
 def _email(props: Mapping[str, Any]) -> Optional[str]:
     person = props.get("$set")
     email = props.get("email") or (person.get("email") if isinstance(person, dict) else None)
-    return _text(email, 320) or None
+    return clean_text(email, 320) or None
 
 
-def _text(value: Any, limit: int) -> str:
+def clean_text(value: Any, limit: int) -> str:
+    """A string field as labels keep it: whitespace folded, at most ``limit`` characters."""
     if not isinstance(value, str):
         return ""
     return " ".join(value.split())[:limit]

@@ -29,6 +29,7 @@ from addons.offers.ingest import (
     NormalisedBatch,
     RejectedEvent,
     TrackedAction,
+    clean_text,
     parse_timestamp,
     require_identifier,
 )
@@ -101,27 +102,23 @@ def _connector_action(raw: Any, payload: Mapping[str, Any], received_at: float) 
     timestamp = parse_timestamp(raw.get("timestamp_start"))
     if timestamp > received_at + 86400.0:
         raise IngestError("timestamp_start is more than a day in the future")
-    url = _text(raw.get("raw_url")) or _text(raw.get("canonical_url"))
-    title = _text(raw.get("title")) or _text(raw.get("type")) or "action"
+    url = clean_text(raw.get("raw_url"), _MAX_TEXT) or clean_text(raw.get("canonical_url"), _MAX_TEXT)
+    title = clean_text(raw.get("title"), _MAX_TEXT) or clean_text(raw.get("type"), _MAX_TEXT) or "action"
     action = SlimAction(
         title=title,
-        description=_text(raw.get("description")) or title,
-        canonical_url=_text(raw.get("canonical_url")) or canonicalize_url(url),
-        type=_text(raw.get("type")) or "action",
+        description=clean_text(raw.get("description"), _MAX_TEXT) or title,
+        canonical_url=clean_text(raw.get("canonical_url"), _MAX_TEXT) or canonicalize_url(url),
+        type=clean_text(raw.get("type"), _MAX_TEXT) or "action",
         timestamp_start=timestamp,
         timestamp_end=timestamp,
         raw_url=url,
         session_id=session_id,
         user_id=user_id,
-        email=_text(payload.get("email")) or None,
+        email=clean_text(payload.get("email"), _MAX_TEXT) or None,
     )
     # The connector retries a push on 5xx or timeout: the same action must count once.
     event_id = _digest({"session": session_id, "at": timestamp, "title": title, "type": action.type, "url": url})
     return TrackedAction(user_id=user_id, session_id=session_id, action=action, event_id=event_id)
-
-
-def _text(value: Any) -> str:
-    return " ".join(value.split())[:_MAX_TEXT] if isinstance(value, str) else ""
 
 
 def _digest(fields: Mapping[str, Any]) -> str:
