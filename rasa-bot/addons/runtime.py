@@ -45,7 +45,7 @@ class CopilotRuntime:
         max_body_bytes: int = 1_048_576,
         actions_package: Optional[str] = "actions",
         environ: Mapping[str, str] = os.environ,
-        argv: Sequence[str] = tuple(sys.argv),
+        argv: Optional[Sequence[str]] = None,
     ) -> None:
         self.config = config
         self.engine = ProactiveEngine(config)
@@ -54,13 +54,13 @@ class CopilotRuntime:
         self.actions_package = actions_package
         self.llm = resolve_llm(config.llm, environ)
         self.identity = IdentityVerifier.from_config(config.identity, environ)
-        for finding in check_deployment(config, environ, argv):  # refuses instead, with PROACTIVE_PRODUCTION=1
+        for finding in check_deployment(config, environ, sys.argv if argv is None else argv):  # refuses instead, with PROACTIVE_PRODUCTION=1
             logger.warning("proactive setting unsafe for production: %s", finding)
         self.ingest_guard = IngestGuard(config.ingest)
         self.sources = source_auths(config.sources, environ)
         self.chat_sessions = ChatSessions(self.engine.stores.chat_owners)
         self.assistant: Optional[GroundedAssistant] = None
-        self._sockets: Optional[Any] = None  # the ProactiveSocketIOInput, once started
+        self._chat_attached = False  # our socketio channel took the chat sessions at start
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -71,7 +71,7 @@ class CopilotRuntime:
         attach = getattr(chat, "attach", None)  # our socketio channel; Rasa's stock one has none
         if attach is not None:
             attach(self.chat_sessions, self.identity, self._on_chat_message)
-            self._sockets = chat
+            self._chat_attached = True
         self.assistant = GroundedAssistant(
             self.engine,
             self.llm,
@@ -152,7 +152,7 @@ class CopilotRuntime:
         output = chat.get_output_channel() if chat else None
         if agent is None or output is None:
             raise ChatNotReady("no socketio channel is configured in credentials.yml")
-        if self._sockets is not None:
+        if self._chat_attached:
             self.chat_sessions.claim_for(sender_id, user_id)
         self.engine.engage_chat(user_id, trigger_id)
         follow_up = await send_proactive_question(
@@ -170,7 +170,7 @@ class CopilotRuntime:
             "agent_ready": bool(agent and agent.is_ready()),
             "driver": {"running": self.driver.running, "ticks": self.driver.ticks},
             **self.engine.stats(),
-            "chat_sessions": self.chat_sessions.open_count() if self._sockets is not None else None,
+            "chat_sessions": self.chat_sessions.open_count() if self._chat_attached else None,
         }
 
     def _on_chat_message(self, *, user_id: str, sender_id: str) -> None:
