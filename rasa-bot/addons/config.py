@@ -70,6 +70,8 @@ class RepeatedActionTriggerConfig:
     body: str
     how_to: Tuple[str, ...] = ()
     tours: Tuple[str, ...] = ()
+    holdout_pct: float = 0.0  # percent of users whose offers fire and are recorded, never shown
+    adopted: Optional[AdoptionRule] = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class BuiltinTriggerConfig:
     body: Optional[str] = None
     how_to: Tuple[str, ...] = ()
     tours: Tuple[str, ...] = ()
+    holdout_pct: float = 0.0  # percent of users whose offers fire and are recorded, never shown
+    adopted: Optional[AdoptionRule] = None
     context_extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -97,6 +101,16 @@ class ActionMatch:
 
 
 @dataclass(frozen=True)
+class AdoptionRule:
+    """What "did it the faster way" means for a trigger: an ``action`` within ``within_s``
+    after one of its offers (shown or held out); the same action with no offer before it
+    counts towards the baseline."""
+
+    action: ActionMatch
+    within_s: float = 1800.0
+
+
+@dataclass(frozen=True)
 class SequenceTriggerConfig:
     """"Did ``first``, then ``then`` within ``within_s``" (optionally with no ``not_between``
     in between), offered as ``then`` happens."""
@@ -109,6 +123,8 @@ class SequenceTriggerConfig:
     not_between: Optional[ActionMatch] = None
     how_to: Tuple[str, ...] = ()
     tours: Tuple[str, ...] = ()
+    holdout_pct: float = 0.0  # percent of users whose offers fire and are recorded, never shown
+    adopted: Optional[AdoptionRule] = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,8 @@ class DwellTriggerConfig:
     body: str
     how_to: Tuple[str, ...] = ()
     tours: Tuple[str, ...] = ()
+    holdout_pct: float = 0.0  # percent of users whose offers fire and are recorded, never shown
+    adopted: Optional[AdoptionRule] = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +153,8 @@ class AbsenceTriggerConfig:
     body: str
     how_to: Tuple[str, ...] = ()
     tours: Tuple[str, ...] = ()
+    holdout_pct: float = 0.0  # percent of users whose offers fire and are recorded, never shown
+    adopted: Optional[AdoptionRule] = None
 
 
 TriggerConfig = Union[
@@ -240,6 +260,16 @@ class EventSources:
 
 
 @dataclass(frozen=True)
+class InsightsConfig:
+    """Measuring offers (``addons.insights``): what is kept, and who may read it."""
+
+    holdout_seed: str = "proactive"  # which users fall in a trigger's holdout; change it to redraw them
+    retention_days: int = 90  # daily funnel counts kept this long
+    max_offers: int = 100_000  # offers whose life is followed (late reports for older ones are refused)
+    token: Optional[str] = None  # Bearer token for /metrics and /insights/funnel; PROACTIVE_INSIGHTS_TOKEN wins
+
+
+@dataclass(frozen=True)
 class ProactiveConfig:
     product_id: str
     session: SessionTimings
@@ -254,6 +284,7 @@ class ProactiveConfig:
     identity: IdentityConfig = IdentityConfig()
     ingest: IngestLimits = IngestLimits()
     sources: EventSources = EventSources()
+    insights: InsightsConfig = InsightsConfig()
 
     def tour(self, tour_id: str) -> Optional[TourConfig]:
         return next((t for t in self.tours if t.id == tour_id), None)
@@ -310,6 +341,7 @@ def parse_config(raw: Any, *, source: str = "proactive config") -> ProactiveConf
         identity=_identity(root.section("identity")),
         ingest=_ingest(root.section("ingest")),
         sources=_sources(root.section("sources")),
+        insights=_insights(root.section("insights")),
     )
 
 
@@ -359,6 +391,28 @@ def _sources(s: "_Section") -> EventSources:
         autoplay_destination=source("autoplay_destination", d.autoplay_destination),
         autoplay_connector=source("autoplay_connector", d.autoplay_connector),
     )
+
+
+def _insights(s: "_Section") -> InsightsConfig:
+    d = InsightsConfig()
+    return InsightsConfig(
+        holdout_seed=s.optional_string("holdout_seed") or d.holdout_seed,
+        retention_days=s.count("retention_days", d.retention_days),
+        max_offers=s.count("max_offers", d.max_offers),
+        token=s.optional_string("token"),
+    )
+
+
+def _measured(s: "_Section") -> Dict[str, Any]:
+    """The measurement keys every trigger kind takes: its holdout and its adoption rule."""
+    holdout = s.number("holdout_pct", 0.0, allow_zero=True)
+    if holdout > 100:
+        raise ConfigError(f"{s.where}.holdout_pct: expected a percentage from 0 to 100, got {holdout:g}")
+    adopted = None
+    if "adopted" in s.raw:
+        rule = s.section("adopted")
+        adopted = AdoptionRule(action=_match(rule.section("action")), within_s=rule.number("within_s", 1800.0))
+    return {"holdout_pct": holdout, "adopted": adopted}
 
 
 def _chat(s: "_Section") -> ChatConfig:
@@ -416,6 +470,7 @@ def _trigger(s: "_Section", tour_ids: Set[str]) -> TriggerConfig:
             body=s.string("body"),
             how_to=s.strings("how_to", required=False),
             tours=tours,
+            **_measured(s),
         )
     if kind == "builtin":
         extra = s.raw.get("context_extra", {})
@@ -429,23 +484,24 @@ def _trigger(s: "_Section", tour_ids: Set[str]) -> TriggerConfig:
             how_to=s.strings("how_to", required=False),
             tours=tours,
             context_extra=dict(extra),
+            **_measured(s),
         )
     trigger_id, body, how_to = s.string("id"), s.string("body"), s.strings("how_to", required=False)
     if kind == "sequence":
         return SequenceTriggerConfig(
             id=trigger_id, first=_match(s.section("first")), then=_match(s.section("then")),
             within_s=s.number("within_s"), body=body, how_to=how_to, tours=tours,
-            not_between=_match(s.section("not_between")) if "not_between" in s.raw else None,
+            not_between=_match(s.section("not_between")) if "not_between" in s.raw else None, **_measured(s),
         )
     if kind == "dwell":
         return DwellTriggerConfig(
             id=trigger_id, page=_page(s, "page"), min_s=s.number("min_s"), max_actions=s.count("max_actions"),
-            body=body, how_to=how_to, tours=tours,
+            body=body, how_to=how_to, tours=tours, **_measured(s),
         )
     if kind == "absence":
         return AbsenceTriggerConfig(
             id=trigger_id, did=_match(s.section("did")), then_not=_match(s.section("then_not")),
-            within_s=s.number("within_s"), body=body, how_to=how_to, tours=tours,
+            within_s=s.number("within_s"), body=body, how_to=how_to, tours=tours, **_measured(s),
         )
     raise ConfigError(f"{s.where}.type: expected one of {sorted(TRIGGER_TYPES)}, got {kind!r}")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, Dict, Mapping, Optional, Sequence
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import InputChannel
@@ -20,6 +21,9 @@ from addons.answers.grounded import GroundedAssistant
 from addons.answers.llm import resolve_llm
 from addons.config import ProactiveConfig
 from addons.errors import ChatNotReady
+from addons.insights.funnel import funnel, period
+from addons.insights.journal import BadOfferEvent, UnknownOffer, step_number, tour_end
+from addons.offers.engagement import TourStart
 from addons.offers.engine import ProactiveEngine
 from addons.offers.ingest import IngestError, NormalisedBatch, check_size, decode_capture_body, loads_json, normalise_batch
 from addons.offers.sources import autoplay_destination_batch, connector_batch, posthog_webhook_batch
@@ -30,6 +34,7 @@ from addons.rasa.inprocess_actions import InProcessActionEndpoint
 from addons.security.deployment import check_deployment
 from addons.security.identity import IdentityVerifier
 from addons.security.limits import IngestGuard
+from addons.security.readers import InsightsReaders
 from addons.security.sources import (
     AUTOPLAY_CONNECTOR, POSTHOG_WEBHOOK, SECRET_ENV, BadSourceSecret, SourceNotConfigured, source_auths,
 )
@@ -59,6 +64,7 @@ class CopilotRuntime:
         self.ingest_guard = IngestGuard(config.ingest)
         self.sources = source_auths(config.sources, environ)
         self.chat_sessions = ChatSessions(self.engine.stores.chat_owners)
+        self.readers = InsightsReaders.from_config(config.insights, environ)
         self.assistant: Optional[GroundedAssistant] = None
         self._chat_attached = False  # our socketio channel took the chat sessions at start
 
@@ -145,7 +151,7 @@ class CopilotRuntime:
 
     async def open_chat(
         self, agent: Optional[Agent], chat: Optional[InputChannel], *,
-        sender_id: str, user_id: str, trigger_id: Optional[str], question: str,
+        sender_id: str, user_id: str, trigger_id: Optional[str], question: str, offer_id: Optional[str] = None,
     ) -> bool:
         """"Open chat": the question into the user's open chat (``sender_id`` is the widget's
         chat session), then its follow-up. Returns whether a follow-up was sent."""
@@ -154,15 +160,70 @@ class CopilotRuntime:
             raise ChatNotReady("no socketio channel is configured in credentials.yml")
         if self._chat_attached:
             self.chat_sessions.claim_for(sender_id, user_id)
+        clicked_at = time.time()
         self.engine.engage_chat(user_id, trigger_id)
-        follow_up = await send_proactive_question(
+        sent = await send_proactive_question(
             agent,
             output,
             FollowUpRequest(sender_id, user_id, trigger_id, question),
             self.assistant.follow_up if self.assistant else None,
             min_gap_s=self.config.chat.follow_up_gap_s,
         )
-        return follow_up is not None
+        if offer_id is not None:
+            journal = self.engine.journal
+            self._note(lambda: journal.first_bubble(user_id, offer_id, clicked_at=clicked_at, now=sent.question_sent_at))
+            if sent.follow_up is not None:
+                source = sent.follow_up.source
+                self._note(lambda: journal.follow_up(user_id, offer_id, source))
+        return sent.follow_up is not None
+
+    # -- the tour's life (the gate's transitions, and the offer's insights) ------------------
+
+    def start_tour(self, user_id: str, tour_id: str, offer_id: Optional[str]) -> TourStart:
+        started = self.engine.start_tour(user_id, tour_id)
+        if offer_id is not None:
+            self._note(lambda: self.engine.journal.report(user_id, offer_id, "show_me", None, now=time.time()))
+        return started
+
+    def tour_step(self, user_id: str, offer_id: Optional[str], step: object) -> Dict[str, str]:
+        number = step_number(step) if offer_id is not None else 0  # a bad step refused before anything moves
+        tour = self.engine.record_tour_step(user_id)
+        if offer_id is not None:
+            self._note(lambda: self.engine.journal.tour_step(user_id, offer_id, number))
+        return tour
+
+    def end_tour(self, user_id: str, offer_id: Optional[str], outcome: object, reason: object, step: object) -> Dict[str, str]:
+        if offer_id is not None:
+            tour_end(outcome, reason, step)  # a bad report refused before the tour ends
+        tour = self.engine.end_tour(user_id)
+        if offer_id is not None:
+            self._note(lambda: self.engine.journal.tour_ended(user_id, offer_id, outcome, reason, step))
+        return tour
+
+    # -- measuring offers ------------------------------------------------------------------------
+
+    def offer_event(self, user_id: str, offer_id: str, event: object, reason: object) -> bool:
+        """What the browser saw of an offer: shown, or its outcome. Returns whether it was new."""
+        if not isinstance(event, str) or (reason is not None and not isinstance(reason, str)):
+            raise BadOfferEvent("event (and reason, when given) must be strings")
+        return self.engine.journal.report(user_id, offer_id, event, reason, now=time.time())
+
+    def metrics(self, authorization: Optional[str]) -> Tuple[bytes, str]:
+        self.readers.check(authorization)
+        return self.engine.journal.metrics.render()
+
+    def funnel(self, authorization: Optional[str], *, first_day: Optional[str], last_day: Optional[str],
+               trigger_id: Optional[str]) -> Dict[str, Any]:
+        self.readers.check(authorization)
+        start, end = period(first_day, last_day, now=self.engine.clock())
+        return funnel(self.config, self.engine.stores.ledger, start, end, trigger_id)
+
+    def _note(self, record: Callable[[], object]) -> None:
+        """An insight about an offer the user acted on: never worth failing the user's request."""
+        try:
+            record()
+        except (UnknownOffer, BadOfferEvent) as e:
+            logger.warning("proactive insight not recorded: %s", e)
 
     def health(self, agent: Optional[Agent]) -> Dict[str, Any]:
         return {
@@ -174,5 +235,6 @@ class CopilotRuntime:
         }
 
     def _on_chat_message(self, *, user_id: str, sender_id: str) -> None:
+        self.engine.journal.replied(user_id)
         if self.engine.on_chat_message(user_id):
             logger.info("proactive chat message: user=%s sender=%s; offers paused", user_id, sender_id)

@@ -130,7 +130,8 @@ class ProactiveInput(InputChannel):
                 sender_id=sender_id,
                 question=text_field(body, "body", limit=4000),
                 user_id=self._verified_user(request, body.get("user_id")),
-                trigger_id=None if body.get("trigger_id") is None else require_identifier(body["trigger_id"], "trigger_id"),
+                trigger_id=_optional_identifier(body, "trigger_id"),
+                offer_id=_optional_identifier(body, "offer_id"),
             )
             return response.json({"status": "delivered", "sender_id": sender_id, "follow_up": follow_up})
 
@@ -138,13 +139,55 @@ class ProactiveInput(InputChannel):
         @_answers_errors
         async def tour_start(request: Request) -> HTTPResponse:
             body = self._json_object(request)
-            started = engine.start_tour(
-                self._verified_user(request, body.get("user_id")), require_identifier(body.get("tour_id"), "tour_id")
+            started = runtime.start_tour(
+                self._verified_user(request, body.get("user_id")), require_identifier(body.get("tour_id"), "tour_id"),
+                _optional_identifier(body, "offer_id"),
             )
             return response.json({"tour_id": started.tour_id, "flow_id": started.flow_id, "session_id": started.session_id})
 
-        for event, record in (("step", engine.record_tour_step), ("end", engine.end_tour)):
-            bp.add_route(self._tour_event(record), f"/tour/{event}", methods=["POST"], name=f"tour_{event}")
+        @bp.post("/tour/step")
+        @_answers_errors
+        async def tour_step(request: Request) -> HTTPResponse:
+            body = self._json_object(request)
+            tour = runtime.tour_step(
+                self._verified_user(request, body.get("user_id")), _optional_identifier(body, "offer_id"), body.get("step")
+            )
+            return response.json({"status": "ok", "tour_id": tour["tour_id"]})
+
+        @bp.post("/tour/end")
+        @_answers_errors
+        async def tour_end(request: Request) -> HTTPResponse:
+            body = self._json_object(request)
+            tour = runtime.end_tour(
+                self._verified_user(request, body.get("user_id")), _optional_identifier(body, "offer_id"),
+                body.get("outcome"), body.get("reason"), body.get("step"),
+            )
+            return response.json({"status": "ok", "tour_id": tour["tour_id"]})
+
+        @bp.post("/offer/event")
+        @_answers_errors
+        async def offer_event(request: Request) -> HTTPResponse:  # shown, Show me, Open chat, dismissed
+            body = self._json_object(request)
+            recorded = runtime.offer_event(
+                self._verified_user(request, body.get("user_id")), require_identifier(body.get("offer_id"), "offer_id"),
+                body.get("event"), body.get("reason"),
+            )
+            return response.json({"status": "ok", "recorded": recorded})
+
+        @bp.get("/metrics")
+        @_answers_errors
+        async def metrics(request: Request) -> HTTPResponse:
+            text, content_type = runtime.metrics(request.headers.get("Authorization"))
+            return response.raw(text, content_type=content_type)
+
+        @bp.get("/insights/funnel")
+        @_answers_errors
+        async def insights_funnel(request: Request) -> HTTPResponse:
+            return response.json(runtime.funnel(
+                request.headers.get("Authorization"),
+                first_day=request.args.get("from"), last_day=request.args.get("to"),
+                trigger_id=request.args.get("trigger"),
+            ))
 
         if runtime.config.identity.debug_route:
 
@@ -154,16 +197,6 @@ class ProactiveInput(InputChannel):
                 return response.json(engine.debug(self._verified_user(request, user_id)))
 
         return bp
-
-    def _tour_event(self, record: Callable[[str], Dict[str, str]]) -> Handler:
-        """A handler for a tour's step or end: the renderer reports it for the user."""
-
-        @_answers_errors
-        async def tour_event(request: Request) -> HTTPResponse:
-            tour = record(self._verified_user(request, self._json_object(request).get("user_id")))
-            return response.json({"status": "ok", "tour_id": tour["tour_id"]})
-
-        return tour_event
 
     async def _send_events(self, request: Request, subscription: Subscription) -> None:
         """Server-Sent Events: each offer as ``event: proactive`` with its id, heartbeats
@@ -204,6 +237,10 @@ def _answers_errors(handler: Handler) -> Handler:
             return response.json({"error": str(e)}, status=e.status, headers=e.headers())
 
     return wrapped
+
+
+def _optional_identifier(body: Dict[str, Any], key: str) -> Optional[str]:
+    return None if body.get(key) is None else require_identifier(body[key], key)
 
 
 def _socketio_input(app: Any) -> Optional[InputChannel]:

@@ -7,7 +7,7 @@ import pytest
 
 from addons.rasa.chat import FollowUpRequest
 from addons.config import LLMConfig
-from addons.answers.grounded import GroundedAssistant
+from addons.answers.grounded import FollowUp, GroundedAssistant
 from addons.answers.guard import render_how_to
 from addons.answers.llm import LLMError, LLMTimeout, OpenAIChatModel, resolve_llm
 from addons.answers.prompts import activity_lines
@@ -58,7 +58,7 @@ def how_to(engine):
 async def test_a_grounded_answer_is_delivered_as_written(assistant, fake_llm, caplog):
     fake_llm.script(Reply(GOOD_ANSWER))
     caplog.set_level(logging.INFO, logger="addons")
-    assert await assistant.follow_up.write(follow_up_request()) == GOOD_ANSWER
+    assert await assistant.follow_up.write(follow_up_request()) == FollowUp(GOOD_ANSWER, "model")
     assert "proactive follow-up written by the LLM: trigger=bulk_edit_opportunity sender=chat-1" in caplog.text
 
 
@@ -79,14 +79,16 @@ async def test_the_prompt_holds_the_activity_the_how_to_and_the_first_name(assis
 
 async def test_an_invented_button_is_replaced_by_the_how_to(assistant, fake_llm, story, caplog):
     fake_llm.script(Reply('Tick the rows, then click **Edit Selected** and "Apply to 3".'))
-    text = await assistant.follow_up.write(follow_up_request())
-    assert text == render_how_to(how_to(story), first_name="Ada")
+    written = await assistant.follow_up.write(follow_up_request())
+    assert written == FollowUp(render_how_to(how_to(story), first_name="Ada"), "fallback")
     assert 'reason=guard violation: unknown UI "Edit Selected"' in caplog.text
 
 
 async def test_an_http_500_falls_back_to_the_how_to(assistant, fake_llm, story, caplog):
     fake_llm.script(Reply(status=500))
-    assert await assistant.follow_up.write(follow_up_request()) == render_how_to(how_to(story), first_name="Ada")
+    assert await assistant.follow_up.write(follow_up_request()) == FollowUp(
+        render_how_to(how_to(story), first_name="Ada"), "fallback"
+    )
     assert "reason=error: fake-model answered HTTP 500" in caplog.text
     assert len(fake_llm.requests) == 1  # no retries: the timeout is the whole wait
 
@@ -95,10 +97,10 @@ async def test_a_slow_model_is_cut_at_the_timeout_and_falls_back(story, fake_llm
     fake_llm.script(Reply(GOOD_ANSWER, delay_s=3))
     assistant = GroundedAssistant(story, settings(fake_llm, timeout_s=0.5))
     started = time.monotonic()
-    text = await assistant.follow_up.write(follow_up_request())
+    written = await assistant.follow_up.write(follow_up_request())
     elapsed = time.monotonic() - started
     await assistant.aclose()
-    assert text == render_how_to(how_to(story), first_name="Ada")
+    assert written == FollowUp(render_how_to(how_to(story), first_name="Ada"), "fallback")
     assert elapsed < 1.5, f"the follow-up waited {elapsed:.2f} s for a 0.5 s timeout"
     assert "reason=timeout: no answer from fake-model within 0.5 s" in caplog.text
 
@@ -107,7 +109,9 @@ async def test_without_an_llm_the_how_to_goes_and_the_log_says_why(story, caplog
     caplog.set_level(logging.INFO, logger="addons")
     assistant = GroundedAssistant(story, settings(None))
     assert assistant.model is None
-    assert await assistant.follow_up.write(follow_up_request()) == render_how_to(how_to(story), first_name="Ada")
+    assert await assistant.follow_up.write(follow_up_request()) == FollowUp(
+        render_how_to(how_to(story), first_name="Ada"), "fallback"
+    )
     assert "proactive follow-up uses the deterministic answer: reason=no LLM configured (no OPENAI_API_KEY" in caplog.text
 
 
@@ -179,8 +183,8 @@ def test_activity_lines_collapse_repeats_and_keep_the_newest(engine, ph, story):
 
 async def test_an_answer_with_paragraphs_stays_one_bubble(assistant, fake_llm):
     fake_llm.script(Reply('Here is how.\n\n1. Open the ⋯ menu.\n\n\n2. Pick "Bulk edit".\n'))
-    text = await assistant.follow_up.write(follow_up_request())
-    assert text == 'Here is how.\n1. Open the ⋯ menu.\n2. Pick "Bulk edit".'
+    written = await assistant.follow_up.write(follow_up_request())
+    assert written == FollowUp('Here is how.\n1. Open the ⋯ menu.\n2. Pick "Bulk edit".', "model")
 
 
 async def test_a_button_the_user_asks_about_is_not_confirmed(assistant, fake_llm, caplog):
@@ -194,7 +198,9 @@ async def test_a_button_the_user_asks_about_is_not_confirmed(assistant, fake_llm
 async def test_a_malformed_model_response_falls_back_to_the_how_to(assistant, fake_llm, story, caplog):
     fake_llm.script(Reply(raw=b'{"choices": "not a list"}'))
     caplog.set_level(logging.INFO, logger="addons")
-    assert await assistant.follow_up.write(follow_up_request()) == render_how_to(how_to(story), first_name="Ada")
+    assert await assistant.follow_up.write(follow_up_request()) == FollowUp(
+        render_how_to(how_to(story), first_name="Ada"), "fallback"
+    )
     assert "proactive follow-up uses the deterministic answer: reason=error: unexpected" in caplog.text
 
 

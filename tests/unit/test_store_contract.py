@@ -15,6 +15,7 @@ from autoplay_sdk.agent_state.v2 import AgentStateV2
 from autoplay_sdk.core.models import SlimAction
 
 from addons.config import ProactiveConfig
+from addons.insights.records import OfferRecord
 from addons.offers.ingest import TrackedAction
 from addons.offers.offer import Offer
 from addons.stores.memory import memory_stores
@@ -243,3 +244,42 @@ def test_a_new_plan_replaces_the_old_one(stores: Stores):
     plan.wake_at("s1", T0 + 100)
     assert plan.due(T0 + 50, 0.0) == []
     assert plan.due(T0 + 100, 0.0) == ["s1"]
+
+
+# -- OfferLedgerStore -------------------------------------------------------------------------
+
+
+def test_the_ledger_keeps_records_and_each_user_s_latest_offer_per_trigger(stores: Stores):
+    ledger = stores.ledger
+    first = OfferRecord("o1", "u1", "s1", "t1", T0)
+    ledger.add(first)
+    ledger.add(OfferRecord("o2", "u1", "s1", "t2", T0 + 1))
+    ledger.add(OfferRecord("o3", "u2", "s2", "t1", T0 + 2))
+    assert ledger.latest("u1", "t1") == first and ledger.latest("u3", "t1") is None
+    record = ledger.get("o1")
+    assert record is not None
+    record.group = "shown"
+    record.stages.add("delivered")
+    ledger.save(record)
+    assert ledger.get("o1") == OfferRecord("o1", "u1", "s1", "t1", T0, group="shown", stages={"delivered"})
+    ledger.add(OfferRecord("o4", "u1", "s1", "t1", T0 + 3))
+    latest = ledger.latest("u1", "t1")
+    assert latest is not None and latest.offer_id == "o4"
+    assert ledger.get("nope") is None
+
+
+def test_ledger_counts_sum_per_trigger_over_inclusive_days(stores: Stores):
+    ledger = stores.ledger
+    ledger.increment("2026-05-01", "t1", "stage:fired")
+    ledger.increment("2026-05-02", "t1", "stage:fired", 2)
+    ledger.increment("2026-05-02", "t2", "dismissed:escape")
+    ledger.increment("2026-05-03", "t1", "stage:fired", 4)
+    assert ledger.totals("2026-05-01", "2026-05-02") == {"t1": {"stage:fired": 3}, "t2": {"dismissed:escape": 1}}
+    assert ledger.totals("2026-05-04", "2026-05-09") == {}
+
+
+def test_ledger_baselines_are_per_user_and_trigger(stores: Stores):
+    ledger = stores.ledger
+    assert ledger.baseline_at("u1", "t1") is None
+    ledger.note_baseline("u1", "t1", T0)
+    assert ledger.baseline_at("u1", "t1") == T0 and ledger.baseline_at("u1", "t2") is None

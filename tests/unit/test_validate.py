@@ -89,8 +89,8 @@ triggers:
 """
     assert problems(text) == [
         "proactive.yml:5: triggers[0].first.pgae: unknown key 'pgae'; did you mean 'page'?",
-        "proactive.yml:8: triggers[0].page: unknown key 'page'; known keys: body, first, how_to, id, not_between, "
-        "then, tours, type, within_s",
+        "proactive.yml:8: triggers[0].page: unknown key 'page'; known keys: adopted, body, first, holdout_pct, how_to, "
+        "id, not_between, then, tours, type, within_s",
     ]
 
 
@@ -264,8 +264,8 @@ def test_raise_if_invalid_names_every_problem_one_per_line(tmp_path):
     assert isinstance(raised.value, InvalidConfig)
     assert str(raised.value).splitlines() == [str(p) for p in raised.value.problems] == [
         f"{path}:14: triggers[0].min_count: expected a whole number of at least 1, got 0",
-        f"{path}:15: triggers[0].colour: unknown key 'colour'; known keys: action_hints, body, discovered_hints, "
-        "how_to, id, min_count, page, tours, type, window_s",
+        f"{path}:15: triggers[0].colour: unknown key 'colour'; known keys: action_hints, adopted, body, "
+        "discovered_hints, holdout_pct, how_to, id, min_count, page, tours, type, window_s",
     ]
     raise_if_invalid(REPO / "rasa-bot" / "proactive.yml")
 

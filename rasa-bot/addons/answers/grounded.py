@@ -62,6 +62,15 @@ class Answer:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """The Open-chat follow-up bubble, and who wrote it: "model" (the LLM) or "fallback"
+    (the how-to as written)."""
+
+    text: str
+    source: str
+
+
 class GroundingSource:
     """Reads what the engine knows about a user into a ``UserContext``, and the how-tos."""
 
@@ -114,7 +123,7 @@ class _GroundedWriter:
 class GroundedFollowUpWriter(_GroundedWriter):
     """``FollowUpWriter``: the trigger's how-to, rewritten for this user, or verbatim."""
 
-    async def write(self, request: FollowUpRequest) -> Optional[str]:
+    async def write(self, request: FollowUpRequest) -> Optional[FollowUp]:
         how_to = self.source.how_to(request.trigger_id)
         if how_to is None:
             logger.info("proactive follow-up skipped: trigger %s has no how_to in proactive.yml", request.trigger_id)
@@ -128,7 +137,7 @@ class GroundedFollowUpWriter(_GroundedWriter):
             no_model_reason=self.no_model_reason,
         )
         _log("proactive follow-up", answer, f"trigger={request.trigger_id} sender={request.sender_id}")
-        return answer.text
+        return FollowUp(answer.text, "model" if answer.source == "llm" else "fallback")
 
 
 class GroundedAnswerer(_GroundedWriter):

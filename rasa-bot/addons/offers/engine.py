@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from autoplay_sdk.core.models import SlimAction
 
 from addons.config import ProactiveConfig
+from addons.insights.journal import AdoptionWatcher, OfferJournal
 from addons.offers.caps import OfferCaps
 from addons.offers.delivery import DeliveryHub, Subscription
 from addons.offers.engagement import Engagement, TourStart, require_session
@@ -67,6 +68,8 @@ class ProactiveEngine:
             config, self.registry, self.activity, self.gate, self.stores.tick_plan, incremental=incremental
         )
         self.engagement = Engagement(config, self.activity, self.gate, self.strategy)
+        self.journal = OfferJournal(config, self.stores.ledger)
+        self.activity.add_observer(AdoptionWatcher(config, self.journal))
         self._reference = (  # explains /debug verdicts; the strategy itself when it is the full rescan
             self.strategy if isinstance(self.strategy, FullRescan)
             else FullRescan(config, self.registry, self.activity, self.gate)
@@ -107,6 +110,7 @@ class ProactiveEngine:
         now = self._clock() if now is None else now
         self.stores.clock_skew.expire(now=now)
         for offer in self.stores.offers.expire(now):
+            self.journal.expired(offer)
             logger.info(
                 "proactive offer expired: offer=%s user=%s no toast stream opened within %g s; no cooldown, not counted",
                 offer.offer_id, offer.user_id, self.config.delivery.pending_ttl_s,
@@ -245,6 +249,7 @@ class ProactiveEngine:
         logger.info(
             "proactive trigger firing: trigger=%s session=%s user=%s", offer.trigger_id, session_id, user_id
         )
+        self.journal.fired(offer)
         if live:
             self.strategy.watch(session_id)  # PROACTIVE now: the tick times it out
             self._deliver(offer, now)
@@ -254,12 +259,20 @@ class ProactiveEngine:
             offers.park(offer, expires_at=now + ttl)
             logger.info("proactive offer pending: offer=%s user=%s no open toast stream; kept %g s", offer.offer_id, user_id, ttl)
         else:
+            self.journal.expired(offer)
             logger.info("proactive offer dropped: offer=%s user=%s no open toast stream", offer.offer_id, user_id)
         return offer
 
     def _deliver(self, offer: Offer, now: float) -> None:
+        """The offer is made: session state, cooldown and caps move alike for a held-out user,
+        so both groups of the lift get offers at the same pace; only the toast is withheld."""
         self.gate.record_offer(offer.session_id, offer.offer_id, offer.trigger_id, now, evidence_until=offer.evidence_until)
         self.caps.record(offer.user_id, offer.session_id, now)
+        if self.journal.holds_out(offer):
+            self.journal.decided(offer, shown=False)
+            logger.info("proactive offer held out: offer=%s trigger=%s user=%s", offer.offer_id, offer.trigger_id, offer.user_id)
+            return
+        self.journal.decided(offer, shown=True)
         subscribers = self.hub.publish(offer, now=now)
         logger.info(
             "proactive offer published: offer=%s user=%s subscribers=%d", offer.offer_id, offer.user_id, subscribers
@@ -275,6 +288,7 @@ class ProactiveEngine:
             refusal = "the session state refused it"
         if refusal is not None:
             logger.info("proactive pending offer dropped: offer=%s user=%s reason=%s", offer.offer_id, offer.user_id, refusal)
+            self.journal.expired(offer)
             # Look again when what refused it could let it through (the full rescan looks every tick).
             self.strategy.watch(offer.session_id)
             if not caps.allowed:

@@ -30,6 +30,9 @@ from addons.urls import canonicalize_url
 if TYPE_CHECKING:  # the stores' protocols name this module's types
     from addons.stores.protocols import ClockSkewStore
 
+# The copilot's own reports ("proactive offer shown"…), which the app also captures with
+# posthog-js for the team's PostHog: about the copilot, not the user's work.
+OWN_EVENTS_PREFIX = "proactive "
 # Events that say nothing about what the user is doing.
 NOISE_EVENTS = frozenset(
     {
@@ -289,7 +292,7 @@ def normalise_event(
     name = raw.get("event")
     if not isinstance(name, str) or not name:
         raise IngestError("event has no 'event' name")
-    if name in NOISE_EVENTS or name.startswith("$$"):
+    if name in NOISE_EVENTS or name.startswith(("$$", OWN_EVENTS_PREFIX)):
         return None
     props = raw.get("properties") or {}
     if not isinstance(props, dict):

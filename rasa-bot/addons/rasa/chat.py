@@ -11,12 +11,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol
 
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import OutputChannel
 from rasa.shared.core.constants import EXTERNAL_MESSAGE_PREFIX
 from rasa.shared.core.events import UserUttered
+
+if TYPE_CHECKING:
+    from addons.answers.grounded import FollowUp
 
 from addons.domain import PROACTIVE_ENTITY, PROACTIVE_INTENT
 from addons.errors import ChatNotReady
@@ -33,10 +36,19 @@ class FollowUpRequest:
     question: str
 
 
+@dataclass(frozen=True)
+class ProactiveChat:
+    """What ``send_proactive_question`` sent: the question (at ``question_sent_at``, epoch
+    seconds) and the follow-up, if one went."""
+
+    question_sent_at: float
+    follow_up: Optional[FollowUp]
+
+
 class FollowUpWriter(Protocol):
     """Writes the second bubble after the proactive question; None sends nothing."""
 
-    async def write(self, request: FollowUpRequest) -> Optional[str]:
+    async def write(self, request: FollowUpRequest) -> Optional[FollowUp]:
         ...
 
 
@@ -71,38 +83,41 @@ async def send_proactive_question(
     request: FollowUpRequest,
     follow_up: Optional[FollowUpWriter] = None,
     min_gap_s: float = 0.0,
-) -> Optional[str]:
+) -> ProactiveChat:
     """Bubble 1 is the question; bubble 2, if a writer is configured, its follow-up.
 
     The question lands before the follow-up is even asked for, so a failing follow-up
     never costs the user the question. The follow-up lands at least ``min_gap_s`` after
     the question (the writer's own time counts towards it; the wait is an ``asyncio``
-    sleep, so nobody else waits). Returns the follow-up text sent, if any.
+    sleep, so nobody else waits).
     """
     entities = [{"entity": PROACTIVE_ENTITY, "value": request.question}]
     await inject_intent(agent, output_channel, request.sender_id, PROACTIVE_INTENT, entities)
+    question_sent_at = time.time()  # tracker events carry wall-clock timestamps
     logger.info(
         "proactive injected question: sender=%s user=%s trigger=%s", request.sender_id, request.user_id, request.trigger_id
     )
+    sent = ProactiveChat(question_sent_at, None)
     if follow_up is None:
-        return None
+        return sent
     loop = asyncio.get_running_loop()
     question_landed = loop.time()
-    question_sent_at = time.time()  # tracker events carry wall-clock timestamps
     try:
-        text = await follow_up.write(request)
+        written = await follow_up.write(request)
     except Exception:
         logger.exception("follow-up for sender %s failed; the question was delivered", request.sender_id)
-        return None
-    if not text:
-        return None
+        return sent
+    if written is None or not written.text:
+        return sent
     remaining = min_gap_s - (loop.time() - question_landed)
     if remaining > 0:
         await asyncio.sleep(remaining)  # two bubbles at once read as one wall of text
     if await user_spoke_since(agent, request.sender_id, question_sent_at):
         # Their message got its own answer; a walkthrough arriving after it is out of context.
         logger.info("proactive follow-up dropped: sender=%s wrote since the question", request.sender_id)
-        return None
-    await inject_intent(agent, output_channel, request.sender_id, PROACTIVE_INTENT, [{"entity": PROACTIVE_ENTITY, "value": text}])
+        return sent
+    await inject_intent(
+        agent, output_channel, request.sender_id, PROACTIVE_INTENT, [{"entity": PROACTIVE_ENTITY, "value": written.text}]
+    )
     logger.info("proactive injected follow-up: sender=%s trigger=%s", request.sender_id, request.trigger_id)
-    return text
+    return ProactiveChat(question_sent_at, written)

@@ -12,11 +12,12 @@ that holds them, and log de-duplication is per process by nature.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Deque, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
+from typing import Deque, Dict, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
 
 from autoplay_sdk.agent_state.v2 import SessionState
 from autoplay_sdk.core.models import ActionsPayload, SlimAction
 
+from addons.insights.records import OfferRecord
 from addons.offers.ingest import TrackedAction
 from addons.offers.offer import Offer
 
@@ -205,6 +206,36 @@ class ClockSkewStore(Protocol):
         ...
 
 
+class OfferLedgerStore(Protocol):
+    """Offers' lives for the insights: a record per recent offer (bounded), and counts per
+    cohort day, trigger and key (``stage:shown``, ``dismissed:escape``…) kept for a number
+    of days."""
+
+    def add(self, record: OfferRecord) -> None:
+        """A new offer; it becomes the user's latest of its trigger."""
+
+    def get(self, offer_id: str) -> Optional[OfferRecord]:
+        ...
+
+    def save(self, record: OfferRecord) -> None:
+        """Persist a record changed in place (a no-op where the store holds live objects)."""
+
+    def latest(self, user_id: str, trigger_id: str) -> Optional[OfferRecord]:
+        """The user's most recent offer of the trigger, while its record is kept."""
+
+    def increment(self, day: str, trigger_id: str, key: str, amount: int = 1) -> None:
+        ...
+
+    def totals(self, first_day: str, last_day: str) -> Dict[str, Dict[str, int]]:
+        """trigger id → key → the sum over the days from ``first_day`` to ``last_day`` (inclusive)."""
+
+    def baseline_at(self, user_id: str, trigger_id: str) -> Optional[float]:
+        """When the user last adopted with no offer before it (for counting each spell once)."""
+
+    def note_baseline(self, user_id: str, trigger_id: str, at: float) -> None:
+        ...
+
+
 @dataclass
 class Stores:
     """One backend's stores, handed to the engine and the chat channel together."""
@@ -217,3 +248,4 @@ class Stores:
     tick_plan: TickPlan
     first_names: FirstNameStore
     clock_skew: ClockSkewStore
+    ledger: OfferLedgerStore

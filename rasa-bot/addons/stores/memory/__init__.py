@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from addons.config import ProactiveConfig
 from addons.stores.memory.activity import InMemoryActivityStore
+from addons.stores.memory.ledger import InMemoryOfferLedger
 from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore
 from addons.stores.memory.people import InMemoryChatOwners, InMemoryClockSkew, InMemoryFirstNames
 from addons.stores.memory.schedule import TickSchedule
@@ -12,7 +13,7 @@ from addons.stores.protocols import Stores
 
 __all__ = [
     "InMemoryActivityStore", "InMemoryChatOwners", "InMemoryClockSkew", "InMemoryFirstNames",
-    "InMemoryOfferHistory", "InMemoryOfferStore", "InMemorySessionStateStore", "TickSchedule", "memory_stores",
+    "InMemoryOfferHistory", "InMemoryOfferLedger", "InMemoryOfferStore", "InMemorySessionStateStore", "TickSchedule", "memory_stores",
 ]
 
 
@@ -27,4 +28,5 @@ def memory_stores(config: ProactiveConfig) -> Stores:
         tick_plan=TickSchedule(),
         first_names=InMemoryFirstNames(max_sessions),
         clock_skew=InMemoryClockSkew(max_clients=max_sessions),
+        ledger=InMemoryOfferLedger(max_offers=config.insights.max_offers, retention_days=config.insights.retention_days),
     )
