@@ -7,11 +7,12 @@ import gzip
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import aiohttp
 import httpx
 import socketio
+from prometheus_client.parser import text_string_to_metric_families
 
 from addons.config import load_config
 from addons.security.identity import HEADER, user_hash
@@ -34,11 +35,13 @@ def signed(user_id: str) -> Dict[str, str]:
 
 
 async def inject(proactive: str, sender_id: str, body: str, user_id: str, *, trigger_id: Optional[str] = None,
-                 timeout: float = 15.0) -> httpx.Response:
+                 offer_id: Optional[str] = None, timeout: float = 15.0) -> httpx.Response:
     """"Open chat" as the app does it: the offer into the chat session ``sender_id``, signed as ``user_id``."""
     payload = {"sender_id": sender_id, "body": body, "user_id": user_id}
     if trigger_id is not None:
         payload["trigger_id"] = trigger_id
+    if offer_id is not None:
+        payload["offer_id"] = offer_id
     async with httpx.AsyncClient(timeout=timeout) as client:
         return await client.post(f"{proactive}/inject", json=payload, headers=signed(user_id))
 
@@ -71,6 +74,32 @@ def posthog_js_body(events: List[Dict[str, Any]]) -> bytes:
     """What posthog-js posts to <api_host>/e/: a gzip envelope sent as text/plain."""
     envelope = {"api_key": PROJECT_KEY, "batch": events, "sent_at": iso(time.time())}
     return gzip.compress(json.dumps(envelope).encode())
+
+
+def funnel_counts(proactive: str, trigger_id: str = "bulk_edit_opportunity", **headers: str) -> Dict[str, Any]:
+    """Today's funnel JSON of one trigger (GET /insights/funnel)."""
+    response = httpx.get(f"{proactive}/insights/funnel", params={"trigger": trigger_id}, headers=headers, timeout=5)
+    assert response.status_code == 200, response.text
+    trigger: Dict[str, Any] = response.json()["triggers"][0]
+    return trigger
+
+
+def metric_samples(proactive: str, **headers: str) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]:
+    """GET /metrics, read with prometheus_client's own parser: (name, sorted labels) → value."""
+    response = httpx.get(f"{proactive}/metrics", headers=headers, timeout=5)
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+async def report_offer(proactive: str, user_id: str, offer_id: str, event: str, reason: Optional[str] = None) -> httpx.Response:
+    """What the toast reports (POST /offer/event), signed as the app's browser does."""
+    body = {"user_id": user_id, "offer_id": offer_id, "event": event, **({"reason": reason} if reason else {})}
+    async with httpx.AsyncClient(timeout=5) as client:
+        return await client.post(f"{proactive}/offer/event", json=body, headers=signed(user_id))
 
 
 class ToastStream:

@@ -5,14 +5,14 @@ One server talks to the loopback fake model; the suite's shared server has no mo
 
 import asyncio
 import time
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import httpx
 import pytest
 
 from addons.config import load_config
 from addons.answers.guard import render_how_to
-from clients import ChatClient, ToastStream, inject, three_saves
+from clients import ChatClient, ToastStream, funnel_counts, inject, three_saves
 from fake_llm import FakeLLM, Reply, fake_llm_settings
 from posthog_events import posthog_event
 from rasa_server import BOT, RasaServer, start_rasa
@@ -36,19 +36,24 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory, fake_llm_server: FakeLL
     server.stop()
 
 
-async def seed_activity(server: RasaServer, user_id: str, session_id: str) -> None:
-    """Grace identifies herself and saves three projects one by one; her open tab gets the toast."""
+async def seed_activity(server: RasaServer, user_id: str, session_id: str) -> str:
+    """Grace identifies herself and saves three projects one by one; her open tab gets the
+    toast, whose offer id is returned."""
     identify = posthog_event("$identify", ts=time.time() - 30, user=user_id, session=session_id, **{"$set": {"first_name": "Grace"}})
     async with ToastStream(server.proactive, user_id) as toast:
         async with httpx.AsyncClient() as client:
             response = await client.post(f"{server.proactive}/events", json=[identify, *three_saves(user_id, session_id)])
         assert response.status_code == 200 and response.json()["accepted"] == 4, response.text
-        assert await toast.next_event(timeout=10) is not None
+        frame = await toast.next_event(timeout=10)
+    assert frame is not None
+    offer_id: str = frame["data"]["offer_id"]
+    return offer_id
 
 
-async def open_chat(server: RasaServer, chat: ChatClient, user_id: str) -> list:
+async def open_chat(server: RasaServer, chat: ChatClient, user_id: str, offer_id: Optional[str] = None) -> list:
     """Click "Open chat": inject the offer, return both bubbles as the widget received them."""
-    response = await inject(server.proactive, chat.session_id, OFFER, user_id, trigger_id="bulk_edit_opportunity")
+    response = await inject(server.proactive, chat.session_id, OFFER, user_id, trigger_id="bulk_edit_opportunity",
+                            offer_id=offer_id)
     assert response.status_code == 200, response.text
     assert response.json()["follow_up"] is True
     bubbles = [await chat.next_bot_message(timeout=10), await chat.next_bot_message(timeout=10)]
@@ -58,10 +63,10 @@ async def open_chat(server: RasaServer, chat: ChatClient, user_id: str) -> list:
 
 async def open_chat_after_three_saves(server: RasaServer, user_id: str, session_id: str) -> Tuple[str, dict, dict]:
     """The whole Open-chat story for one user: its chat session id, the question, the follow-up."""
-    await seed_activity(server, user_id, session_id)
+    offer_id = await seed_activity(server, user_id, session_id)
     chat = await ChatClient(server.url, user_id).connect()
     try:
-        question, follow_up = await open_chat(server, chat, user_id)
+        question, follow_up = await open_chat(server, chat, user_id, offer_id)
     finally:
         await chat.close()
     assert question["text"] == OFFER
@@ -89,8 +94,11 @@ def assert_spaced(question: dict, follow_up: dict, what: str) -> None:
 
 async def test_open_chat_sends_the_question_then_the_llm_follow_up(llm_server, fake_llm, user_id, session_id):
     fake_llm.script(Reply(LLM_FOLLOW_UP))
+    written_before = funnel_counts(llm_server.proactive)["follow_up"]
     sender_id, question, follow_up = await open_chat_after_three_saves(llm_server, user_id, session_id)
     assert follow_up["text"] == LLM_FOLLOW_UP
+    written = funnel_counts(llm_server.proactive)["follow_up"]
+    assert (written["model"] - written_before["model"], written["fallback"] - written_before["fallback"]) == (1, 0)
     assert_spaced(question, follow_up, "follow-up")
     prompt = fake_llm.prompt()
     assert "clicked 'Save changes' on /projects (3 times)" in prompt
