@@ -8,6 +8,7 @@ import { TEAM } from "@/lib/team";
 const NAV = [
   { href: "/projects", label: "Projects" },
   { href: "/dashboard", label: "Dashboard" },
+  { href: "/insights", label: "Insights" },
 ];
 
 /** Top bar: navigation, and (demo only) who you are signed in as. */

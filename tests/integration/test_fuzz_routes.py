@@ -24,6 +24,9 @@ ROUTES = [
     ("POST", "/tour/start"),
     ("POST", "/tour/step"),
     ("POST", "/tour/end"),
+    ("POST", "/offer/event"),
+    ("GET", "/metrics"),
+    ("GET", "/insights/funnel"),
     ("GET", "/debug/{user}"),
     ("GET", "/stream/{user}"),
     ("GET", "/health"),
@@ -40,11 +43,14 @@ KEYS = st.sampled_from([
     # the destinations' and the connector's own fields
     "person", "elements_chain", "session_id", "current_url", "button_or_link_text", "type", "actions",
     "timestamp_start", "title", "raw_url",
+    # the insights' reports
+    "offer_id", "reason", "step", "outcome",
 ])
 SCALARS = (
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=40) | st.sampled_from(["$autocapture", "$pageview", "Save changes", PROJECT_KEY, "bulk_edit_tour",
                                              "2026-05-19T11:07:19.847Z", "1779188762.919", "http://x/projects",
+                                             "shown", "dismissed", "escape", "abandoned", "closed",
                                              10**400, -(10**400)])
 )
 JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(KEYS | st.text(max_size=8), inner, max_size=6), max_leaves=25)
@@ -113,7 +119,9 @@ def test_generated_bodies_never_get_a_5xx(http, rasa_server, method, path):
             with http.stream(method, url, headers=headers) as response:
                 assert response.status_code < 500, response.read()
             return
-        response = http.request(method, url, content=content if method == "POST" else None, headers=headers)
+        # The funnel reads only its query: the drawn user id goes in as every parameter.
+        params = {"from": user, "to": user, "trigger": user} if path == "/insights/funnel" else None
+        response = http.request(method, url, content=content if method == "POST" else None, headers=headers, params=params)
         assert response.status_code < 500, (response.status_code, response.text, content[:200])
 
     send()

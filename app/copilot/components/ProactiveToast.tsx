@@ -2,8 +2,9 @@
 
 import { usePathname } from "next/navigation";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { ChannelError, endTour, injectQuestion, recordTourStep, startTour, type Offer } from "../lib/proactive";
-import { chooseTourRenderer } from "../tours";
+import { OfferReporter } from "../lib/offerEvents";
+import { ChannelError, injectQuestion, type DismissReason, type Offer, type TourStarted } from "../lib/proactive";
+import { chooseTourRenderer, type TourHandle } from "../tours";
 import { useChat } from "./ChatWidget";
 import { useCopilotConfig } from "./CopilotConfigContext";
 import { useAutoDismiss } from "./useAutoDismiss";
@@ -19,33 +20,65 @@ const INJECT_RETRY_FOR_MS = 4_000;
  * The copilot's offer, shown by the host app while the chat is closed: bottom-right, above
  * the chat launcher. "Show me" (only when the offer carries a tour) runs the tour;
  * "Open chat" opens the widget and asks the server to put the question into it.
+ *
+ * Each offer shown is reported once, and so is the one way it went away: Show me, Open
+ * chat, or dismissed (×, Esc, the timeout, leaving the page). A tour it started is ended
+ * as navigated when the user leaves the page it runs on.
  */
 export function ProactiveToast() {
   const config = useCopilotConfig();
   const { channelUrl, user, userHash, toastDismissMs } = config;
   const identity = useMemo(() => ({ userId: user.id, userHash }), [user.id, userHash]);
+  const reporter = useMemo(() => new OfferReporter(channelUrl, identity), [channelUrl, identity]);
   const chat = useChat();
-  const [offer, dismiss] = useOfferStream(channelUrl, identity);
+  const [offer, hide] = useOfferStream(channelUrl, identity);
   const [hovered, setHovered] = useState(false);
   const [focused, setFocused] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
   const tourRenderer = useMemo(() => chooseTourRenderer(config), [config]);
   const pathname = usePathname();
+  const currentPath = useRef(pathname);
+  currentPath.current = pathname;
   const shownOn = useRef<string | null>(null);
+  const runningTour = useRef<{ handle: TourHandle; path: string } | null>(null);
 
-  useAutoDismiss(offer?.offer_id ?? null, toastDismissMs, hovered || focused, dismiss);
+  const dismiss = useCallback(
+    (current: Offer, reason: DismissReason) => {
+      reporter.settle(current, { event: "dismissed", reason });
+      hide();
+    },
+    [reporter, hide],
+  );
+
+  useAutoDismiss(offer?.offer_id ?? null, toastDismissMs, hovered || focused, () => {
+    if (offer) dismiss(offer, "timeout");
+  });
 
   useEffect(() => {
     setProblem(null);
     setHovered(false);
     setFocused(false);
     shownOn.current = offer ? window.location.pathname : null;
-  }, [offer]);
+    if (offer) reporter.shown(offer);
+  }, [offer, reporter]);
 
   // An offer is about the page the user was working on; leaving it withdraws the toast.
   useEffect(() => {
-    if (shownOn.current !== null && shownOn.current !== pathname) dismiss();
-  }, [pathname, dismiss]);
+    if (offer && shownOn.current !== null && shownOn.current !== pathname) dismiss(offer, "navigated");
+  }, [pathname, offer, dismiss]);
+
+  // A tour points at this page's elements; on another page it could only get stuck.
+  useEffect(() => {
+    const running = runningTour.current;
+    if (running && running.path !== pathname) running.handle.stop("navigated");
+  }, [pathname]);
+
+  // Leaving the document entirely (reload, another site) ends it too, while it can still say so.
+  useEffect(() => {
+    const onPageHide = () => runningTour.current?.handle.stop("navigated");
+    window.addEventListener("pagehide", onPageHide);
+    return () => window.removeEventListener("pagehide", onPageHide);
+  }, []);
 
   // Esc dismisses it, unless something else (a dialog, a menu) claimed the key first.
   useEffect(() => {
@@ -53,7 +86,7 @@ export function ProactiveToast() {
     const onKeyDown = (event: KeyboardEvent) => {
       if (event.key !== "Escape" || event.defaultPrevented) return;
       if (document.querySelector("dialog[open], [role='menu']")) return;
-      dismiss();
+      dismiss(offer, "escape");
     };
     document.addEventListener("keydown", onKeyDown);
     return () => document.removeEventListener("keydown", onKeyDown);
@@ -61,34 +94,43 @@ export function ProactiveToast() {
 
   const showMe = useCallback(
     async (current: Offer) => {
-      const tour = current.tours[0];
-      // Step and end calls go one after another: an end overtaking the last step would
-      // leave that step refused (no tour running) on the server.
-      let lifecycle: Promise<unknown> = Promise.resolve();
-      const then = (call: () => Promise<unknown>, what: string) => {
-        lifecycle = lifecycle.then(call).catch(logChannelError(what));
-      };
-      let started = false;
+      reporter.settle(current, { event: "show_me" });
+      const path = currentPath.current;
+      let started: TourStarted | null = null;
       try {
-        const { flow_id } = await startTour(channelUrl, identity, tour.id);
-        started = true;
-        await tourRenderer.start(flow_id, {
-          onStep: () => then(() => recordTourStep(channelUrl, identity), "tour step"),
-          onEnd: () => then(() => endTour(channelUrl, identity), "tour end"),
+        started = await reporter.startTour(current, current.tours[0].id);
+        const tour = { offer: current, tourId: started.tour_id };
+        let handle: TourHandle | null = null;
+        let ended = false;
+        handle = await tourRenderer.start(started.flow_id, {
+          onStep: (step) => reporter.tourStep(tour, step),
+          onEnd: (end) => {
+            ended = true;
+            if (runningTour.current?.handle === handle) runningTour.current = null;
+            reporter.tourEnded(tour, end);
+          },
         });
-        dismiss();
+        if (!ended) runningTour.current = { handle, path };
+        if (currentPath.current !== path) handle.stop("navigated"); // left while it was starting
+        hide();
       } catch (error) {
         logChannelError("tour start")(error);
-        if (started) then(() => endTour(channelUrl, identity), "tour end"); // or offers stay paused
+        // The server has a tour running (offers stay paused until it ends) that never
+        // showed its first step.
+        if (started) {
+          const tour = { offer: current, tourId: started.tour_id };
+          reporter.tourEnded(tour, { outcome: "abandoned", reason: "element_missing", step: 1 });
+        }
         setProblem("The tour could not start. Try “Open chat” instead.");
       }
     },
-    [channelUrl, identity, dismiss, tourRenderer],
+    [reporter, hide, tourRenderer],
   );
 
   const openChat = useCallback(
     async (current: Offer) => {
-      dismiss();
+      reporter.settle(current, { event: "open_chat" });
+      hide();
       try {
         await chat.open();
         const senderId = await chat.waitForSessionId(CHAT_READY_TIMEOUT_MS);
@@ -97,7 +139,7 @@ export function ProactiveToast() {
         logChannelError("open chat")(error);
       }
     },
-    [channelUrl, identity, chat, dismiss],
+    [channelUrl, identity, chat, reporter, hide],
   );
 
   const tour = offer?.tours[0];
@@ -121,7 +163,12 @@ export function ProactiveToast() {
               ✦
             </span>
             <span className="toast-title">Assistant tip</span>
-            <button type="button" className="toast-close" aria-label="Dismiss suggestion" onClick={dismiss}>
+            <button
+              type="button"
+              className="toast-close"
+              aria-label="Dismiss suggestion"
+              onClick={() => dismiss(offer, "close")}
+            >
               ×
             </button>
           </header>

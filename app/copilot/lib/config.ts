@@ -15,6 +15,8 @@ import { createHmac } from "node:crypto";
  *   TOAST_DISMISS_MS     how long an unattended toast stays  (20000)
  *   PROACTIVE_IDENTITY_SECRET  the HMAC key shared with `rasa run` (the demo's, as in
  *                        rasa-bot/proactive.yml; set your own in production)
+ *   PROACTIVE_INSIGHTS_TOKEN  the bearer token for the channel's insights route, when
+ *                        `rasa run` has one; read by insights/loadFunnel.ts only (unset)
  * The signed-in user comes from the host app (its session); see lib/config.ts for the demo's.
  */
 export type CopilotUser = {
@@ -40,10 +42,10 @@ export type CopilotConfig = {
 const DEMO_IDENTITY_SECRET = "demo-identity-secret-change-me";
 
 export function loadCopilotConfig(user: CopilotUser): CopilotConfig {
-  const rasaUrl = (process.env.RASA_URL || "http://localhost:5005").replace(/\/+$/, "");
+  const { rasaUrl, channelUrl } = loadChannelUrls();
   return {
     rasaUrl,
-    channelUrl: `${rasaUrl}/webhooks/proactive`,
+    channelUrl,
     posthogKey: process.env.POSTHOG_PROJECT_KEY || "phc_proactive_demo",
     posthogHost: process.env.POSTHOG_API_HOST ? process.env.POSTHOG_API_HOST.replace(/\/+$/, "") : null,
     usertourToken: process.env.USERTOUR_TOKEN || null,
@@ -53,6 +55,12 @@ export function loadCopilotConfig(user: CopilotUser): CopilotConfig {
       .update(user.id)
       .digest("hex"),
   };
+}
+
+/** The `rasa run` base URL and its copilot channel's, from RASA_URL. */
+export function loadChannelUrls(): { rasaUrl: string; channelUrl: string } {
+  const rasaUrl = (process.env.RASA_URL || "http://localhost:5005").replace(/\/+$/, "");
+  return { rasaUrl, channelUrl: `${rasaUrl}/webhooks/proactive` };
 }
 
 function positiveInt(value: string | undefined): number | null {

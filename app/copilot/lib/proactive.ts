@@ -1,5 +1,7 @@
 /** The copilot channel's browser-facing routes (rasa-bot/channels/proactive.py). */
 
+import type { TourEnd } from "../tours/renderer";
+
 export type TourOffer = { id: string; flow_id: string; label: string };
 
 /** One `event: proactive` frame of the toast stream. */
@@ -45,7 +47,7 @@ async function post<T>(channelUrl: string, path: string, identity: Identity, bod
     method: "POST",
     headers: { "Content-Type": "application/json", "X-Proactive-User-Hash": identity.userHash },
     body: JSON.stringify(body),
-    // Tour end is sent as the page may be going away.
+    // Reports may be sent as the page goes away.
     keepalive,
   });
   const payload = (await response.json().catch(() => ({}))) as { error?: string };
@@ -55,16 +57,38 @@ async function post<T>(channelUrl: string, path: string, identity: Identity, bod
 
 export type TourStarted = { tour_id: string; flow_id: string; session_id: string };
 
-export function startTour(channelUrl: string, identity: Identity, tourId: string): Promise<TourStarted> {
-  return post(channelUrl, "/tour/start", identity, { user_id: identity.userId, tour_id: tourId });
+/** Starts the tour `tourId` that `offerId`'s "Show me" asked for. */
+export function startTour(channelUrl: string, identity: Identity, tourId: string, offerId: string): Promise<TourStarted> {
+  return post(channelUrl, "/tour/start", identity, { user_id: identity.userId, tour_id: tourId, offer_id: offerId });
 }
 
-export function recordTourStep(channelUrl: string, identity: Identity): Promise<unknown> {
-  return post(channelUrl, "/tour/step", identity, { user_id: identity.userId });
+/** The user just completed step `step` (1-based) of the tour `offerId`'s "Show me" started. */
+export function recordTourStep(channelUrl: string, identity: Identity, offerId: string, step: number): Promise<unknown> {
+  return post(channelUrl, "/tour/step", identity, { user_id: identity.userId, offer_id: offerId, step }, true);
 }
 
-export function endTour(channelUrl: string, identity: Identity): Promise<unknown> {
-  return post(channelUrl, "/tour/end", identity, { user_id: identity.userId }, true);
+export function endTour(channelUrl: string, identity: Identity, offerId: string, end: TourEnd): Promise<unknown> {
+  const ids = { user_id: identity.userId, offer_id: offerId };
+  const body =
+    end.outcome === "completed"
+      ? { ...ids, outcome: end.outcome, step: end.step }
+      : { ...ids, outcome: end.outcome, reason: end.reason, step: end.step };
+  return post(channelUrl, "/tour/end", identity, body, true);
+}
+
+export type DismissReason = "close" | "escape" | "timeout" | "navigated";
+
+/** What became of an offer the toast showed: exactly one per offer. */
+export type OfferOutcome = { event: "show_me" } | { event: "open_chat" } | { event: "dismissed"; reason: DismissReason };
+
+/** The toast became visible with `offerId` (`shown`), or what the user did with it. */
+export function recordOfferEvent(
+  channelUrl: string,
+  identity: Identity,
+  offerId: string,
+  event: { event: "shown" } | OfferOutcome,
+): Promise<unknown> {
+  return post(channelUrl, "/offer/event", identity, { user_id: identity.userId, offer_id: offerId, ...event }, true);
 }
 
 /** Puts the offer's question into the open chat whose socket session is `senderId`. */
@@ -73,6 +97,7 @@ export function injectQuestion(channelUrl: string, identity: Identity, senderId:
     sender_id: senderId,
     user_id: identity.userId,
     trigger_id: offer.trigger_id,
+    offer_id: offer.offer_id,
     body: offer.body,
   });
 }

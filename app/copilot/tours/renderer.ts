@@ -1,16 +1,34 @@
 /** What the toast's "Show me" needs from a tour renderer, whichever one runs the flow. */
-export type TourEnd = "completed" | "dismissed";
+
+/** Why a tour ended before its last step was done. */
+export type TourAbandonReason = "closed" | "element_missing" | "navigated";
+
+/**
+ * How a tour ended. Step numbers are 1-based throughout this interface, as they go on the
+ * wire; `step` is the number of steps when completed, else the step the user was on (not
+ * yet done) when it ended.
+ */
+export type TourEnd =
+  | { outcome: "completed"; step: number }
+  | { outcome: "abandoned"; reason: TourAbandonReason; step: number };
 
 export type TourCallbacks = {
-  /** The user did step `index` (zero-based): clicked its element. */
-  onStep: (index: number) => void;
-  /** The tour is gone: every step done, or closed early (×, Esc, outside click). */
-  onEnd: (how: TourEnd) => void;
+  /** The user did step `step` (1-based): clicked its element. */
+  onStep: (step: number) => void;
+  /** The tour is gone: called once, however it ended (including through `stop`). */
+  onEnd: (end: TourEnd) => void;
+};
+
+/** A running tour, for the page to end it (e.g. the user navigated elsewhere). */
+export type TourHandle = {
+  /** Ends the tour now as abandoned for `reason`; nothing if it has already ended. */
+  stop: (reason: TourAbandonReason) => void;
 };
 
 export interface TourRenderer {
   readonly name: string;
-  start(flowId: string, callbacks: TourCallbacks): Promise<void>;
+  /** Resolves once the tour is under way; rejects if it cannot start at all. */
+  start(flowId: string, callbacks: TourCallbacks): Promise<TourHandle>;
 }
 
 export class UnknownFlow extends Error {
