@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-from typing import List
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import httpx
 from playwright.sync_api import ConsoleMessage, Locator, Page, Request
 
-from clients import signed
+from clients import funnel_counts, metric_samples, signed
 from rasa_server import RasaServer
 
 # The app under test runs with this auto-dismiss: long enough to act on a toast, short
@@ -133,3 +133,96 @@ class PageProblems:
         assert self.console_errors == []
         # Streams and sockets still open when a page navigates or closes end as aborted.
         assert [f for f in self.failed_requests if "net::ERR_ABORTED" not in f] == []
+
+
+TRIGGER = "bulk_edit_opportunity"
+# What a browser story can move, in the funnel JSON's terms (a.b.c paths), and the
+# /metrics series that counts the same: (sample name, its labels besides the trigger).
+COUNTED_SECTIONS = ("stages.", "dismissed.", "tour.", "follow_up.", "adoption.")
+LATENCY_COUNTS = ("latency.event_to_toast_s.count", "latency.click_to_first_bubble_s.count")
+
+
+def _metric_of(path: str) -> Tuple[str, Tuple[Tuple[str, str], ...]]:
+    section, _, rest = path.partition(".")
+    if section == "stages":
+        return "proactive_offer_stage_total", (("stage", rest),)
+    if section == "dismissed":
+        return "proactive_offer_dismissed_total", (("reason", rest),)
+    if section == "follow_up":
+        return "proactive_follow_up_total", (("source", rest),)
+    if path.startswith("tour.steps."):
+        return "proactive_tour_step_total", (("step", rest.rsplit(".", 1)[1]),)
+    if path.startswith("adoption.") and path.endswith(".adopted"):
+        return "proactive_adoption_total", (("group", rest.split(".")[0]),)
+    if path in LATENCY_COUNTS:
+        name = "event_to_toast" if "event_to_toast" in path else "click_to_first_bubble"
+        return f"proactive_{name}_seconds_count", ()
+    return "", ()
+
+
+# What any toast that was shown moves, whatever the user then did with it.
+TOAST_SHOWN = {
+    "stages.fired": 1, "stages.delivered": 1, "stages.shown": 1,
+    "adoption.shown.offers": 1, "latency.event_to_toast_s.count": 1,
+}
+
+
+class OfferCounts:
+    """The trigger's counts in the funnel JSON and in /metrics since this was made, for
+    checking that one browser story moved exactly what it should (and nothing else)."""
+
+    def __init__(self, rasa: RasaServer) -> None:
+        self.rasa = rasa
+        self.before = self._settled()
+
+    def _read(self) -> Dict[str, float]:
+        funnel = funnel_counts(self.rasa.proactive, TRIGGER)
+        flat: Dict[str, float] = {}
+
+        def walk(prefix: str, node: Any) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), value)
+            elif isinstance(node, int) and not isinstance(node, bool):
+                flat[prefix] = node
+
+        walk("", funnel)
+        counted = {k: v for k, v in flat.items()
+                   if (k.startswith(COUNTED_SECTIONS) and not k.endswith("rate")) or k in LATENCY_COUNTS}
+        for (name, labels), value in metric_samples(self.rasa.proactive).items():
+            if name.endswith(("_total", "_count")) and ("trigger", TRIGGER) in labels:
+                counted["metric " + name + " " + ",".join(f"{k}={v}" for k, v in labels if k != "trigger")] = value
+        return counted
+
+    def _settled(self) -> Dict[str, float]:
+        """Counts once a previous story's last reports (sent as its page closed) are in."""
+        previous = self._read()
+        for _ in range(20):
+            time.sleep(0.3)
+            current = self._read()
+            if current == previous:
+                return current
+            previous = current
+        return previous
+
+    def changes(self) -> Dict[str, float]:
+        after = self._read()
+        return {k: v - self.before.get(k, 0) for k, v in after.items() if v != self.before.get(k, 0)}
+
+    def expect(self, changes: Dict[str, int], *, tour_abandoned: Optional[Tuple[str, int]] = None,
+               timeout: float = 10.0) -> None:
+        """Waits until the funnel moved by exactly ``changes`` and /metrics by the same."""
+        wanted: Dict[str, float] = dict(changes)
+        for path, delta in changes.items():
+            name, labels = _metric_of(path)
+            if name:
+                wanted["metric " + name + " " + ",".join(f"{k}={v}" for k, v in labels)] = delta
+        if tour_abandoned is not None:
+            reason, step = tour_abandoned
+            wanted[f"metric proactive_tour_abandoned_total reason={reason},step={step}"] = 1
+        deadline = time.monotonic() + timeout
+        seen = self.changes()
+        while seen != wanted and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = self.changes()
+        assert seen == wanted, f"counts moved by {seen}, expected {wanted}"

@@ -12,7 +12,7 @@ from typing import Callable, Iterator, List
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from app_flows import TOAST_DISMISS_MS, PageProblems
+from app_flows import TOAST_DISMISS_MS, OfferCounts, PageProblems
 from app_server import AppServer, start_app
 from rasa_server import ROOT, RasaServer, start_rasa
 
@@ -64,6 +64,12 @@ def artifacts() -> Path:
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir()
     return ARTIFACTS
+
+
+@pytest.fixture
+def offer_counts(rasa_server: RasaServer) -> OfferCounts:
+    """The trigger's funnel and /metrics counts as this test starts."""
+    return OfferCounts(rasa_server)
 
 
 @pytest.fixture

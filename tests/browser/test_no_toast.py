@@ -6,7 +6,7 @@ from typing import Callable, List
 import httpx
 from playwright.sync_api import Page, Route, expect
 
-from app_flows import edit_priority, toast, wait_for_saves
+from app_flows import TOAST_SHOWN, OfferCounts, edit_priority, toast, wait_for_saves
 from clients import signed
 from rasa_server import RasaServer
 
@@ -68,7 +68,7 @@ def test_three_edits_then_dashboard_shows_no_toast(open_app: Callable[..., Page]
     assert verdict["reason"] == "latest action is on /dashboard, not a /projects page"
 
 
-def test_leaving_the_page_withdraws_a_shown_toast(open_app: Callable[..., Page], user_id: str) -> None:
+def test_leaving_the_page_withdraws_a_shown_toast(open_app: Callable[..., Page], user_id: str, offer_counts: OfferCounts) -> None:
     page = open_app(user_id)
     for project_id in ("P-1042", "P-1043", "P-1044"):
         edit_priority(page, project_id, "Low")
@@ -77,6 +77,7 @@ def test_leaving_the_page_withdraws_a_shown_toast(open_app: Callable[..., Page],
     page.get_by_role("link", name="Dashboard").click()
     page.wait_for_url("**/dashboard")
     expect(toast(page)).to_have_count(0)
+    offer_counts.expect({**TOAST_SHOWN, "stages.dismissed": 1, "dismissed.navigated": 1})
 
 
 def _wait_until_quiet(held: List[Route], quiet_s: float = 1.0, timeout_s: float = 10.0) -> None:

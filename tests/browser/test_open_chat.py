@@ -7,7 +7,7 @@ import httpx
 
 from playwright.sync_api import Page, expect
 
-from app_flows import TOAST_BODY, edit_priority, toast, wait_for_log
+from app_flows import TOAST_BODY, TOAST_SHOWN, OfferCounts, edit_priority, toast, wait_for_log
 from clients import signed
 from rasa_server import RasaServer
 
@@ -15,7 +15,7 @@ BOT_BUBBLES = ".rw-messages-container .rw-response"
 
 
 def test_open_chat_opens_the_widget_with_the_proactive_question_first(
-    open_app: Callable[..., Page], rasa_server: RasaServer, user_id: str
+    open_app: Callable[..., Page], rasa_server: RasaServer, user_id: str, offer_counts: OfferCounts
 ) -> None:
     page = open_app(user_id)
     for project_id in ("P-1043", "P-1044", "P-1045"):
@@ -43,6 +43,16 @@ def test_open_chat_opens_the_widget_with_the_proactive_question_first(
     assert sender_id and sender_id != user_id
     wait_for_log(rasa_server, rf"proactive injected question: sender={sender_id} user={user_id} trigger=bulk_edit_opportunity")
     wait_for_log(rasa_server, rf"proactive injected follow-up: sender={sender_id} trigger=bulk_edit_opportunity")
+
+    # The user answers in the chat: the offer's funnel has Open chat, the follow-up (the how-to,
+    # no model here), the reply, and the click → first bubble time.
+    page.fill(".rw-new-message", "thanks, where is that menu?")
+    page.keyboard.press("Enter")
+    expect(page.locator(BOT_BUBBLES)).to_have_count(3, timeout=10_000)
+    offer_counts.expect({
+        **TOAST_SHOWN, "stages.open_chat": 1, "stages.follow_up": 1, "follow_up.fallback": 1, "stages.replied": 1,
+        "latency.click_to_first_bubble_s.count": 1,
+    })
 
 
 def test_open_chat_follow_up_greets_a_known_user_by_first_name(open_app: Callable[..., Page]) -> None:

@@ -6,14 +6,14 @@ from typing import Callable
 from playwright.sync_api import Page, expect
 
 from app_flows import (
-    TOAST_BODY, TOUR_TEXTS, edit_priority, log_lines, priority_of, save_to_toast_ms, settle_animations,
+    TOAST_BODY, TOAST_SHOWN, TOUR_TEXTS, OfferCounts, edit_priority, log_lines, priority_of, save_to_toast_ms, settle_animations,
     start_toast_clock, toast, wait_for_log,
 )
 from rasa_server import RasaServer
 
 
 def test_three_edits_show_toast_and_show_me_runs_the_tour_to_a_bulk_update(
-    open_app: Callable[..., Page], rasa_server: RasaServer, user_id: str, artifacts: Path
+    open_app: Callable[..., Page], rasa_server: RasaServer, user_id: str, artifacts: Path, offer_counts: OfferCounts
 ) -> None:
     page = open_app(user_id)
     edit_priority(page, "P-1043", "Low")
@@ -69,10 +69,15 @@ def test_three_edits_show_toast_and_show_me_runs_the_tour_to_a_bulk_update(
     assert [line.split("proactive ")[1].split(":")[0] for line in firing] == [
         "trigger firing", "offer published", "tour started"
     ]
+    # The funnel: shown, Show me, every step, completed; "Apply to 2" is the faster way, adopted.
+    offer_counts.expect({
+        **TOAST_SHOWN, "stages.show_me": 1, "stages.tour_completed": 1, "stages.adopted": 1,
+        "adoption.shown.adopted": 1, **{f"tour.steps.{n}": 1 for n in range(1, 5)},
+    })
 
 
 def test_closing_the_tour_early_ends_it_on_the_server(
-    open_app: Callable[..., Page], rasa_server: RasaServer, user_id: str
+    open_app: Callable[..., Page], rasa_server: RasaServer, user_id: str, offer_counts: OfferCounts
 ) -> None:
     page = open_app(user_id)
     for project_id in ("P-1050", "P-1051", "P-1052"):
@@ -86,3 +91,7 @@ def test_closing_the_tour_early_ends_it_on_the_server(
     expect(page.locator(".driver-popover")).to_have_count(0)
     wait_for_log(rasa_server, rf"proactive tour ended: tour=bulk_edit_tour user={user_id}\b")
     assert len(log_lines(rasa_server, rf"proactive tour step: .*user={user_id}\b")) == 1
+    offer_counts.expect({
+        **TOAST_SHOWN, "stages.show_me": 1, "stages.tour_abandoned": 1, "tour.steps.1": 1,
+        "tour.abandoned.closed": 1, "tour.abandoned_at_step.2": 1,
+    }, tour_abandoned=("closed", 2))
