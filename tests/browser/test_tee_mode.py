@@ -122,13 +122,14 @@ def test_posthog_gets_every_event_once_and_the_copilot_shows_the_toast(
         for project_id, priority in (("P-1042", "High"), ("P-1043", "High"), ("P-1044", "Low")):
             edit_priority(page, project_id, priority)
         toast(page).wait_for(timeout=10_000)
+        offer_id = toast(page).get_attribute("data-offer-id")
         latency = save_to_toast_ms(page)
         page.click("#projects-table-options")  # an icon button: its name is its aria-label
         page.keyboard.press("Escape")
         print(f"\ntee mode: third save → toast {latency:.0f} ms")
         sent = {e["uuid"] for e in teed}
         deadline = time.monotonic() + 15  # PostHog's copy travels in posthog-js's own batches
-        while not sent <= set(posthog.uuids()) and time.monotonic() < deadline:
+        while not (sent <= set(posthog.uuids()) and _named(posthog, "proactive offer shown")) and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
         context.close()
@@ -142,7 +143,14 @@ def test_posthog_gets_every_event_once_and_the_copilot_shows_the_toast(
     assert len(saves) == 3
     assert posthog.requests < len(uuids), "PostHog-bound events should travel in batches"
     assert "proactive offer published" in rasa_server.log()
+    # The toast's own report lands in the team's PostHog too, with the offer and its trigger.
+    [shown] = _named(posthog, "proactive offer shown")
+    assert (shown["properties"]["offer_id"], shown["properties"]["trigger_id"]) == (offer_id, "bulk_edit_opportunity")
     assert problems.console_errors == [] and problems.foreign_requests == []
+
+
+def _named(posthog: StandInPostHog, event: str) -> list:
+    return [e for e in posthog.events if e.get("event") == event]
 
 
 def test_labels_from_the_apps_own_elements_chains(posthog: StandInPostHog):
