@@ -147,6 +147,15 @@ def test_an_offer_no_tab_opened_for_expires_unseen(config, mono, ph):
     assert (stages["fired"], stages["expired"], stages["delivered"]) == (1, 1, 0)
 
 
+def test_an_offer_past_its_time_when_a_tab_opens_is_counted_expired(config, mono, ph):
+    engine = _engine(config)
+    _fire_parked = [ph.save(T0 - 3 + n, user="kim", session="s-kim") for n in range(3)]
+    assert len(engine.ingest(ph.batch(_fire_parked, received_at=T0), now=T0)) == 1
+    engine.subscribe("kim", now=T0 + config.delivery.pending_ttl_s + 1)  # before any tick
+    stages = _stages(engine)
+    assert (stages["fired"], stages["expired"], stages["delivered"]) == (1, 1, 0)
+
+
 # -- adoption and the holdout ------------------------------------------------------------------
 
 
@@ -258,7 +267,9 @@ def test_the_interval_covers_the_true_difference_about_95_times_in_100():
 def test_periods_are_whole_utc_days_and_bad_ones_are_refused():
     assert period(None, None, now=T0) == ("2026-05-13", "2026-05-19")
     assert period("2026-05-01", "2026-05-02", now=T0) == ("2026-05-01", "2026-05-02")
-    for first, last in (("yesterday", None), ("2026-05-03", "2026-05-01"), ("2020-01-01", "2026-01-01"), ("2026-5-1", None)):
+    bad = (("yesterday", None), ("2026-05-03", "2026-05-01"), ("2020-01-01", "2026-01-01"), ("2026-5-1", None),
+           (None, "0001-01-03"))
+    for first, last in bad:
         with pytest.raises(BadPeriod):
             period(first, last, now=T0)
 

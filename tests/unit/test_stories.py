@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import autoplay_sdk.agent_state.v2.session_state as sdk_session_state
@@ -46,6 +47,12 @@ def test_the_shipped_stories_pass(config):
     assert len(run.results) >= 9
     failures = {r.story.name: r.diff() for r in run.results if not r.passed}
     assert failures == {}
+
+
+def test_a_holdout_does_not_change_what_a_story_expects(config):
+    everyone_held_out = replace(config, triggers=tuple(replace(t, holdout_pct=100.0) for t in config.triggers))
+    run = run_paths([SHIPPED / "bulk_edit.yml"], everyone_held_out)
+    assert run.results and all(r.passed for r in run.results), [r.diff() for r in run.results if not r.passed]
 
 
 def test_an_expected_offer_that_does_not_fire_fails_with_the_reason(config, tmp_path):

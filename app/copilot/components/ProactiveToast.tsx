@@ -73,12 +73,19 @@ export function ProactiveToast() {
     if (running && running.path !== pathname) running.handle.stop("navigated");
   }, [pathname]);
 
-  // Leaving the document entirely (reload, another site) ends it too, while it can still say so.
+  // Leaving the document entirely (reload, closing the tab, another site) ends a tour and
+  // withdraws a toast too, reported while the page can still send.
+  const visibleOffer = useRef<Offer | null>(null);
+  visibleOffer.current = offer;
   useEffect(() => {
-    const onPageHide = () => runningTour.current?.handle.stop("navigated");
+    const onPageHide = () => {
+      reporter.leaving();
+      runningTour.current?.handle.stop("navigated");
+      if (visibleOffer.current) reporter.settle(visibleOffer.current, { event: "dismissed", reason: "navigated" });
+    };
     window.addEventListener("pagehide", onPageHide);
     return () => window.removeEventListener("pagehide", onPageHide);
-  }, []);
+  }, [reporter]);
 
   // Esc dismisses it, unless something else (a dialog, a menu) claimed the key first.
   useEffect(() => {

@@ -95,14 +95,23 @@ function stageColor(stage: Stage, theme: Theme): string {
   return theme.accent;
 }
 
+/** The funnel follows the offers delivered: its last bar is their adoptions, not the held-out group's. */
+function funnelCount(trigger: TriggerFunnel, stage: Stage): number {
+  return stage === "adopted" ? trigger.adoption.shown.adopted : trigger.stages[stage];
+}
+
+function funnelLabel(stage: Stage): string {
+  return stage === "adopted" ? "Adopted (shown)" : STAGE_LABELS[stage];
+}
+
 function drawFunnel(canvas: HTMLCanvasElement, theme: Theme, trigger: TriggerFunnel): Chart {
   return new Chart<"bar", number[], string>(canvas, {
     type: "bar",
     data: {
-      labels: FUNNEL_STAGES.map((stage) => STAGE_LABELS[stage]),
+      labels: FUNNEL_STAGES.map(funnelLabel),
       datasets: [
         {
-          data: FUNNEL_STAGES.map((stage) => trigger.stages[stage]),
+          data: FUNNEL_STAGES.map((stage) => funnelCount(trigger, stage)),
           backgroundColor: FUNNEL_STAGES.map((stage) => stageColor(stage, theme)),
           borderRadius: 4,
           maxBarThickness: 22,
@@ -120,7 +129,7 @@ function drawFunnel(canvas: HTMLCanvasElement, theme: Theme, trigger: TriggerFun
 export function FunnelChart({ trigger }: { trigger: TriggerFunnel }) {
   const ref = useChart(drawFunnel, trigger);
   const label = `Funnel of ${trigger.trigger_id}: ${FUNNEL_STAGES.map(
-    (stage) => `${STAGE_LABELS[stage]} ${trigger.stages[stage]}`,
+    (stage) => `${funnelLabel(stage)} ${funnelCount(trigger, stage)}`,
   ).join(", ")}`;
   return (
     <div className="insights-chart">

@@ -28,6 +28,7 @@ export class OfferReporter {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly shownIds = new Set<string>();
   private readonly settledIds = new Set<string>();
+  private unloading = false;
 
   constructor(
     private readonly channelUrl: string,
@@ -69,7 +70,9 @@ export class OfferReporter {
   tourEnded(tour: TourContext, end: TourEnd): void {
     this.report("tour end", () => endTour(this.channelUrl, this.identity, tour.offer.offer_id, end));
     if (end.outcome === "completed") capture("proactive tour completed", tourProperties(tour));
-    else capture("proactive tour abandoned", { ...tourProperties(tour), reason: end.reason, step: end.step });
+    else if (end.outcome === "abandoned") {
+      capture("proactive tour abandoned", { ...tourProperties(tour), reason: end.reason, step: end.step });
+    }
   }
 
   private enqueue<T>(call: () => Promise<T>): Promise<T> {
@@ -78,8 +81,14 @@ export class OfferReporter {
     return result;
   }
 
+  /** The page is going away: reports from now on go at once (keepalive), not behind the queue. */
+  leaving(): void {
+    this.unloading = true;
+  }
+
   private report(what: string, call: () => Promise<unknown>): void {
-    this.enqueue(call).catch((error: unknown) => console.warn(`proactive ${what} report failed:`, error));
+    const sent = this.unloading ? call() : this.enqueue(call);
+    sent.catch((error: unknown) => console.warn(`proactive ${what} report failed:`, error));
   }
 }
 

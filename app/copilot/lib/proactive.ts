@@ -70,9 +70,11 @@ export function recordTourStep(channelUrl: string, identity: Identity, offerId: 
 export function endTour(channelUrl: string, identity: Identity, offerId: string, end: TourEnd): Promise<unknown> {
   const ids = { user_id: identity.userId, offer_id: offerId };
   const body =
-    end.outcome === "completed"
-      ? { ...ids, outcome: end.outcome, step: end.step }
-      : { ...ids, outcome: end.outcome, reason: end.reason, step: end.step };
+    end.outcome === "unknown"
+      ? { user_id: identity.userId } // the tour state ends; no outcome is claimed for the offer
+      : end.outcome === "completed"
+        ? { ...ids, outcome: end.outcome, step: end.step }
+        : { ...ids, outcome: end.outcome, reason: end.reason, step: end.step };
   return post(channelUrl, "/tour/end", identity, body, true);
 }
 

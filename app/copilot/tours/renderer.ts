@@ -10,7 +10,10 @@ export type TourAbandonReason = "closed" | "element_missing" | "navigated";
  */
 export type TourEnd =
   | { outcome: "completed"; step: number }
-  | { outcome: "abandoned"; reason: TourAbandonReason; step: number };
+  | { outcome: "abandoned"; reason: TourAbandonReason; step: number }
+  // The renderer saw the tour go but cannot tell how (Usertour): the server's session state
+  // is brought back in step; the offer's insights record no guess.
+  | { outcome: "unknown" };
 
 export type TourCallbacks = {
   /** The user did step `step` (1-based): clicked its element. */

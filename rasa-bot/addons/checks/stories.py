@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -217,7 +217,9 @@ class _StoryPlayer:
 
     def __init__(self, story: Story, config: ProactiveConfig, clock: _SimulatedClock) -> None:
         self.story = story
-        self.config = config
+        # A story says when a trigger offers; whether this user's toast is then held out for
+        # measuring is decided by a hash of the user id, which a story should not depend on.
+        self.config = config = replace(config, triggers=tuple(replace(t, holdout_pct=0.0) for t in config.triggers))
         self.clock = clock
         stores = build_stores(config)
         self.hub = _RecordingHub(stores.offers)

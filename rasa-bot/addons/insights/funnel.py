@@ -28,7 +28,10 @@ def period(first: Optional[str], last: Optional[str], *, now: float) -> Tuple[st
     """The inclusive UTC days asked for; by default the last ``DEFAULT_DAYS`` up to today."""
     today = datetime.fromtimestamp(now, tz=timezone.utc).date()
     end = _day(last, "to") if last else today
-    start = _day(first, "from") if first else end - timedelta(days=DEFAULT_DAYS - 1)
+    try:
+        start = _day(first, "from") if first else end - timedelta(days=DEFAULT_DAYS - 1)
+    except OverflowError:  # "to" in the first days of year 1
+        raise BadPeriod(f"to ({end}) leaves no room for a default period; give from as well") from None
     if start > end:
         raise BadPeriod(f"from ({start}) is after to ({end})")
     if (end - start).days >= MAX_DAYS:

@@ -88,7 +88,7 @@ class OfferJournal:
             self.metrics.event_to_toast.labels(record.trigger_id).observe(max(0.0, now - record.fired_at))
             self._observe(record, "event_to_toast", now - record.fired_at)
             return True
-        return self._outcome(record, event, reason, now)
+        return self._outcome(record, event, reason if event == "dismissed" else None, now)
 
     def tour_step(self, user_id: str, offer_id: str, step: object) -> bool:
         record = self._record(user_id, offer_id)

@@ -109,12 +109,7 @@ class ProactiveEngine:
         """The periodic pass: evict idle sessions, time states out, run time-based triggers."""
         now = self._clock() if now is None else now
         self.stores.clock_skew.expire(now=now)
-        for offer in self.stores.offers.expire(now):
-            self.journal.expired(offer)
-            logger.info(
-                "proactive offer expired: offer=%s user=%s no toast stream opened within %g s; no cooldown, not counted",
-                offer.offer_id, offer.user_id, self.config.delivery.pending_ttl_s,
-            )
+        self._expire_pending(now)
         evicted = self.activity.evict(now=now)
         # Forget the state of a dropped session only if it is still gone at tick time (one
         # re-created by new events in between keeps its state).
@@ -138,6 +133,7 @@ class ProactiveEngine:
         """A toast stream opens: it gets what it missed (``last_event_id``), then pending offers."""
         now = self._clock() if now is None else now
         subscription = self.hub.subscribe(user_id, last_event_id=last_event_id, now=now)
+        self._expire_pending(now)  # before the tick does: an offer past its time must not vanish uncounted
         for offer in self.stores.offers.take_pending(user_id, now):
             self._deliver_pending(offer, now)
         return subscription
@@ -297,6 +293,14 @@ class ProactiveEngine:
         self.strategy.watch(offer.session_id)
         logger.info("proactive pending offer delivered: offer=%s user=%s waited %.1f s", offer.offer_id, offer.user_id, now - offer.created_at)
         self._deliver(offer, now)
+
+    def _expire_pending(self, now: float) -> None:
+        for offer in self.stores.offers.expire(now):
+            self.journal.expired(offer)
+            logger.info(
+                "proactive offer expired: offer=%s user=%s no toast stream opened within %g s; no cooldown, not counted",
+                offer.offer_id, offer.user_id, self.config.delivery.pending_ttl_s,
+            )
 
     def _forget_session(self, session_id: str) -> None:
         """The session is gone from the activity store: drop what was kept about it."""

@@ -10,8 +10,8 @@ from addons.insights.records import OfferRecord
 
 
 class InMemoryOfferLedger:
-    """At most ``max_offers`` records (the oldest go first) and ``retention_days`` days of
-    counts, counted back from the newest day seen."""
+    """At most ``max_offers`` records (the oldest go first) and the counts of the newest
+    ``retention_days`` days that have any."""
 
     def __init__(self, *, max_offers: int = 100_000, retention_days: int = 90) -> None:
         self._records: BoundedMap[str, OfferRecord] = BoundedMap(max_offers)
