@@ -19,7 +19,7 @@ APP_SOURCES  := $(shell find $(APP)/app $(APP)/components $(APP)/copilot $(APP)/
                 $(APP)/next.config.mjs $(APP)/tsconfig.json $(APP)/package.json
 APP_BUILD    := $(APP)/.next/BUILD_ID
 
-.PHONY: help demo test check stories typecheck adopt bench venv model app chromium wrk validate constraints clean
+.PHONY: help demo test check stories typecheck adopt bench venv model app chromium redis wrk validate constraints clean
 
 help:
 	@echo "make demo   install what is missing, train/build if stale, start rasa run (:$(PORT)) and the app (:$(APP_PORT))"
@@ -50,6 +50,10 @@ $(APP_BUILD): $(APP)/node_modules/.installed $(APP_SOURCES)
 chromium:
 	@scripts/install-chromium.sh
 
+# Debian's redis-server for the cluster tests (apt-get when missing; the tests start their own).
+redis:
+	@scripts/install-redis.sh
+
 # Debian's wrk, the load generator of the ingest-throughput figure (apt-get when missing).
 wrk:
 	@scripts/install-wrk.sh
@@ -60,7 +64,7 @@ validate: $(VENV)/.installed
 demo: $(VENV)/.installed $(MODEL) $(APP_BUILD)
 	PORT=$(PORT) APP_PORT=$(APP_PORT) scripts/demo.sh
 
-test: typecheck $(MODEL) $(APP_BUILD) chromium
+test: typecheck $(MODEL) $(APP_BUILD) chromium redis
 	$(PY) -m pytest
 
 # The fast inner loop: no rasa run, no browser, no app build.

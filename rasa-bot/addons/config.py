@@ -260,6 +260,14 @@ class EventSources:
 
 
 @dataclass(frozen=True)
+class RedisConfig:
+    """The Redis several replicas share (docs/design/cluster.md). Today it carries the chat
+    layer: socket.io's client manager and the chat sessions; ``PROACTIVE_REDIS_URL`` wins."""
+
+    url: Optional[str] = None  # redis://host:port/db; none: everything stays in this process
+
+
+@dataclass(frozen=True)
 class InsightsConfig:
     """Measuring offers (``addons.insights``): what is kept, and who may read it."""
 
@@ -285,6 +293,7 @@ class ProactiveConfig:
     ingest: IngestLimits = IngestLimits()
     sources: EventSources = EventSources()
     insights: InsightsConfig = InsightsConfig()
+    redis: RedisConfig = RedisConfig()
 
     def tour(self, tour_id: str) -> Optional[TourConfig]:
         return next((t for t in self.tours if t.id == tour_id), None)
@@ -342,6 +351,7 @@ def parse_config(raw: Any, *, source: str = "proactive config") -> ProactiveConf
         ingest=_ingest(root.section("ingest")),
         sources=_sources(root.section("sources")),
         insights=_insights(root.section("insights")),
+        redis=RedisConfig(url=root.section("redis").optional_string("url")),
     )
 
 

@@ -59,3 +59,13 @@ class RateLimited(ProactiveError):
 
     def headers(self) -> Dict[str, str]:
         return {"Retry-After": str(max(1, round(self.retry_after_s)))}
+
+
+class StoreUnavailable(ProactiveError):
+    """The shared store (Redis) did not answer; the request may be retried shortly."""
+
+    status = 503
+    logged = True  # the store's outage is logged once when it starts, not per request
+
+    def headers(self) -> Dict[str, str]:
+        return {"Retry-After": "1"}

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from urllib.parse import urlsplit, urlunsplit
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from rasa.core.agent import Agent
@@ -28,7 +29,8 @@ from addons.offers.engine import ProactiveEngine
 from addons.offers.ingest import IngestError, NormalisedBatch, check_size, decode_capture_body, loads_json, normalise_batch
 from addons.offers.sources import autoplay_destination_batch, connector_batch, posthog_webhook_batch
 from addons.rasa.chat import FollowUpRequest, send_proactive_question
-from addons.rasa.chat_sessions import ChatSessions
+from addons.rasa.chat_sessions import ChatSessionRegistry, ChatSessions
+from addons.rasa.shared_chat_sessions import RedisChatSessions
 from addons.rasa.driver import ProactiveDriver, tune_gc_for_serving
 from addons.rasa.inprocess_actions import InProcessActionEndpoint
 from addons.security.deployment import check_deployment
@@ -40,6 +42,8 @@ from addons.security.sources import (
 )
 
 logger = logging.getLogger(__name__)
+
+REDIS_URL_ENV = "PROACTIVE_REDIS_URL"
 
 
 class CopilotRuntime:
@@ -63,12 +67,28 @@ class CopilotRuntime:
             logger.warning("proactive setting unsafe for production: %s", finding)
         self.ingest_guard = IngestGuard(config.ingest)
         self.sources = source_auths(config.sources, environ)
-        self.chat_sessions = ChatSessions(self.engine.stores.chat_owners)
+        self.redis_url = environ.get(REDIS_URL_ENV) or config.redis.url
+        self.chat_sessions: ChatSessionRegistry = (
+            RedisChatSessions.from_url(self.redis_url) if self.redis_url else ChatSessions(self.engine.stores.chat_owners)
+        )
+        if self.redis_url:
+            logger.warning(
+                "proactive chat sessions are shared through Redis (%s) so several replicas can serve chats; offers and "
+                "their state are still per replica (docs/design/cluster.md): run one replica for offers",
+                _without_password(self.redis_url),
+            )
         self.readers = InsightsReaders.from_config(config.insights, environ)
         self.assistant: Optional[GroundedAssistant] = None
         self._chat_attached = False  # our socketio channel took the chat sessions at start
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    async def prepare(self, chat: Optional[InputChannel]) -> None:
+        """Before the server accepts connections: the chat layer shared through Redis, if set."""
+        share = getattr(chat, "share_through_redis", None)  # our socketio channel
+        if self.redis_url and share is not None:
+            share(self.redis_url)
+        await self.chat_sessions.start()
 
     def start(self, agent: Optional[Agent], chat: Optional[InputChannel]) -> None:
         """The server is up: actions in-process, the chat channel attached, the assistant built."""
@@ -91,6 +111,7 @@ class CopilotRuntime:
 
     async def stop(self) -> None:
         self.engine.close_streams()
+        await self.chat_sessions.close()
         if self.assistant is not None:
             grounded.install(None)
             await self.assistant.aclose()
@@ -159,7 +180,7 @@ class CopilotRuntime:
         if agent is None or output is None:
             raise ChatNotReady("no socketio channel is configured in credentials.yml")
         if self._chat_attached:
-            self.chat_sessions.claim_for(sender_id, user_id)
+            await self.chat_sessions.claim_for(sender_id, user_id)
         clicked_at = time.time()
         self.engine.engage_chat(user_id, trigger_id)
         sent = await send_proactive_question(
@@ -238,3 +259,12 @@ class CopilotRuntime:
         self.engine.journal.replied(user_id)
         if self.engine.on_chat_message(user_id):
             logger.info("proactive chat message: user=%s sender=%s; offers paused", user_id, sender_id)
+
+
+def _without_password(url: str) -> str:
+    """A Redis URL fit for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")))

@@ -74,6 +74,10 @@ class ProactiveInput(InputChannel):
         bp = Blueprint("proactive_webhook", __name__)
         runtime, engine = self.runtime, self.engine
 
+        @bp.listener("before_server_start")
+        async def prepare(app: Any, _loop: Any) -> None:
+            await runtime.prepare(_socketio_input(app))
+
         @bp.listener("after_server_start")
         async def start(app: Any, _loop: Any) -> None:
             runtime.start(app.ctx.agent, _socketio_input(app))

@@ -27,8 +27,10 @@ from urllib.parse import parse_qs
 from rasa.core.channels.channel import UserMessage, decode_bearer_token
 from rasa.core.channels.socketio import SocketIOInput
 from sanic import Blueprint
+from socketio import AsyncRedisManager
 
-from addons.rasa.chat_sessions import ChatSessions
+from addons.errors import ProactiveError
+from addons.rasa.chat_sessions import ChatSessionRegistry, ChatSessions
 from addons.security.identity import QUERY, IdentityVerifier
 from addons.stores.memory import InMemoryChatOwners
 
@@ -46,7 +48,7 @@ class ProactiveSocketIOInput(SocketIOInput):
         self.user_id_key = user_id_key
         self.user_hash_key = "userHash"
         # Replaced by the proactive channel's at server start (``attach``); no socket connects before.
-        self.sessions = ChatSessions(InMemoryChatOwners())
+        self.sessions: ChatSessionRegistry = ChatSessions(InMemoryChatOwners())
         self.identity: Optional[IdentityVerifier] = None
         self._listeners: List[ChatMessageListener] = []
 
@@ -65,16 +67,24 @@ class ProactiveSocketIOInput(SocketIOInput):
             user_id_key=credentials.get("user_id_key", "userId"),
         )
 
-    def attach(self, sessions: ChatSessions, identity: IdentityVerifier, listener: ChatMessageListener) -> None:
+    def attach(self, sessions: ChatSessionRegistry, identity: IdentityVerifier, listener: ChatMessageListener) -> None:
         """The proactive channel's chat sessions, identity checks and message listener."""
         self.sessions = sessions
         self.identity = identity
         self._listeners.append(listener)
 
-    def user_of_message(self, message: UserMessage) -> Optional[str]:
+    def share_through_redis(self, url: str) -> None:
+        """Before the server starts: emits go through Redis (python-socketio's client manager),
+        so a bot message sent on one replica reaches the socket another holds."""
+        assert self.sio is not None, "the blueprint is built before the server starts"
+        manager = AsyncRedisManager(url, channel="proactive-socketio")
+        manager.set_server(self.sio)
+        self.sio.manager = manager
+
+    async def user_of_message(self, message: UserMessage) -> Optional[str]:
         """The app user behind a chat message: the session's verified user, else (checks
         off, or a widget that proves itself per message) its ``customData``."""
-        user_id = self.sessions.user_of(message.sender_id)
+        user_id = await self.sessions.user_of(message.sender_id)
         if user_id is not None:
             return user_id
         metadata = message.metadata or {}
@@ -87,15 +97,19 @@ class ProactiveSocketIOInput(SocketIOInput):
                 logger.warning("chat message on %s claims user %r without a valid signature; treated as anonymous",
                                message.sender_id, claimed)
                 return None
-        self.sessions.bind_user(message.sender_id, claimed)
-        return self.sessions.user_of(message.sender_id)
+        await self.sessions.bind_user(message.sender_id, claimed)
+        return await self.sessions.user_of(message.sender_id)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         async def observed(message: UserMessage) -> None:
             if not (message.text or "").strip():
                 logger.debug("ignored an empty message from %s", message.sender_id)
                 return
-            user_id = self.user_of_message(message)
+            try:
+                user_id = await self.user_of_message(message)
+            except ProactiveError as e:  # the shared store is down: the message is still answered
+                logger.warning("chat message on %s: its user is unknown for now: %s", message.sender_id, e)
+                user_id = None
             if user_id is not None:
                 for listener in self._listeners:
                     try:
@@ -121,7 +135,7 @@ class ProactiveSocketIOInput(SocketIOInput):
                     logger.warning("socket %s refused: no valid identity signature for user %r", sid, user_id)
                     return False
                 if verified is not None:
-                    self.sessions.connected(sid, verified)
+                    await self.sessions.connected(sid, verified)
             return True
 
         @sio.on("session_request", namespace=self.namespace)
@@ -132,15 +146,20 @@ class ProactiveSocketIOInput(SocketIOInput):
             session_id = str(data["session_id"])
             if self.session_persistence:
                 await sio.enter_room(sid, session_id)
-                self.sessions.joined(session_id, sid)
-            else:
-                self.sessions.joined(sid, sid)  # without persistence the socket id is the sender id
+            sender_id = session_id if self.session_persistence else sid  # without persistence the socket id is the sender id
+            try:
+                await self.sessions.joined(sender_id, sid)
+            except ProactiveError as e:  # the shared store is down: the chat works, /inject cannot find it yet
+                logger.warning("socket %s joined chat session %s unregistered: %s", sid, sender_id, e)
             await sio.emit("session_confirm", session_id, room=sid)
-            logger.debug("socket %s joined chat session %s (user %s)", sid, session_id, self.sessions.user_of(session_id))
+            logger.debug("socket %s joined chat session %s", sid, session_id)
 
         @sio.on("disconnect", namespace=self.namespace)
         async def disconnect(sid: Text, *reason: Any) -> None:
-            self.sessions.left(sid)
+            try:
+                await self.sessions.left(sid)
+            except ProactiveError as e:
+                logger.warning("socket %s left unregistered: %s", sid, e)
             logger.debug("socket %s disconnected", sid)
 
         return blueprint

@@ -145,13 +145,16 @@ async def test_without_an_llm_a_reply_says_only_what_the_activity_shows(story):
 
 
 async def test_a_stranger_gets_an_honest_no_activity_answer(story):
-    assistant = GroundedAssistant(story, settings(None), users_of=lambda sender_id: None)
+    assistant = GroundedAssistant(story, settings(None))
     text = await assistant.reply("chat-2", "help", None)
     assert "I don't see any activity from you yet" in text
 
 
 async def test_the_user_comes_from_the_chat_session_when_metadata_lacks_it(story, fake_llm):
-    assistant = GroundedAssistant(story, settings(fake_llm), users_of={"chat-1": "user-1"}.get)
+    async def users_of(sender_id: str):
+        return {"chat-1": "user-1"}.get(sender_id)
+
+    assistant = GroundedAssistant(story, settings(fake_llm), users_of=users_of)
     await assistant.reply("chat-1", "help", {})
     await assistant.aclose()
     assert "The user's first name: Ada" in fake_llm.prompt()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Optional, Protocol, Sequence, Set, Tuple
 
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
 from addons.answers.guard import UIGuard, render_how_to
@@ -162,6 +162,10 @@ class GroundedAnswerer(_GroundedWriter):
         return answer.text
 
 
+async def _nobody(sender_id: str) -> Optional[str]:
+    return None
+
+
 class GroundedAssistant:
     """The follow-up writer and the reply answerer over one model client, for one server."""
 
@@ -171,7 +175,7 @@ class GroundedAssistant:
         settings: LLMSettings,
         *,
         model: Optional[ChatModel] = None,
-        users_of: Callable[[str], Optional[str]] = lambda sender_id: None,
+        users_of: Callable[[str], Awaitable[Optional[str]]] = _nobody,
         user_id_key: str = "userId",
         trust_metadata: bool = True,
     ) -> None:
@@ -195,7 +199,7 @@ class GroundedAssistant:
     async def reply(self, sender_id: str, text: str, metadata: Optional[Mapping[str, Any]] = None) -> str:
         """Answer a chat message for the chat session's (verified) user; with identity checks
         off, ``customData.userId`` is taken at its word."""
-        user_id = self._users_of(sender_id)
+        user_id = await self._users_of(sender_id)
         if user_id is None and self._trust_metadata:
             claimed = (metadata or {}).get(self._user_id_key)
             user_id = claimed if isinstance(claimed, str) and claimed else None

@@ -1,0 +1,96 @@
+"""What a chat session registry must do, in this process (``ChatSessions``) and shared
+through a real redis-server (``RedisChatSessions``): one suite over both."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator, Iterator, List
+
+import pytest
+import redis
+
+from addons.errors import UnknownChatSession
+from addons.rasa.chat_sessions import ChatSessionRegistry, ChatSessions
+from addons.rasa.shared_chat_sessions import PREFIX, RedisChatSessions
+from addons.security.identity import Forbidden
+from addons.stores.memory import InMemoryChatOwners
+from redis_server import RedisServer, start_redis
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis-chat"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def registry(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[ChatSessionRegistry]:
+    made: ChatSessionRegistry
+    if request.param == "memory":
+        made = ChatSessions(InMemoryChatOwners())
+    else:
+        redis.Redis(port=redis_server.port).flushdb()
+        made = RedisChatSessions.from_url(redis_server.url)
+    await made.start()
+    yield made
+    await made.close()
+
+
+async def test_a_joined_session_belongs_to_its_verified_user(registry: ChatSessionRegistry):
+    await registry.connected("sid-1", "ada")
+    await registry.joined("chat-1", "sid-1")
+    assert await registry.user_of("chat-1") == "ada"
+    await registry.claim_for("chat-1", "ada")
+    with pytest.raises(Forbidden):
+        await registry.claim_for("chat-1", "eve")
+    assert registry.open_count() == 1
+
+
+async def test_an_unverified_session_is_claimed_by_the_first_user_who_opens_it(registry: ChatSessionRegistry):
+    await registry.joined("chat-2", "sid-2")
+    assert await registry.user_of("chat-2") is None
+    await registry.claim_for("chat-2", "bo")
+    with pytest.raises(Forbidden):
+        await registry.claim_for("chat-2", "eve")
+
+
+async def test_a_session_with_no_socket_is_unknown_and_forgets_its_owner(registry: ChatSessionRegistry):
+    with pytest.raises(UnknownChatSession):
+        await registry.claim_for("nobody-here", "ada")
+    await registry.connected("sid-3", "cy")
+    await registry.joined("chat-3", "sid-3")
+    await registry.left("sid-3")
+    with pytest.raises(UnknownChatSession):
+        await registry.claim_for("chat-3", "cy")
+    assert await registry.user_of("chat-3") is None
+    assert registry.open_count() == 0
+
+
+async def test_a_socket_moving_to_another_session_leaves_the_first(registry: ChatSessionRegistry):
+    await registry.connected("sid-4", "di")
+    await registry.joined("chat-4a", "sid-4")
+    await registry.joined("chat-4b", "sid-4")
+    with pytest.raises(UnknownChatSession):
+        await registry.claim_for("chat-4a", "di")
+    await registry.claim_for("chat-4b", "di")
+
+
+async def test_replicas_see_each_other_s_sockets_until_one_stops_beating(redis_server: RedisServer):
+    redis.Redis(port=redis_server.port).flushdb()
+    a, b = RedisChatSessions.from_url(redis_server.url), RedisChatSessions.from_url(redis_server.url)
+    opened: List[RedisChatSessions] = [a, b]
+    for replica in opened:
+        await replica.start()
+    try:
+        await a.connected("sid-a", "fay")
+        await a.joined("chat-5", "sid-a")
+        await b.claim_for("chat-5", "fay")  # B finds A's socket
+        with pytest.raises(Forbidden):
+            await b.claim_for("chat-5", "eve")
+        # A dies without a word: its heartbeat key expires (here: is deleted), its socket stops counting.
+        redis.Redis(port=redis_server.port).delete(f"{PREFIX}replica:{a.replica_id}")
+        with pytest.raises(UnknownChatSession):
+            await b.claim_for("chat-5", "fay")
+    finally:
+        for replica in opened:
+            await replica.close()
