@@ -19,7 +19,7 @@ APP_SOURCES  := $(shell find $(APP)/app $(APP)/components $(APP)/copilot $(APP)/
                 $(APP)/next.config.mjs $(APP)/tsconfig.json $(APP)/package.json
 APP_BUILD    := $(APP)/.next/BUILD_ID
 
-.PHONY: help demo test check stories typecheck adopt bench venv model app chromium redis wrk validate constraints clean
+.PHONY: help demo test check stories typecheck adopt bench venv model app chromium redis nginx wrk validate constraints clean
 
 help:
 	@echo "make demo   install what is missing, train/build if stale, start rasa run (:$(PORT)) and the app (:$(APP_PORT))"
@@ -50,9 +50,12 @@ $(APP_BUILD): $(APP)/node_modules/.installed $(APP_SOURCES)
 chromium:
 	@scripts/install-chromium.sh
 
-# Debian's redis-server for the cluster tests (apt-get when missing; the tests start their own).
+# Debian's redis-server and nginx for the cluster tests (apt-get when missing; the tests
+# start their own, on loopback ports).
 redis:
 	@scripts/install-redis.sh
+nginx:
+	@scripts/install-nginx.sh
 
 # Debian's wrk, the load generator of the ingest-throughput figure (apt-get when missing).
 wrk:
@@ -64,7 +67,7 @@ validate: $(VENV)/.installed
 demo: $(VENV)/.installed $(MODEL) $(APP_BUILD)
 	PORT=$(PORT) APP_PORT=$(APP_PORT) scripts/demo.sh
 
-test: typecheck $(MODEL) $(APP_BUILD) chromium redis
+test: typecheck $(MODEL) $(APP_BUILD) chromium redis nginx
 	$(PY) -m pytest
 
 # The fast inner loop: no rasa run, no browser, no app build.

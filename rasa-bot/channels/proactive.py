@@ -98,7 +98,7 @@ class ProactiveInput(InputChannel):
         async def capture(request: Request) -> HTTPResponse:
             body, content_type = request.body or b"", request.content_type or ""
             return response.json(
-                runtime.capture(body, content_type=content_type, ip=request.ip, path=request.path, received_at=time.time())
+                runtime.capture(body, content_type=content_type, ip=_client_ip(request), path=request.path, received_at=time.time())
             )
 
         for path in CAPTURE_PATHS + ("/events",):
@@ -108,7 +108,7 @@ class ProactiveInput(InputChannel):
         @_answers_errors
         async def push(request: Request, source: str) -> HTTPResponse:  # destinations, connectors
             return response.json(runtime.push(
-                source, request.body or b"", request.headers, ip=request.ip, path=request.path, received_at=time.time()
+                source, request.body or b"", request.headers, ip=_client_ip(request), path=request.path, received_at=time.time()
             ))
 
         @bp.get("/stream/<user_id>")
@@ -241,6 +241,14 @@ def _answers_errors(handler: Handler) -> Handler:
             return response.json({"error": str(e)}, status=e.status, headers=e.headers())
 
     return wrapped
+
+
+def _client_ip(request: Request) -> str:
+    """The client's address for the per-IP limits: behind a balancer, the one it forwarded
+    (Sanic reads it only when told to trust the proxy: SANIC_PROXIES_COUNT or
+    SANIC_FORWARDED_SECRET), else the peer's."""
+    forwarded: str = request.remote_addr
+    return forwarded or request.ip
 
 
 def _optional_identifier(body: Dict[str, Any], key: str) -> Optional[str]:

@@ -15,6 +15,7 @@ import redis
 import yaml
 
 from clients import ChatClient, inject, signed
+from nginx_server import NginxServer, start_nginx
 from rasa_server import BOT, RasaServer, start_rasa
 from redis_server import RedisServer, start_redis
 
@@ -98,6 +99,31 @@ def test_both_replicas_say_the_chat_layer_is_shared_and_offers_are_not(replicas,
     client = redis.Redis(port=shared_redis.port)
     assert len(client.keys("proactive:replica:*")) == 2  # each replica's heartbeat
     client.close()
+
+
+@pytest.fixture(scope="module")
+def balancer(replicas: Tuple[RasaServer, RasaServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxServer]:
+    server = start_nginx(tmp_path_factory.mktemp("nginx"), [f"127.0.0.1:{r.port}" for r in replicas])
+    yield server
+    server.stop()
+
+
+async def test_through_nginx_the_widget_stays_on_one_replica_and_open_chat_works_from_either(replicas, balancer, user_id):
+    # The widget's long-polling socket goes through nginx (sticky); each click round-robins.
+    chat = await ChatClient(balancer.url, user_id).connect()
+    try:
+        for n in range(4):
+            text = f"{QUESTION} ({n})"
+            response = await inject(balancer.proactive, chat.session_id or "", text, user_id)
+            assert response.status_code == 200, response.text
+            message = await chat.next_bot_message(timeout=10)
+            assert message is not None and message["text"] == text
+        await chat.say("thanks")
+        assert await chat.next_bot_message(timeout=10) is not None
+    finally:
+        await chat.close()
+    for server in replicas:  # both replicas took clicks for the socket only one of them holds
+        assert f"proactive injected question: sender={chat.session_id} user={user_id}" in server.log()
 
 
 async def test_with_redis_down_inject_is_a_503_and_chat_comes_back_with_it(replicas, shared_redis, tmp_path_factory, user_id):

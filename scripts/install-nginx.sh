@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs Debian's nginx if it is missing: the balancer in front of several `rasa run` replicas
+# (the tests start their own, as the current user, from a config they render; nothing here
+# starts it, and Debian's own site is not enabled by anything of ours).
+set -euo pipefail
+if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then
+  exit 0
+fi
+"$(dirname "$0")/apt-install.sh" nginx "for the cluster tests (~20 s)" "install nginx (1.18 or newer)"
+/usr/sbin/nginx -v
