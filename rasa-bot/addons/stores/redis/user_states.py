@@ -1,0 +1,134 @@
+"""Each user's state in Redis as one versioned document (docs/design/cluster.md, "unit of work
+per user"): one command loads it, one script commits it only if nobody committed since.
+
+Keys, all of one user under the hash tag ``{u:<user>}`` (one shard in a Redis Cluster):
+``proactive:{u:U}:ver`` (the version) and ``proactive:{u:U}:state`` (the JSON document, from
+``addons.stores.user_state.export_user``). Both expire ``ttl_s`` after the last commit, so an
+idle user's state goes the way the in-memory store's idle eviction would.
+
+Besides the document, a commit writes the facts the whole cluster reads: the user's next due
+time in ``proactive:due`` (the periodic pass claims due users from there) and the insights'
+daily counts (``proactive:insights:<day>:<trigger>`` hashes). A commit that lost the race writes
+nothing, so a retried operation never counts anything twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from addons.errors import StoreUnavailable
+
+PREFIX = "proactive:"
+DUE_KEY = f"{PREFIX}due"
+
+# KEYS: version, state, due zset, then one insights hash per count.
+# ARGV: expected version, state JSON ('' deletes it), ttl, due score ('' removes), user id,
+#       insights ttl, then (field, amount) per count, in KEYS order.
+_COMMIT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current ~= tonumber(ARGV[1]) then return -1 end
+local ttl = tonumber(ARGV[3])
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)
+end
+redis.call('SET', KEYS[1], current + 1, 'EX', ttl)
+if ARGV[4] == '' then
+  redis.call('ZREM', KEYS[3], ARGV[5])
+else
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+end
+for i = 4, #KEYS do
+  local at = 7 + (i - 4) * 2
+  redis.call('HINCRBY', KEYS[i], ARGV[at], ARGV[at + 1])
+  redis.call('EXPIRE', KEYS[i], ARGV[6])
+end
+return current + 1
+"""
+
+# KEYS: due zset. ARGV: now, limit. Claims (removes and returns) the users due by now.
+_CLAIM_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""
+
+
+@dataclass(frozen=True)
+class LoadedState:
+    user_id: str
+    version: int
+    state: Optional[Dict[str, Any]]  # None: nothing is kept for this user
+
+
+@dataclass
+class Commit:
+    """What one unit of work writes: the user's new document, when the user is next due, and
+    the insights counts it added ((day, trigger id, key) → amount)."""
+
+    state: Optional[Mapping[str, Any]]
+    due_at: Optional[float] = None
+    counts: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
+
+
+class RedisUserStates:
+    def __init__(self, client: "Redis[str]", *, ttl_s: float = 86_400.0, insights_ttl_s: float = 90 * 86_400.0) -> None:
+        self._redis = client
+        self._ttl_s = max(1, int(ttl_s))
+        self._insights_ttl_s = max(1, int(insights_ttl_s))
+        self._commit = client.register_script(_COMMIT)
+        self._claim_due = client.register_script(_CLAIM_DUE)
+
+    async def load(self, user_id: str) -> LoadedState:
+        try:
+            version, document = await self._redis.mget(_key(user_id, "ver"), _key(user_id, "state"))
+        except RedisError as e:
+            raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
+        return LoadedState(user_id, int(version or 0), json.loads(document) if document else None)
+
+    async def commit(self, loaded: LoadedState, commit: Commit) -> bool:
+        """Writes ``commit`` if the user is still at ``loaded.version``; False if another
+        unit of work committed first (then nothing was written)."""
+        counts = list(commit.counts.items())
+        keys: List[str] = [_key(loaded.user_id, "ver"), _key(loaded.user_id, "state"), DUE_KEY]
+        keys += [f"{PREFIX}insights:{day}:{trigger_id}" for (day, trigger_id, _), _ in counts]
+        args: List[Any] = [
+            loaded.version,
+            json.dumps(commit.state, separators=(",", ":")) if commit.state else "",
+            self._ttl_s,
+            "" if commit.due_at is None else repr(commit.due_at),
+            loaded.user_id,
+            self._insights_ttl_s,
+        ]
+        for (_, _, key), amount in counts:
+            args += [key, amount]
+        try:
+            result = await self._commit(keys=keys, args=args)
+        except RedisError as e:
+            raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
+        return int(result) >= 0
+
+    async def claim_due(self, now: float, limit: int = 1000) -> List[str]:
+        """The users due by ``now``, each given to exactly one caller across the cluster."""
+        try:
+            claimed: List[str] = await self._claim_due(keys=[DUE_KEY], args=[repr(now), limit])
+        except RedisError as e:
+            raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
+        return claimed
+
+    async def counts(self, day: str, trigger_id: str) -> Dict[str, int]:
+        try:
+            raw: Dict[str, str] = await self._redis.hgetall(f"{PREFIX}insights:{day}:{trigger_id}")
+        except RedisError as e:
+            raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
+        return {key: int(value) for key, value in raw.items()}
+
+
+def _key(user_id: str, what: str) -> str:
+    return f"{PREFIX}{{u:{user_id}}}:{what}"

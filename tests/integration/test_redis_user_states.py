@@ -1,0 +1,100 @@
+"""One user's state as a unit of work in a real redis-server: a version-checked commit that
+exactly one of two racing writers wins, with nothing of the loser's written, and due users
+claimed by exactly one replica."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Iterator
+
+import pytest
+import redis
+
+from addons.errors import StoreUnavailable
+from addons.stores.redis.user_states import DUE_KEY, Commit, RedisUserStates
+from redis_server import RedisServer, start_redis
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis-states"))
+    yield server
+    server.stop()
+
+
+def _client(server: RedisServer) -> "redis.asyncio.Redis[str]":
+    return redis.asyncio.Redis(port=server.port, decode_responses=True)
+
+
+@pytest.fixture
+async def replicas(redis_server: RedisServer) -> AsyncIterator[tuple]:
+    """Two replicas' views of the same Redis, each on its own connection."""
+    redis.Redis(port=redis_server.port).flushdb()
+    clients = [_client(redis_server), _client(redis_server)]
+    yield tuple(RedisUserStates(c, ttl_s=3600) for c in clients)
+    for client in clients:
+        await client.close()
+
+
+async def test_an_unknown_user_loads_empty_and_a_commit_is_read_back(replicas):
+    a, b = replicas
+    loaded = await a.load("ada")
+    assert (loaded.version, loaded.state) == (0, None)
+    assert await a.commit(loaded, Commit(state={"sessions": {"s1": [1, 2]}}, due_at=1_000.5,
+                                         counts={("2026-11-30", "t1", "stage:fired"): 1}))
+    again = await b.load("ada")
+    assert (again.version, again.state) == (1, {"sessions": {"s1": [1, 2]}})
+    assert await b.counts("2026-11-30", "t1") == {"stage:fired": 1}
+    assert await b.claim_due(1_000.0) == [] and await b.claim_due(1_000.5) == ["ada"]
+    ttl = redis.Redis(port=a._redis.connection_pool.connection_kwargs["port"]).ttl("proactive:{u:ada}:state")
+    assert 0 < ttl <= 3600
+
+
+async def test_of_two_replicas_committing_from_the_same_load_exactly_one_wins_every_time(replicas):
+    a, b = replicas
+    for n in range(200):
+        user = f"race-{n}"
+        seen_by_a, seen_by_b = await asyncio.gather(a.load(user), b.load(user))
+        won = await asyncio.gather(
+            a.commit(seen_by_a, Commit(state={"by": "a"}, counts={("2026-11-30", "t1", "stage:fired"): 1})),
+            b.commit(seen_by_b, Commit(state={"by": "b"}, counts={("2026-11-30", "t1", "stage:fired"): 1})),
+        )
+        assert sorted(won) == [False, True], n
+        final = await a.load(user)
+        assert final.version == 1 and final.state == {"by": "a" if won[0] else "b"}
+    assert await a.counts("2026-11-30", "t1") == {"stage:fired": 200}  # the losers counted nothing
+
+
+async def test_a_commit_from_a_stale_load_writes_nothing(replicas):
+    a, b = replicas
+    stale = await a.load("bo")
+    assert await b.commit(await b.load("bo"), Commit(state={"v": 1}, due_at=50.0))
+    assert not await a.commit(stale, Commit(state={"v": "stale"}, due_at=10.0, counts={("2026-11-30", "t1", "x"): 5}))
+    assert (await a.load("bo")).state == {"v": 1}
+    assert await a.claim_due(20.0) == []  # the stale due time was not written either
+    assert await a.counts("2026-11-30", "t1") == {}
+    assert await a.commit(await a.load("bo"), Commit(state=None))  # an empty state is deleted
+    assert (await b.load("bo")).state is None
+
+
+async def test_each_due_user_is_claimed_by_one_replica(replicas):
+    a, b = replicas
+    for n in range(300):
+        assert await a.commit(await a.load(f"due-{n}"), Commit(state={"n": n}, due_at=float(n)))
+    claimed_a, claimed_b = await asyncio.gather(a.claim_due(1_000.0, limit=200), b.claim_due(1_000.0, limit=200))
+    claimed_rest = await a.claim_due(1_000.0, limit=200)
+    everyone = claimed_a + claimed_b + claimed_rest
+    assert sorted(everyone) == sorted(f"due-{n}" for n in range(300))
+    assert len(set(everyone)) == 300
+    assert redis.Redis(port=a._redis.connection_pool.connection_kwargs["port"]).zcard(DUE_KEY) == 0
+
+
+async def test_redis_down_is_store_unavailable(tmp_path_factory):
+    server = start_redis(tmp_path_factory.mktemp("redis-down"))
+    client = _client(server)
+    states = RedisUserStates(client)
+    server.stop()
+    with pytest.raises(StoreUnavailable) as refused:
+        await states.load("ada")
+    assert refused.value.status == 503 and refused.value.headers() == {"Retry-After": "1"}
+    await client.close()
