@@ -61,6 +61,7 @@ The reference story: on Projects, change the priority of three projects one by o
 The header's user menu switches who you are signed in as (a fresh copilot session).
 The demo gate allows one offer per 10 s engagement + 20 s cooldown (rasa-bot/proactive.yml).
 
+What became of the offers:         $app_url/insights   (the funnel, adoption, latencies; Prometheus: $base/metrics)
 Why an offer did or did not fire:  curl -s $base/debug/u-1001 -H 'X-Proactive-User-Hash: $user_hash'
 The bot alone, without the app:    curl -N '$base/stream/u-1001?user_hash=$user_hash'   (then post events to $base/events)
 
