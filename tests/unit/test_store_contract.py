@@ -71,6 +71,9 @@ class Recorder:
     def unlinked(self, user_id: str) -> None:
         self.calls.append(("unlinked", user_id))
 
+    def restored(self, session_id: str, action: SlimAction) -> None:
+        self.calls.append(("restored", session_id))
+
 
 # -- ActivityStore ----------------------------------------------------------------------
 

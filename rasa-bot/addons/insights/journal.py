@@ -232,6 +232,9 @@ class AdoptionWatcher:
     def unlinked(self, user_id: str) -> None:
         pass
 
+    def restored(self, session_id: str, action: SlimAction) -> None:
+        pass  # moved in from another store: counted where it was new
+
 
 def tour_end(outcome: object, reason: object, step: object) -> Tuple[str, Optional[str], int]:
     """A tour's end as reported: ("completed", None, k) or ("abandoned", reason, k)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Optional, Set
+from typing import Any, Dict, Mapping, Optional, Set
 
 # The funnel, in order. `held_out` and `delivered` are the two ways a fired offer is
 # decided at delivery time; `expired` is a pending offer no tab opened for.
@@ -44,6 +44,33 @@ class OfferRecord:
     @property
     def day(self) -> str:
         return day_of(self.fired_at)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain JSON types (stages sorted), for a store; ``from_dict`` reads it back."""
+        return {
+            "offer_id": self.offer_id,
+            "user_id": self.user_id,
+            "session_id": self.session_id,
+            "trigger_id": self.trigger_id,
+            "fired_at": self.fired_at,
+            "group": self.group,
+            "stages": sorted(self.stages),
+            "open_chat_at": self.open_chat_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "OfferRecord":
+        group, open_chat_at = data.get("group"), data.get("open_chat_at")
+        return cls(
+            offer_id=str(data["offer_id"]),
+            user_id=str(data["user_id"]),
+            session_id=str(data["session_id"]),
+            trigger_id=str(data["trigger_id"]),
+            fired_at=float(data["fired_at"]),
+            group=None if group is None else str(group),
+            stages={str(stage) for stage in data.get("stages", ())},
+            open_chat_at=None if open_chat_at is None else float(open_chat_at),
+        )
 
 
 def day_of(at: float) -> str:

@@ -184,6 +184,11 @@ class Incremental:
     def unlinked(self, user_id: str) -> None:
         self._orphaned_users.add(user_id)
 
+    def restored(self, session_id: str, action: SlimAction) -> None:
+        # A session moved in: look at it next tick, unless the plan it came with replaces this
+        # (``addons.stores.user_state`` imports the tick plan after the activity).
+        self._plan.wake_at(session_id, NOW)
+
 
 def choose_strategy(
     config: ProactiveConfig,

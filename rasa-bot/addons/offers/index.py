@@ -56,6 +56,9 @@ class TriggerIndex:
     def unlinked(self, user_id: str) -> None:
         pass  # marks belong to sessions, whoever their user is
 
+    def restored(self, session_id: str, action: SlimAction) -> None:
+        self.added(session_id, action)  # an imported action marks like a new one
+
     def session_count(self) -> int:
         return len(self._sessions)
 

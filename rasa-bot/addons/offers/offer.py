@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 
 @dataclass(frozen=True)
@@ -11,6 +11,10 @@ class TourOffer:
     id: str
     flow_id: str
     label: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TourOffer":
+        return cls(id=str(data["id"]), flow_id=str(data["flow_id"]), label=str(data["label"]))
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,27 @@ class Offer:
     evidence_until: float = 0.0  # the trigger's evidence it consumes once shown; server-side only
 
     def to_dict(self) -> Dict[str, Any]:
-        data = asdict(self)
+        """What the browser receives (no ``evidence_until``)."""
+        data = self.to_stored_dict()
         del data["evidence_until"]
+        return data
+
+    def to_stored_dict(self) -> Dict[str, Any]:
+        """Every field, as plain JSON types: what a store keeps (``from_dict`` reads it back)."""
+        data = asdict(self)
         data["tours"] = [asdict(t) for t in self.tours]
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Offer":
+        """The offer of ``to_stored_dict`` (or of ``to_dict``, whose ``evidence_until`` is 0)."""
+        return cls(
+            offer_id=str(data["offer_id"]),
+            user_id=str(data["user_id"]),
+            session_id=str(data["session_id"]),
+            trigger_id=str(data["trigger_id"]),
+            body=str(data["body"]),
+            tours=tuple(TourOffer.from_dict(t) for t in data["tours"]),
+            created_at=float(data["created_at"]),
+            evidence_until=float(data.get("evidence_until", 0.0)),
+        )

@@ -40,6 +40,11 @@ class ActionObserver(Protocol):
         """A session stopped belonging to this user (evicted, or taken over by ``identify``):
         the user's latest session may now be another one."""
 
+    def restored(self, session_id: str, action: SlimAction) -> None:
+        """An action was moved in from another store (a user's state imported, see
+        ``addons.stores.user_state``), not done now: indexes take it as they take ``added``;
+        whoever counts new activity (adoptions) must not count it again."""
+
 
 class ActivityStore(Protocol):
     """Each session's recent actions, ordered by their own timestamps (batches arrive out of

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from addons.config import ProactiveConfig
-from addons.stores.memory.activity import InMemoryActivityStore
-from addons.stores.memory.ledger import InMemoryOfferLedger
-from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore
+from addons.stores.memory.activity import InMemoryActivityStore, SessionActivity
+from addons.stores.memory.ledger import InMemoryOfferLedger, UserLedger
+from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore, UserOffers
 from addons.stores.memory.people import InMemoryChatOwners, InMemoryClockSkew, InMemoryFirstNames
-from addons.stores.memory.schedule import TickSchedule
+from addons.stores.memory.schedule import SessionPlan, TickSchedule
 from addons.stores.memory.sessions import InMemorySessionStateStore
 from addons.stores.protocols import Stores
 
 __all__ = [
     "InMemoryActivityStore", "InMemoryChatOwners", "InMemoryClockSkew", "InMemoryFirstNames",
-    "InMemoryOfferHistory", "InMemoryOfferLedger", "InMemoryOfferStore", "InMemorySessionStateStore", "TickSchedule", "memory_stores",
+    "InMemoryOfferHistory", "InMemoryOfferLedger", "InMemoryOfferStore", "InMemorySessionStateStore", "SessionActivity",
+    "SessionPlan", "TickSchedule", "UserLedger", "UserOffers", "memory_stores",
 ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
 
 from autoplay_sdk.core.models import ActionsPayload, SlimAction
 
@@ -45,6 +45,18 @@ def _action(entry: _Entry) -> SlimAction:
         timestamp_start=timestamp, timestamp_end=timestamp_end, raw_url=raw_url,
         session_id=session_id, user_id=user_id, email=email, conversation_id=conversation_id,
     )
+
+
+@dataclass(frozen=True)
+class SessionActivity:
+    """One session's stored activity, as ``export_session`` gives it and ``import_session``
+    takes it: what moving a user to another store needs (``addons.stores.user_state``)."""
+
+    user_id: str
+    last_seen: float  # server time of the session's last ingest (idle eviction)
+    actions: Tuple[Tuple[SlimAction, Optional[str]], ...]  # (action, its event id), stored order;
+    # ``action.index`` is its sequence number, which orders actions of the same timestamp
+    event_ids: FrozenSet[str]  # event ids seen (a retried batch counts once)
 
 
 @dataclass
@@ -158,6 +170,72 @@ class InMemoryActivityStore:
 
     def session_count(self) -> int:
         return len(self._sessions)
+
+    # -- moving a user between stores (addons.stores.user_state) ---------------------------
+
+    def user_session_ids(self, user_id: str) -> List[str]:
+        """The user's sessions, least recently seen first."""
+        sessions = self._user_sessions.get(user_id, ())
+        return sorted(sessions, key=lambda sid: (self._sessions[sid].last_seen, sid))
+
+    def export_session(self, session_id: str) -> Optional[SessionActivity]:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        return SessionActivity(
+            user_id=session.user_id,
+            last_seen=session.last_seen,
+            actions=tuple((_action(e), e[_EVENT_ID]) for e in session.entries),
+            event_ids=frozenset(session.event_ids),
+        )
+
+    def import_session(self, session_id: str, activity: SessionActivity, *, now: float) -> None:
+        """Replace the session (whatever this store held for it) with ``activity``: placed
+        among the sessions by ``last_seen`` (idle eviction), then trimmed by retention and
+        count and the store's session bound applied, as an ingest at ``now`` would.
+        Observers are told ``dropped`` for the contents replaced and ``restored`` (not
+        ``added``: nothing new happened) for each action moved in."""
+        if len({action.index for action, _ in activity.actions}) != len(activity.actions):
+            raise ValueError(f"session {session_id!r}: two actions share a sequence number (index)")
+        entries = sorted(_entry(action, action.index, event_id) for action, event_id in activity.actions)
+        previous = self._sessions.pop(session_id, None)
+        if previous is not None:
+            for observer in self._observers:
+                observer.dropped(session_id)
+            if previous.user_id != activity.user_id:
+                self._unlink(previous.user_id, session_id)
+        session = _Session(user_id=activity.user_id, entries=entries, event_ids=set(activity.event_ids),
+                           last_seen=activity.last_seen)
+        self._insert_by_last_seen(session_id, session)
+        self._user_sessions.setdefault(activity.user_id, set()).add(session_id)
+        if entries:
+            self._seq = max(self._seq, max(e[1] for e in entries))  # later actions sort after these
+        for entry in entries:
+            for observer in self._observers:
+                observer.restored(session_id, _action(entry))
+        self._trim(session_id, session, now)
+        self._evict_over_capacity()
+
+    def remove_session(self, session_id: str) -> bool:
+        """Drop a session as eviction does (observers told); False if it was not stored."""
+        if session_id not in self._sessions:
+            return False
+        self._drop(session_id)
+        return True
+
+    def _insert_by_last_seen(self, session_id: str, session: _Session) -> None:
+        """Append, then move after it the (usually no) sessions seen later: ``evict`` relies on
+        the order. O(sessions seen after this one)."""
+        self._sessions[session_id] = session
+        later: List[str] = []
+        for other in reversed(self._sessions):
+            if other == session_id:
+                continue
+            if self._sessions[other].last_seen <= session.last_seen:
+                break
+            later.append(other)
+        for other in reversed(later):
+            self._sessions.move_to_end(other)
 
     def action_count(self) -> int:
         return sum(len(s.entries) for s in self._sessions.values())

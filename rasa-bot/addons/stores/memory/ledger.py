@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, Mapping, Optional, Set, Tuple
 
 from addons.bounded import BoundedMap
 from addons.insights.records import OfferRecord
+
+
+@dataclass(frozen=True)
+class UserLedger:
+    """One user's part of an ``InMemoryOfferLedger``, as ``export_user`` gives it and
+    ``import_user`` takes it (``addons.stores.user_state``). The daily counts are nobody's
+    in particular and are not part of it."""
+
+    records: Tuple[OfferRecord, ...]  # oldest first
+    latest: Mapping[str, str]  # trigger id → the offer id ``latest`` answers
+    baselines: Mapping[str, float]  # trigger id → ``baseline_at``
 
 
 class InMemoryOfferLedger:
@@ -14,14 +26,21 @@ class InMemoryOfferLedger:
     ``retention_days`` days that have any."""
 
     def __init__(self, *, max_offers: int = 100_000, retention_days: int = 90) -> None:
-        self._records: BoundedMap[str, OfferRecord] = BoundedMap(max_offers)
+        self._records: BoundedMap[str, OfferRecord] = BoundedMap(max_offers, on_evict=self._record_evicted)
         self._latest: BoundedMap[Tuple[str, str], str] = BoundedMap(max_offers)
-        self._baselines: BoundedMap[Tuple[str, str], float] = BoundedMap(max_offers)
+        self._baselines: BoundedMap[Tuple[str, str], float] = BoundedMap(max_offers, on_evict=self._baseline_evicted)
+        # Per user, so one user's part is found without a scan: their records' ids (oldest
+        # first, a dict for its order) and the triggers they have a baseline for.
+        self._user_records: Dict[str, Dict[str, None]] = {}
+        self._user_baselines: Dict[str, Set[str]] = {}
         self._days: Dict[str, Dict[str, Counter[str]]] = {}
         self._retention_days = retention_days
 
     def add(self, record: OfferRecord) -> None:
+        self._unindex_record(record.offer_id)  # an id added again moves to the end
         self._records.touch(record.offer_id, record)
+        if record.offer_id in self._records:
+            self._user_records.setdefault(record.user_id, {})[record.offer_id] = None
         self._latest.touch((record.user_id, record.trigger_id), record.offer_id)
 
     def get(self, offer_id: str) -> Optional[OfferRecord]:
@@ -56,6 +75,66 @@ class InMemoryOfferLedger:
 
     def note_baseline(self, user_id: str, trigger_id: str, at: float) -> None:
         self._baselines.touch((user_id, trigger_id), at)
+        if (user_id, trigger_id) in self._baselines:
+            self._user_baselines.setdefault(user_id, set()).add(trigger_id)
+
+    # -- moving a user between stores (addons.stores.user_state) ---------------------------
+
+    def export_user(self, user_id: str) -> UserLedger:
+        """Copies of the user's records, what ``latest`` answers for them, their baselines."""
+        records = tuple(
+            replace(self._records[offer_id], stages=set(self._records[offer_id].stages))
+            for offer_id in self._user_records.get(user_id, ())
+        )
+        latest: Dict[str, str] = {}
+        for record in records:
+            offer_id = self._latest.get((user_id, record.trigger_id))
+            if offer_id is not None and offer_id in self._records:
+                latest[record.trigger_id] = offer_id
+        baselines = {t: self._baselines[(user_id, t)] for t in sorted(self._user_baselines.get(user_id, ()))}
+        return UserLedger(records=records, latest=latest, baselines=baselines)
+
+    def import_user(self, user_id: str, ledger: UserLedger) -> None:
+        """Replace the user's records, latest offers and baselines with ``ledger`` (the
+        records become the most recently added; the bound applies)."""
+        for offer_id in list(self._user_records.get(user_id, ())):
+            record = self._records.pop(offer_id)
+            self._latest.pop((user_id, record.trigger_id), None)
+            self._unindex_record(offer_id, record)
+        for trigger_id in self._user_baselines.pop(user_id, set()):
+            self._baselines.pop((user_id, trigger_id), None)
+        for record in ledger.records:
+            if record.user_id != user_id:
+                raise ValueError(f"offer record {record.offer_id!r} is not user {user_id!r}'s")
+            self.add(replace(record, stages=set(record.stages)))
+        for record in ledger.records:  # ``add`` made the last of each trigger the latest
+            self._latest.pop((user_id, record.trigger_id), None)
+        for trigger_id, offer_id in ledger.latest.items():
+            if offer_id in self._records:
+                self._latest.touch((user_id, trigger_id), offer_id)
+        for trigger_id, at in ledger.baselines.items():
+            self.note_baseline(user_id, trigger_id, at)
+
+    def _record_evicted(self, offer_id: str, record: OfferRecord) -> None:
+        self._unindex_record(offer_id, record)
+
+    def _unindex_record(self, offer_id: str, record: Optional[OfferRecord] = None) -> None:
+        record = record or self._records.get(offer_id)
+        if record is None:
+            return
+        offers = self._user_records.get(record.user_id)
+        if offers is not None:
+            offers.pop(offer_id, None)
+            if not offers:
+                del self._user_records[record.user_id]
+
+    def _baseline_evicted(self, key: Tuple[str, str], at: float) -> None:
+        user_id, trigger_id = key
+        triggers = self._user_baselines.get(user_id)
+        if triggers is not None:
+            triggers.discard(trigger_id)
+            if not triggers:
+                del self._user_baselines[user_id]
 
     def _forget_old_days(self) -> None:
         for day in sorted(self._days)[:-self._retention_days]:

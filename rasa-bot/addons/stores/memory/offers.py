@@ -3,13 +3,24 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
-from typing import Deque, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from addons.bounded import BoundedMap
 from addons.offers.offer import Offer
 
 DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class UserOffers:
+    """One user's offers in an ``InMemoryOfferStore``, as ``export_user`` gives them and
+    ``import_user`` takes them (``addons.stores.user_state``). Times are epoch seconds."""
+
+    pending: Tuple[Tuple[Offer, float], ...]  # (offer, expires at), in the order parked
+    delivered: Tuple[Tuple[Offer, float], ...]  # (offer, delivered at), oldest first
 
 
 class InMemoryOfferStore:
@@ -47,15 +58,17 @@ class InMemoryOfferStore:
     def expire(self, now: float) -> List[Offer]:
         expired: List[Offer] = []
         while self._pending_order and self._pending_order[0][0] <= now:
-            _, user_id, offer_id = self._pending_order.popleft()
+            expires_at, user_id, offer_id = self._pending_order.popleft()
             offers = self._pending.get(user_id)
-            entry = offers.pop(offer_id, None) if offers is not None else None
-            if entry is not None:  # else: taken by a tab already
-                expired.append(entry[0])
-                self._unpark(entry[0])
-                self._expired_unseen.touch(entry[0].session_id, now)
-                if not offers:
-                    del self._pending[user_id]
+            entry = offers.get(offer_id) if offers is not None else None
+            if offers is None or entry is None or entry[1] != expires_at:
+                continue  # taken by a tab already, or parked again (by an import) with another expiry
+            del offers[offer_id]
+            expired.append(entry[0])
+            self._unpark(entry[0])
+            self._expired_unseen.touch(entry[0].session_id, now)
+            if not offers:
+                del self._pending[user_id]
         while self._delivered_times and now - self._delivered_times[0] > self._replay_s:
             at = self._delivered_times.popleft()
             user_id = self._delivered_users.popleft()
@@ -95,12 +108,69 @@ class InMemoryOfferStore:
     def pending_count(self) -> int:
         return sum(len(offers) for offers in self._pending.values())
 
+    # -- moving a user between stores (addons.stores.user_state) ---------------------------
+
+    def export_user(self, user_id: str) -> UserOffers:
+        """Everything kept for the user, expired or not yet swept (``expire`` and the readers
+        apply the times, here as in the store it came from)."""
+        return UserOffers(
+            pending=tuple(self._pending.get(user_id, {}).values()),
+            delivered=tuple(zip(self._delivered.get(user_id, ()), self._delivered_at.get(user_id, ()))),
+        )
+
+    def import_user(self, user_id: str, offers: UserOffers) -> None:
+        """Replace the user's pending and replayable offers with ``offers`` (the replay
+        history keeps its per-user bound). Importing the same offers again changes nothing."""
+        previous = self._pending.pop(user_id, {})
+        for offer, _ in previous.values():
+            self._unpark(offer)
+        for offer, expires_at in offers.pending:
+            if offer.user_id != user_id:
+                raise ValueError(f"pending offer {offer.offer_id!r} is not for user {user_id!r}")
+            pending = self._pending.setdefault(user_id, {})
+            if offer.offer_id not in pending:
+                self._pending_sessions[offer.session_id] = self._pending_sessions.get(offer.session_id, 0) + 1
+            pending[offer.offer_id] = (offer, expires_at)
+            old = previous.get(offer.offer_id)
+            if old is None or old[1] != expires_at:  # else its expiry is queued already
+                _insort(self._pending_order, (expires_at, user_id, offer.offer_id))
+        known = set(self._delivered_at.get(user_id, ()))  # these times are queued for expiry already
+        self._delivered.pop(user_id, None)
+        self._delivered_at.pop(user_id, None)
+        for offer, at in offers.delivered[-self._replay_per_user:]:
+            if offer.user_id != user_id:
+                raise ValueError(f"delivered offer {offer.offer_id!r} is not for user {user_id!r}")
+            if user_id not in self._delivered:
+                self._delivered[user_id] = deque(maxlen=self._replay_per_user)
+                self._delivered_at[user_id] = deque(maxlen=self._replay_per_user)
+            self._delivered[user_id].append(offer)
+            self._delivered_at[user_id].append(at)
+            if at not in known:
+                position = bisect.bisect_right(self._delivered_times, at)
+                self._delivered_times.insert(position, at)
+                self._delivered_users.insert(position, user_id)
+
+    def expired_unseen_at(self, session_id: str) -> Optional[float]:
+        """When the session's offer expired unseen, if it is marked."""
+        return self._expired_unseen.get(session_id)
+
+    def mark_expired_unseen(self, session_id: str, at: float) -> None:
+        self._expired_unseen.touch(session_id, at)
+
     def _unpark(self, offer: Offer) -> None:
         left = self._pending_sessions.get(offer.session_id, 0) - 1
         if left > 0:
             self._pending_sessions[offer.session_id] = left
         else:
             self._pending_sessions.pop(offer.session_id, None)
+
+
+def _insort(queue: Deque[Tuple[Any, ...]], item: Tuple[Any, ...]) -> None:
+    """Insert into a deque kept in order; the usual item goes last, at O(1)."""
+    if not queue or queue[-1] <= item:
+        queue.append(item)
+    else:
+        queue.insert(bisect.bisect_right(queue, item), item)
 
 
 class _Delivered:
@@ -140,3 +210,14 @@ class InMemoryOfferHistory:
 
     def user_count(self) -> int:
         return len(self._users)
+
+    def import_user(self, user_id: str, delivered: Sequence[Tuple[float, str]]) -> None:
+        """Replace the user's history with ``delivered`` ((at, session id), oldest first);
+        none forgets the user (``addons.stores.user_state``)."""
+        self._users.pop(user_id, None)
+        if delivered:
+            history = _Delivered()
+            for at, session_id in sorted(delivered, key=lambda entry: entry[0]):
+                history.times.append(at)
+                history.sessions.append(session_id)
+            self._users.touch(user_id, history)

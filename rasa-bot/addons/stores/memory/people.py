@@ -20,6 +20,9 @@ class InMemoryFirstNames:
     def get(self, user_id: str) -> Optional[str]:
         return self._names.get(user_id)
 
+    def forget(self, user_id: str) -> None:
+        self._names.pop(user_id, None)
+
 
 class InMemoryClockSkew:
     """Per-client clock offsets for correcting event times with ``sent_at``.

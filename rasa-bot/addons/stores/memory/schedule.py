@@ -17,9 +17,20 @@ Everything else would be evaluated to the same "no" it got last time, so it is s
 from __future__ import annotations
 
 import heapq
-from typing import Dict, List, Set, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Set, Tuple
 
 from addons.stores.protocols import NOW
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """One session's place in a ``TickSchedule``, as ``export_session`` gives it and
+    ``import_session`` takes it (``addons.stores.user_state``)."""
+
+    next_tick: bool  # woken "at once"
+    wake_at: Optional[float]  # epoch seconds; None: no timed wake
+    watch_until: Optional[float]  # on the gate's (monotonic) clock, NOW for the next tick; None: not watched
 
 
 class TickSchedule:
@@ -80,6 +91,26 @@ class TickSchedule:
                     del plan[session_id]
                     due.add(session_id)
         return sorted(due)
+
+    def export_session(self, session_id: str) -> Optional[SessionPlan]:
+        """The session's plan; None when nothing is planned for it."""
+        next_tick = session_id in self._next_tick
+        wake_at, watch_until = self._wake.get(session_id), self._watched.get(session_id)
+        if not next_tick and wake_at is None and watch_until is None:
+            return None
+        return SessionPlan(next_tick=next_tick, wake_at=wake_at, watch_until=watch_until)
+
+    def import_session(self, session_id: str, plan: Optional[SessionPlan]) -> None:
+        """Replace the session's plan with ``plan`` (None: plan nothing for it)."""
+        self.forget(session_id)
+        if plan is None:
+            return
+        if plan.wake_at is not None:
+            self.wake_at(session_id, plan.wake_at)
+        if plan.next_tick:
+            self._next_tick.add(session_id)  # beside a timed wake, as ``export_session`` saw it
+        if plan.watch_until is not None:
+            self.watch(session_id, plan.watch_until)
 
     def _compact(self) -> None:
         self._heap = [(when, sid) for sid, when in self._wake.items()]

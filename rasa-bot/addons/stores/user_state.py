@@ -1,0 +1,298 @@
+"""One user's whole state, out of an in-memory store bundle and into another, as plain JSON.
+
+The unit of work of ``docs/design/cluster.md`` moves one user's state between a store bundle
+and Redis; this is its Redis-free core. ``export_user`` reads everything the in-memory
+stores (``addons.stores.memory``) hold for a user into a dict of JSON types;
+``import_user`` writes such a dict into another bundle, fresh or not, perhaps in another
+process, so that the bundle behaves for that user as the first one did.
+
+What moves (the dict's top-level keys, besides ``format`` and ``user_id``):
+
+* ``activity``: the user's sessions, least recently seen first, each with its actions
+  (autoplay-sdk ``SlimAction`` fields, ``index`` being the store's sequence number that
+  orders actions of one timestamp, and the PostHog event id), the event ids seen (so a
+  retried batch still counts once) and ``last_seen`` (idle eviction). "Latest session" and
+  "latest action" follow from the actions' timestamps.
+* ``session_states``: session id → autoplay-sdk ``SessionState.to_dict()``, its monotonic
+  timers turned to wall-clock (below). Its ``metadata`` is the gate's: the last offer
+  (``at`` is wall-clock already), the evidence consumed per trigger (epoch seconds) and the
+  active tour; no monotonic time is kept there.
+* ``tick_plan``: session id → when the tick must look at it: ``next_tick``, ``wake_at``
+  (epoch seconds), and the gate watch (``watched``; ``watch_until``, turned to wall-clock,
+  null for "at the next tick").
+* ``expired_unseen``: session id → when its offer expired unseen.
+* ``offer_history``: the offers the caps count, ``[{"at", "session_id"}]``, oldest first.
+* ``pending``: ``[{"offer", "expires_at"}]``, parked offers (``Offer.to_stored_dict``).
+* ``delivered``: ``[{"offer", "at"}]``, the replay history ``Last-Event-ID`` reads.
+* ``first_name``: from PostHog person properties, or null.
+* ``ledger``: the insights' ``records`` of the user's offers (``OfferRecord.to_dict``,
+  oldest first), ``latest`` (trigger id → offer id) and ``baselines`` (trigger id → when).
+
+The per-session sections speak for the user's sessions: those of ``activity`` and those
+of the user's pending and delivered offers. What does not move, being nobody's in
+particular: the ledger's daily counts (the funnel's sums over every user; each replica,
+or Redis, adds to them where the offer happened), chat owners (keyed by chat session,
+claimed by the first user and shared across replicas by the chat layer; moving a claim
+with a user could hand one user's chat to another), and clock skew (keyed by browser
+device, which several users may share). Nor does what is per process: open streams,
+the caps' log de-duplication, Prometheus metrics.
+
+**Clocks.** ``SessionState`` stamps ``last_interaction_at``, ``thinking.cooldown_started_at``
+and ``proactive``/``reactive`` ``last_message_at`` with ``time.monotonic()``, and the tick
+plan's gate watch is on that clock too (``SessionGate.clock``); a monotonic time means
+nothing in another process. They leave as wall = monotonic − ``SessionGate.clock()`` + ``now``
+and come back as monotonic = wall − ``now`` + ``SessionGate.clock()``, ``now`` being the
+engine's wall clock at each end. Every other time here is the engine's wall clock already.
+Replicas' wall clocks must agree (NTP).
+
+**Import replaces.** ``import_user`` makes the bundle's view of the user the imported one:
+the user's sessions it held that the state does not name go (as eviction would drop
+them), and each named session's activity, state, plan and mark are replaced; importing the
+same state twice is the same as once, and other users are untouched (but for the stores'
+own bounds: a full activity store still evicts its least recently seen session).
+
+**Observers.** The activity store tells its observers ``restored`` for every imported
+action (and ``dropped`` for a session's replaced contents): the trigger index
+(``addons.offers.index``) marks them as new actions, the incremental strategy plans a look,
+and the adoption watcher does not count them again. The tick plan is imported after the
+activity, so the exported plan replaces that look.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import fields
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Type, TypeVar
+
+from autoplay_sdk.agent_state.v2 import SessionState
+from autoplay_sdk.core.models import SlimAction
+
+from addons.insights.records import OfferRecord
+from addons.offers.gate import SessionGate
+from addons.offers.offer import Offer
+from addons.stores.memory.activity import InMemoryActivityStore, SessionActivity
+from addons.stores.memory.ledger import InMemoryOfferLedger, UserLedger
+from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore, UserOffers
+from addons.stores.memory.people import InMemoryFirstNames
+from addons.stores.memory.schedule import SessionPlan, TickSchedule
+from addons.stores.protocols import NOW, Stores
+
+FORMAT = 1
+
+# The monotonic timers of ``SessionState.to_dict()``, as paths into it.
+MONOTONIC_FIELDS = (
+    ("last_interaction_at",),
+    ("thinking", "cooldown_started_at"),
+    ("proactive", "last_message_at"),
+    ("reactive", "last_message_at"),
+)
+_ACTION_FIELDS = tuple(f.name for f in fields(SlimAction))
+
+T = TypeVar("T")
+Convert = Callable[[float], float]
+
+
+def export_user(stores: Stores, user_id: str, *, now: float) -> Dict[str, Any]:
+    """Everything ``stores`` holds for ``user_id``, as JSON types (see the module);
+    ``now`` is the engine's wall clock (epoch seconds). An unknown user's state is empty."""
+    activity = _memory(stores.activity, InMemoryActivityStore)
+    offers = _memory(stores.offers, InMemoryOfferStore)
+    plan = _memory(stores.tick_plan, TickSchedule)
+    to_wall = _shift(now - SessionGate.clock())
+
+    sessions = activity.user_session_ids(user_id)
+    exported = [(sid, activity.export_session(sid)) for sid in sessions]
+    user_offers = offers.export_user(user_id)
+    session_ids = _sessions_of(sessions, user_offers)
+
+    states: Dict[str, Any] = {}
+    plans: Dict[str, Any] = {}
+    expired: Dict[str, float] = {}
+    for session_id in session_ids:
+        state = stores.session_states.get(session_id)
+        if state is not None:
+            states[session_id] = _state_to_json(state, to_wall)
+        session_plan = plan.export_session(session_id)
+        if session_plan is not None:
+            plans[session_id] = _plan_to_json(session_plan, to_wall)
+        at = offers.expired_unseen_at(session_id)
+        if at is not None:
+            expired[session_id] = at
+
+    history = stores.offer_history.delivered(user_id, now)
+    ledger = _memory(stores.ledger, InMemoryOfferLedger).export_user(user_id)
+    return {
+        "format": FORMAT,
+        "user_id": user_id,
+        "activity": [_activity_to_json(sid, a) for sid, a in exported if a is not None],
+        "session_states": states,
+        "tick_plan": plans,
+        "expired_unseen": expired,
+        "offer_history": [] if history is None else [
+            {"at": at, "session_id": sid} for at, sid in zip(history.times, history.sessions)
+        ],
+        "pending": [{"offer": o.to_stored_dict(), "expires_at": at} for o, at in user_offers.pending],
+        "delivered": [{"offer": o.to_stored_dict(), "at": at} for o, at in user_offers.delivered],
+        "first_name": stores.first_names.get(user_id),
+        "ledger": {
+            "records": [r.to_dict() for r in ledger.records],
+            "latest": dict(ledger.latest),
+            "baselines": dict(ledger.baselines),
+        },
+    }
+
+
+def import_user(stores: Stores, state: Mapping[str, Any], *, now: float) -> None:
+    """Make ``stores`` hold for the state's user exactly what ``export_user`` read (see the
+    module: it replaces what ``stores`` held for that user); ``now`` is the engine's wall
+    clock (epoch seconds)."""
+    if state.get("format") != FORMAT:
+        raise ValueError(f"unknown user state format {state.get('format')!r}; this code reads {FORMAT}")
+    user_id = str(state["user_id"])
+    activity = _memory(stores.activity, InMemoryActivityStore)
+    offers = _memory(stores.offers, InMemoryOfferStore)
+    plan = _memory(stores.tick_plan, TickSchedule)
+    history = _memory(stores.offer_history, InMemoryOfferHistory)
+    to_mono = _shift(SessionGate.clock() - now)
+
+    sessions = [_activity_from_json(s) for s in state["activity"]]
+    for session_id, session in sessions:
+        if session.user_id != user_id:
+            raise ValueError(f"session {session_id!r} is user {session.user_id!r}'s, not {user_id!r}'s")
+    user_offers = UserOffers(
+        pending=tuple((Offer.from_dict(p["offer"]), float(p["expires_at"])) for p in state["pending"]),
+        delivered=tuple((Offer.from_dict(d["offer"]), float(d["at"])) for d in state["delivered"]),
+    )
+    session_ids = _sessions_of([sid for sid, _ in sessions], user_offers)
+    held = _sessions_of(activity.user_session_ids(user_id), offers.export_user(user_id))
+    states: Mapping[str, Any] = state["session_states"]
+    plans: Mapping[str, Any] = state["tick_plan"]
+    expired: Mapping[str, Any] = state["expired_unseen"]
+    named = set(session_ids) | set(states) | set(plans) | set(expired)
+
+    for session_id in held:
+        if session_id not in named:  # the user's session this state does not have: gone
+            if activity.user_of(session_id) == user_id:
+                activity.remove_session(session_id)
+            stores.session_states.delete(session_id)
+            plan.forget(session_id)
+            offers.clear_expired(session_id)
+    for session_id, session in sessions:  # first: observers plan a look, the plan below replaces it
+        activity.import_session(session_id, session, now=now)
+    for session_id in sorted(named):
+        if session_id in states:
+            stores.session_states.save(_state_from_json(states[session_id], to_mono))
+        else:
+            stores.session_states.delete(session_id)
+        plan.import_session(session_id, _plan_from_json(plans[session_id], to_mono) if session_id in plans else None)
+        if session_id in expired:
+            offers.mark_expired_unseen(session_id, float(expired[session_id]))
+        else:
+            offers.clear_expired(session_id)
+
+    history.import_user(user_id, [(float(h["at"]), str(h["session_id"])) for h in state["offer_history"]])
+    offers.import_user(user_id, user_offers)
+    first_name = state.get("first_name")
+    if first_name is not None:
+        stores.first_names.set(user_id, str(first_name))
+    else:
+        _memory(stores.first_names, InMemoryFirstNames).forget(user_id)
+    ledger: Mapping[str, Any] = state["ledger"]
+    _memory(stores.ledger, InMemoryOfferLedger).import_user(user_id, UserLedger(
+        records=tuple(OfferRecord.from_dict(r) for r in ledger["records"]),
+        latest={str(t): str(o) for t, o in ledger["latest"].items()},
+        baselines={str(t): float(at) for t, at in ledger["baselines"].items()},
+    ))
+
+
+# -- the parts ------------------------------------------------------------------------------
+
+
+def _memory(store: object, kind: Type[T]) -> T:
+    if not isinstance(store, kind):
+        raise TypeError(f"a user's state moves between in-memory stores: expected {kind.__name__}, got {type(store).__name__}")
+    return store
+
+
+def _shift(offset: float) -> Convert:
+    return lambda t: t + offset
+
+
+def _sessions_of(activity_sessions: Sequence[str], offers: UserOffers) -> List[str]:
+    """The sessions a user's state speaks for: the activity's, then those of offers only."""
+    sessions = list(activity_sessions)
+    seen: Set[str] = set(sessions)
+    for offer, _ in (*offers.pending, *offers.delivered):
+        if offer.session_id not in seen:
+            seen.add(offer.session_id)
+            sessions.append(offer.session_id)
+    return sessions
+
+
+def _activity_to_json(session_id: str, session: SessionActivity) -> Dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "user_id": session.user_id,
+        "last_seen": session.last_seen,
+        "actions": [
+            {**{name: getattr(action, name) for name in _ACTION_FIELDS}, "event_id": event_id}
+            for action, event_id in session.actions
+        ],
+        "event_ids": sorted(session.event_ids),
+    }
+
+
+def _activity_from_json(data: Mapping[str, Any]) -> Tuple[str, SessionActivity]:
+    actions = []
+    for row in data["actions"]:
+        action = SlimAction(**{name: row[name] for name in _ACTION_FIELDS if name in row})
+        event_id = row.get("event_id")
+        actions.append((action, None if event_id is None else str(event_id)))
+    return str(data["session_id"]), SessionActivity(
+        user_id=str(data["user_id"]),
+        last_seen=float(data["last_seen"]),
+        actions=tuple(actions),
+        event_ids=frozenset(str(e) for e in data["event_ids"]),
+    )
+
+
+def _state_to_json(state: SessionState, to_wall: Convert) -> Dict[str, Any]:
+    data: Dict[str, Any] = copy.deepcopy(state.to_dict())
+    _convert(data, to_wall)
+    return data
+
+
+def _state_from_json(data: Mapping[str, Any], to_mono: Convert) -> SessionState:
+    converted: Dict[str, Any] = copy.deepcopy(dict(data))
+    _convert(converted, to_mono)
+    return SessionState.from_dict(converted)
+
+
+def _convert(data: Dict[str, Any], convert: Convert) -> None:
+    for path in MONOTONIC_FIELDS:
+        parent = data
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = convert(float(parent[path[-1]]))
+
+
+def _plan_to_json(plan: SessionPlan, to_wall: Convert) -> Dict[str, Any]:
+    watch = plan.watch_until
+    return {
+        "next_tick": plan.next_tick,
+        "wake_at": plan.wake_at,
+        "watched": watch is not None,
+        "watch_until": None if watch is None or watch == NOW else to_wall(watch),
+    }
+
+
+def _plan_from_json(data: Mapping[str, Any], to_mono: Convert) -> SessionPlan:
+    wake_at, watch_until = data.get("wake_at"), data.get("watch_until")
+    watch: Optional[float] = None
+    if data.get("watched"):
+        watch = NOW if watch_until is None else to_mono(float(watch_until))
+    return SessionPlan(
+        next_tick=bool(data.get("next_tick")),
+        wake_at=None if wake_at is None else float(wake_at),
+        watch_until=watch,
+    )
