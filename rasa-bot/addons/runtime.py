@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from rasa.core.agent import Agent
@@ -262,9 +262,12 @@ class CopilotRuntime:
 
 
 def _without_password(url: str) -> str:
-    """A Redis URL fit for a log line."""
+    """A Redis URL fit for a log line: no password, in the user part or the query."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")))
+    netloc = parts.netloc.rpartition("@")[2]
+    if "@" in parts.netloc:
+        netloc = f"{parts.username or ''}:***@{netloc}"
+    query = "&".join(
+        f"{k}=***" if k.lower() == "password" else f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

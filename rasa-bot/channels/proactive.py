@@ -244,9 +244,9 @@ def _answers_errors(handler: Handler) -> Handler:
 
 
 def _client_ip(request: Request) -> str:
-    """The client's address for the per-IP limits: behind a balancer, the one it forwarded
-    (Sanic reads it only when told to trust the proxy: SANIC_PROXIES_COUNT or
-    SANIC_FORWARDED_SECRET), else the peer's."""
+    """The client's address for the per-IP limits: behind a balancer, the one it forwarded in
+    X-Forwarded-For (Sanic reads it only when told to trust the proxy: SANIC_PROXIES_COUNT),
+    else the peer's."""
     forwarded: str = request.remote_addr
     return forwarded or request.ip
 

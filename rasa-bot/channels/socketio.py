@@ -77,7 +77,12 @@ class ProactiveSocketIOInput(SocketIOInput):
         """Before the server starts: emits go through Redis (python-socketio's client manager),
         so a bot message sent on one replica reaches the socket another holds."""
         assert self.sio is not None, "the blueprint is built before the server starts"
-        manager = AsyncRedisManager(url, channel="proactive-socketio")
+        manager = AsyncRedisManager(
+            url, channel="proactive-socketio",
+            # Connecting never hangs on a Redis that is away (no read timeout: the subscriber
+            # waits on its channel for as long as it is quiet).
+            redis_options={"socket_connect_timeout": 2.0},
+        )
         manager.set_server(self.sio)
         self.sio.manager = manager
 

@@ -8,7 +8,7 @@ from typing import AsyncIterator, Iterator, List
 import pytest
 import redis
 
-from addons.errors import UnknownChatSession
+from addons.errors import StoreUnavailable, UnknownChatSession
 from addons.rasa.chat_sessions import ChatSessionRegistry, ChatSessions
 from addons.rasa.shared_chat_sessions import PREFIX, RedisChatSessions
 from addons.security.identity import Forbidden
@@ -94,3 +94,63 @@ async def test_replicas_see_each_other_s_sockets_until_one_stops_beating(redis_s
     finally:
         for replica in opened:
             await replica.close()
+
+
+async def test_a_session_whose_sockets_all_died_belongs_to_whoever_joins_it_next(redis_server: RedisServer):
+    redis.Redis(port=redis_server.port).flushdb()
+    a, b = RedisChatSessions.from_url(redis_server.url), RedisChatSessions.from_url(redis_server.url)
+    for replica in (a, b):
+        await replica.start()
+    try:
+        await a.connected("sid-x", "xavier")
+        await a.joined("chat-6", "sid-x")
+        redis.Redis(port=redis_server.port).delete(f"{PREFIX}replica:{a.replica_id}")  # A died
+        await b.connected("sid-y", "yvonne")
+        await b.joined("chat-6", "sid-y")
+        assert await b.user_of("chat-6") == "yvonne"
+        await b.claim_for("chat-6", "yvonne")
+    finally:
+        for replica in (a, b):
+            await replica.close()
+
+
+async def test_no_session_id_names_another_session_s_keys(redis_server: RedisServer):
+    redis.Redis(port=redis_server.port).flushdb()
+    registry = RedisChatSessions.from_url(redis_server.url)
+    await registry.start()
+    try:
+        for n, session_id in enumerate(("victim:sockets", "victim", "{u:x}", "a:b:c")):
+            await registry.connected(f"sid-{n}", f"user-{n}")
+            await registry.joined(session_id, f"sid-{n}")
+        for n, session_id in enumerate(("victim:sockets", "victim", "{u:x}", "a:b:c")):
+            await registry.claim_for(session_id, f"user-{n}")
+    finally:
+        await registry.close()
+
+
+async def test_a_leave_that_failed_is_done_by_the_next_heartbeat(redis_server: RedisServer, monkeypatch):
+    redis.Redis(port=redis_server.port).flushdb()
+    registry = RedisChatSessions.from_url(redis_server.url)
+    other = RedisChatSessions.from_url(redis_server.url)
+    await registry.start()
+    await other.start()
+    try:
+        await registry.connected("sid-z", "zoe")
+        await registry.joined("chat-7", "sid-z")
+        real_leave = registry._leave
+
+        async def redis_blips(*args, **kwargs):
+            raise redis.exceptions.ConnectionError("Redis went away")
+
+        monkeypatch.setattr(registry, "_leave", redis_blips)
+        with pytest.raises(StoreUnavailable):
+            await registry.left("sid-z")
+        monkeypatch.setattr(registry, "_leave", real_leave)
+        await other.claim_for("chat-7", "zoe")  # still registered in Redis: the leave did not land
+        await registry.beat()
+        with pytest.raises(UnknownChatSession):
+            await other.claim_for("chat-7", "zoe")
+        assert await other.user_of("chat-7") is None
+    finally:
+        await registry.close()
+        await other.close()

@@ -77,6 +77,24 @@ async def test_a_commit_from_a_stale_load_writes_nothing(replicas):
     assert (await b.load("bo")).state is None
 
 
+async def test_a_commit_with_a_bad_number_is_refused_before_anything_is_written(replicas):
+    a, _ = replicas
+    loaded = await a.load("cy")
+    for bad in (Commit(state={"v": 1}, due_at=float("nan")), Commit(state={"v": 1}, counts={("d", "t", "k"): 1.5}),
+                Commit(state={"v": 1}, counts={("d", "t", "k"): True})):
+        with pytest.raises(ValueError):
+            await a.commit(loaded, bad)
+    assert (await a.load("cy")).version == 0
+
+
+async def test_a_large_claim_is_taken_whole(replicas):
+    a, _ = replicas
+    client = redis.Redis(port=a._redis.connection_pool.connection_kwargs["port"])
+    client.zadd(DUE_KEY, {f"many-{n}": n for n in range(9_000)})
+    assert len(await a.claim_due(10_000.0, limit=9_000)) == 9_000
+    assert client.zcard(DUE_KEY) == 0
+
+
 async def test_each_due_user_is_claimed_by_one_replica(replicas):
     a, b = replicas
     for n in range(300):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Optional, Protocol, Sequence, Set, Tuple
 
 from addons.config import BuiltinTriggerConfig, ProactiveConfig
+from addons.errors import ProactiveError
 from addons.answers.guard import UIGuard, render_how_to
 from addons.answers.llm import ChatMessage, ChatModel, LLMError, LLMSettings, LLMTimeout, build_model
 from addons.answers.prompts import (
@@ -199,7 +200,11 @@ class GroundedAssistant:
     async def reply(self, sender_id: str, text: str, metadata: Optional[Mapping[str, Any]] = None) -> str:
         """Answer a chat message for the chat session's (verified) user; with identity checks
         off, ``customData.userId`` is taken at its word."""
-        user_id = await self._users_of(sender_id)
+        try:
+            user_id = await self._users_of(sender_id)
+        except ProactiveError as e:  # the shared chat sessions are away: answer without the user's activity
+            logger.warning("reply for %s without its user: %s", sender_id, e)
+            user_id = None
         if user_id is None and self._trust_metadata:
             claimed = (metadata or {}).get(self._user_id_key)
             user_id = claimed if isinstance(claimed, str) and claimed else None

@@ -1,12 +1,15 @@
 """Chat sessions shared by several replicas through Redis (docs/design/cluster.md, "Chat
 across replicas"): a socket held by replica B is found by ``/inject`` on replica A.
 
-Per chat session S: ``proactive:chat:S`` (hash: its ``owner``) and ``proactive:chat:S:sockets``
-(set of ``<replica>:<sid>``). Each replica refreshes ``proactive:replica:<id>`` (a key with a
+Per chat session S: ``proactive:chat-owner:S`` (hash: its ``owner``) and
+``proactive:chat-sockets:S`` (set of ``<replica>:<sid>``). Each replica refreshes ``proactive:replica:<id>`` (a key with a
 TTL) while it runs, and says again where its sockets are: the sockets of a replica that died
 stop counting once its key expires (and are removed the next time the session is looked at),
 and what Redis lost comes back within a beat. The scripts read those replica keys by
 name, which a single Redis (or Sentinel) allows and Redis Cluster does not.
+
+A leave that fails (Redis away at that moment) is kept and retried with each heartbeat, so a
+socket that is gone does not keep its session open, or owned, in Redis.
 """
 
 from __future__ import annotations
@@ -45,8 +48,12 @@ local function live(sockets, prefix)
   return any
 end
 """
-# KEYS: sockets, owner hash. ARGV: prefix, member, user ('' for none), ttl
-_JOIN = """
+# KEYS: sockets, owner hash. ARGV: prefix, member, user ('' for none), ttl. A session none of
+# whose sockets is alive any more belonged to nobody: its old owner goes before this one joins.
+_JOIN = _LIVE + """
+if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 0 and not live(KEYS[1], ARGV[1]) then
+  redis.call('DEL', KEYS[2])
+end
 redis.call('SADD', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSETNX', KEYS[2], 'owner', ARGV[3]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -59,10 +66,10 @@ redis.call('SREM', KEYS[1], ARGV[2])
 if not live(KEYS[1], ARGV[1]) then redis.call('DEL', KEYS[1], KEYS[2]) end
 return 1
 """
-# KEYS: sockets, owner hash. ARGV: prefix, user. Nil when no live socket is in the session.
+# KEYS: sockets, owner hash. ARGV: prefix, user, ttl. Nil when no live socket is in the session.
 _CLAIM = _LIVE + """
 if not live(KEYS[1], ARGV[1]) then return false end
-redis.call('HSETNX', KEYS[2], 'owner', ARGV[2])
+if redis.call('HSETNX', KEYS[2], 'owner', ARGV[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
 return redis.call('HGET', KEYS[2], 'owner')
 """
 
@@ -82,6 +89,7 @@ class RedisChatSessions:
         self._leave = client.register_script(_LEAVE)
         self._claim = client.register_script(_CLAIM)
         self._heartbeat: Optional["asyncio.Task[None]"] = None
+        self._unfinished_leaves: Dict[str, str] = {}  # member → session: to retry with the next beat
 
     @classmethod
     def from_url(cls, url: str) -> "RedisChatSessions":
@@ -96,7 +104,10 @@ class RedisChatSessions:
     async def start(self) -> None:
         """The replica's first heartbeat, then one every ``HEARTBEAT_S`` (its sockets count while it beats)."""
         if self._heartbeat is None:
-            await self._call(self._redis.set(self._replica_key, "1", ex=REPLICA_TTL_S))
+            try:
+                await self._call(self._redis.set(self._replica_key, "1", ex=REPLICA_TTL_S))
+            except StoreUnavailable as e:  # the heartbeat keeps trying; chats work meanwhile
+                logger.warning("replica heartbeat to Redis failed at start: %s", e)
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="proactive_replica_heartbeat")
 
     async def close(self) -> None:
@@ -125,10 +136,10 @@ class RedisChatSessions:
 
     async def bind_user(self, session_id: str, user_id: str) -> None:
         if session_id in self._local_sessions:
-            await self._call(self._claim(keys=self._keys(session_id), args=[PREFIX, user_id]))
+            await self._call(self._claim(keys=self._keys(session_id), args=[PREFIX, user_id, SESSION_TTL_S]))
 
     async def claim_for(self, session_id: str, user_id: str) -> None:
-        owner = await self._call(self._claim(keys=self._keys(session_id), args=[PREFIX, user_id]))
+        owner = await self._call(self._claim(keys=self._keys(session_id), args=[PREFIX, user_id, SESSION_TTL_S]))
         if owner is None:
             raise no_open_session(session_id)
         if owner != user_id:
@@ -152,7 +163,8 @@ class RedisChatSessions:
 
     @staticmethod
     def _keys(session_id: str) -> List[str]:
-        return [f"{PREFIX}chat:{session_id}:sockets", f"{PREFIX}chat:{session_id}"]
+        # Separate prefixes: no session id can name another session's key.
+        return [f"{PREFIX}chat-sockets:{session_id}", f"{PREFIX}chat-owner:{session_id}"]
 
     async def _leave_session(self, sid: str) -> None:
         session_id = self._session_of_socket.pop(sid, None)
@@ -163,26 +175,40 @@ class RedisChatSessions:
             local.discard(sid)
             if not local:
                 del self._local_sessions[session_id]
-        await self._call(self._leave(keys=self._keys(session_id), args=[PREFIX, self._member(sid)]))
+        member = self._member(sid)
+        try:
+            await self._call(self._leave(keys=self._keys(session_id), args=[PREFIX, member]))
+        except StoreUnavailable:
+            self._unfinished_leaves[member] = session_id
+            raise
 
     async def _beat(self) -> None:
-        """The replica is alive, and its sockets are where they are: said again every beat, so
-        what Redis lost (a restart without persistence, a join while it was down) comes back."""
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.set(self._replica_key, "1", ex=REPLICA_TTL_S)
-                    for sid, session_id in self._session_of_socket.items():
-                        user_id = self._socket_users.get(sid, "")
-                        await self._join(keys=self._keys(session_id), args=[PREFIX, self._member(sid), user_id, SESSION_TTL_S],
-                                         client=pipe)
-                    await pipe.execute()
+                await self.beat()
             except RedisError as e:
                 logger.warning("replica heartbeat to Redis failed: %s", e)
+
+    async def beat(self) -> None:
+        """The replica is alive, and its sockets are where they are: said again every beat, so
+        what Redis lost (a restart without persistence, a join while it was down) comes back,
+        and leaves that failed are done."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._replica_key, "1", ex=REPLICA_TTL_S)
+            for sid, session_id in self._session_of_socket.items():
+                user_id = self._socket_users.get(sid, "")
+                await self._join(keys=self._keys(session_id), args=[PREFIX, self._member(sid), user_id, SESSION_TTL_S],
+                                 client=pipe)
+            leaves = list(self._unfinished_leaves.items())
+            for member, session_id in leaves:
+                await self._leave(keys=self._keys(session_id), args=[PREFIX, member], client=pipe)
+            await pipe.execute()
+        for member, _ in leaves:
+            self._unfinished_leaves.pop(member, None)
 
     async def _call(self, pending: Awaitable[T]) -> T:
         try:
             return await pending
         except RedisError as e:
-            raise StoreUnavailable(f"the chat sessions' Redis did not answer: {e}") from None
+            raise StoreUnavailable(f"the chat sessions' Redis failed: {e}") from None

@@ -1,7 +1,7 @@
 """Each user's state in Redis as one versioned document (docs/design/cluster.md, "unit of work
 per user"): one command loads it, one script commits it only if nobody committed since.
 
-Keys, all of one user under the hash tag ``{u:<user>}`` (one shard in a Redis Cluster):
+Keys, all of one user's under the hash tag ``{u:<user>}``:
 ``proactive:{u:U}:ver`` (the version) and ``proactive:{u:U}:state`` (the JSON document, from
 ``addons.stores.user_state.export_user``). Both expire ``ttl_s`` after the last commit, so an
 idle user's state goes the way the in-memory store's idle eviction would.
@@ -9,12 +9,14 @@ idle user's state goes the way the in-memory store's idle eviction would.
 Besides the document, a commit writes the facts the whole cluster reads: the user's next due
 time in ``proactive:due`` (the periodic pass claims due users from there) and the insights'
 daily counts (``proactive:insights:<day>:<trigger>`` hashes). A commit that lost the race writes
-nothing, so a retried operation never counts anything twice.
+nothing, so a retried operation never counts anything twice. Touching those shared keys in the
+same script needs a single Redis (or Sentinel): in a Redis Cluster they live on other shards.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -55,7 +57,9 @@ return current + 1
 # KEYS: due zset. ARGV: now, limit. Claims (removes and returns) the users due by now.
 _CLAIM_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+for i = 1, #due, 500 do  -- unpack has a limit on how many values it spreads
+  redis.call('ZREM', KEYS[1], unpack(due, i, math.min(i + 499, #due)))
+end
 return due
 """
 
@@ -95,6 +99,13 @@ class RedisUserStates:
     async def commit(self, loaded: LoadedState, commit: Commit) -> bool:
         """Writes ``commit`` if the user is still at ``loaded.version``; False if another
         unit of work committed first (then nothing was written)."""
+        # Checked before the script runs: a script stopped half-way by a bad number would have
+        # written part of the commit (Redis does not roll scripts back).
+        if commit.due_at is not None and not math.isfinite(commit.due_at):
+            raise ValueError(f"due_at must be a finite time, got {commit.due_at!r}")
+        for where, amount in commit.counts.items():
+            if isinstance(amount, bool) or not isinstance(amount, int):
+                raise ValueError(f"count {where} must be a whole number, got {amount!r}")
         counts = list(commit.counts.items())
         keys: List[str] = [_key(loaded.user_id, "ver"), _key(loaded.user_id, "state"), DUE_KEY]
         keys += [f"{PREFIX}insights:{day}:{trigger_id}" for (day, trigger_id, _), _ in counts]
@@ -106,8 +117,8 @@ class RedisUserStates:
             loaded.user_id,
             self._insights_ttl_s,
         ]
-        for (_, _, key), amount in counts:
-            args += [key, amount]
+        for (_, _, field_name), amount in counts:
+            args += [field_name, amount]
         try:
             result = await self._commit(keys=keys, args=args)
         except RedisError as e:
