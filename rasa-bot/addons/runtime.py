@@ -24,6 +24,7 @@ from addons.config import ProactiveConfig
 from addons.errors import ChatNotReady
 from addons.insights.funnel import funnel, period
 from addons.insights.journal import BadOfferEvent, UnknownOffer, step_number, tour_end
+from addons.insights.metrics import OfferMetrics
 from addons.offers.engagement import TourStart
 from addons.offers.engine import ProactiveEngine
 from addons.offers.ingest import IngestError, NormalisedBatch, check_size, decode_capture_body, loads_json, normalise_batch
@@ -57,7 +58,8 @@ class CopilotRuntime:
         argv: Optional[Sequence[str]] = None,
     ) -> None:
         self.config = config
-        self.engine = ProactiveEngine(config)
+        self.offer_metrics = OfferMetrics(t.id for t in config.triggers)
+        self.engine = ProactiveEngine(config, counters=self.offer_metrics)
         self.driver = ProactiveDriver(self.engine, config.driver.tick_seconds)
         self.max_body_bytes = max_body_bytes
         self.actions_package = actions_package
@@ -231,7 +233,7 @@ class CopilotRuntime:
 
     def metrics(self, authorization: Optional[str]) -> Tuple[bytes, str]:
         self.readers.check(authorization)
-        return self.engine.journal.metrics.render()
+        return self.offer_metrics.render()
 
     def funnel(self, authorization: Optional[str], *, first_day: Optional[str], last_day: Optional[str],
                trigger_id: Optional[str]) -> Dict[str, Any]:

@@ -51,7 +51,7 @@ def _stages(engine: ProactiveEngine) -> Dict[str, int]:
 
 def _metric(engine: ProactiveEngine, name: str, **labels: str) -> float:
     """One sample of /metrics, read back with prometheus_client's own parser."""
-    text, _ = engine.journal.metrics.render()
+    text, _ = engine.journal.counters.render()
     for family in text_string_to_metric_families(text.decode()):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
@@ -319,3 +319,24 @@ def test_the_copilot_s_own_posthog_events_are_not_activity(engine, ph):
     reports: List[Dict] = [ph.event("proactive offer shown", ts=T0, offer_id="o1", trigger_id=TRIGGER)]
     batch = ph.batch(reports, received_at=T0)
     assert batch.actions == () and batch.skipped == 1
+
+
+def test_staged_counts_reach_the_metrics_only_when_flushed(config, mono, ph):
+    from addons.insights.metrics import OfferMetrics, StagedCounters
+
+    metrics, staged = OfferMetrics([TRIGGER]), StagedCounters()
+    engine = ProactiveEngine(replace(config, triggers=(config.triggers[0],)), clock=lambda: T0, counters=staged)
+    offer = _fire(engine, ph, "lea")
+    engine.journal.report("lea", offer.offer_id, "dismissed", "close", now=T0 + 2)
+
+    def value(name: str, **labels: str) -> float:
+        text = metrics.render()[0].decode()
+        return next(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                    if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+    assert value("proactive_offer_stage_total", trigger=TRIGGER, stage="fired") == 0  # a commit may still be lost
+    staged.flush(metrics)
+    assert value("proactive_offer_stage_total", trigger=TRIGGER, stage="fired") == 1
+    assert value("proactive_offer_dismissed_total", trigger=TRIGGER, reason="close") == 1
+    staged.flush(metrics)  # flushed once
+    assert value("proactive_offer_stage_total", trigger=TRIGGER, stage="delivered") == 1

@@ -1,5 +1,5 @@
 """The one place an offer's life is written down: each stage once per offer, into the
-ledger's daily counts (the funnel JSON) and the Prometheus metrics together.
+ledger's daily counts (the funnel JSON) and the ``OfferCounters`` (Prometheus) together.
 
 The engine reports what the server decides (fired, held out, delivered, expired), the
 browser what only it knows (shown, the outcome, tour steps and ends), the chat side the
@@ -16,7 +16,7 @@ from autoplay_sdk.core.models import SlimAction
 from addons.config import ProactiveConfig
 from addons.errors import ProactiveError
 from addons.insights.holdout import Holdout
-from addons.insights.metrics import LATENCY_BUCKETS, OfferMetrics
+from addons.insights.metrics import LATENCY_BUCKETS, OfferCounters, OfferMetrics
 from addons.insights.records import (
     BASELINE, DISMISS_REASONS, FOLLOW_UP_SOURCES, HELD_OUT, MAX_TOUR_STEP, OUTCOMES, SHOWN, TOUR_END_REASONS,
     OfferRecord, day_of,
@@ -41,10 +41,10 @@ class BadOfferEvent(ProactiveError, ValueError):
 
 
 class OfferJournal:
-    def __init__(self, config: ProactiveConfig, ledger: OfferLedgerStore, metrics: Optional[OfferMetrics] = None) -> None:
+    def __init__(self, config: ProactiveConfig, ledger: OfferLedgerStore, counters: Optional[OfferCounters] = None) -> None:
         self._config = config
         self._ledger = ledger
-        self.metrics = metrics or OfferMetrics(t.id for t in config.triggers)
+        self.counters: OfferCounters = counters or OfferMetrics(t.id for t in config.triggers)
         self._holdout = Holdout(config.insights.holdout_seed)
 
     # -- the server's side -----------------------------------------------------------------
@@ -85,7 +85,7 @@ class OfferJournal:
         if event == "shown":
             if not self._reach(record, "shown"):
                 return False
-            self.metrics.event_to_toast.labels(record.trigger_id).observe(max(0.0, now - record.fired_at))
+            self.counters.event_to_toast(record.trigger_id, now - record.fired_at)
             self._observe(record, "event_to_toast", now - record.fired_at)
             return True
         return self._outcome(record, event, reason if event == "dismissed" else None, now)
@@ -96,7 +96,7 @@ class OfferJournal:
         self._outcome(record, "show_me", None, None)
         if not self._reach(record, f"tour_step:{number}", count_stage=False):
             return False
-        self.metrics.tour_steps.labels(record.trigger_id, str(number)).inc()
+        self.counters.tour_step(record.trigger_id, number)
         return True
 
     def tour_ended(self, user_id: str, offer_id: str, outcome: object, reason: object, step: object) -> bool:
@@ -108,7 +108,7 @@ class OfferJournal:
         if outcome == "completed":
             return self._reach(record, "tour_completed")
         self._reach(record, "tour_abandoned", f"tour_abandoned:{reason}", f"abandoned_at_step:{number}")
-        self.metrics.tour_abandoned.labels(record.trigger_id, str(reason), str(number)).inc()
+        self.counters.tour_abandoned(record.trigger_id, str(reason), number)
         return True
 
     # -- the chat's side --------------------------------------------------------------------
@@ -120,7 +120,7 @@ class OfferJournal:
         self._outcome(record, "open_chat", None, clicked_at)
         if self._reach(record, "first_bubble", count_stage=False):
             latency = max(0.0, now - (record.open_chat_at or clicked_at))
-            self.metrics.click_to_first_bubble.labels(record.trigger_id).observe(latency)
+            self.counters.click_to_first_bubble(record.trigger_id, latency)
             self._observe(record, "click_to_first_bubble", latency)
 
     def follow_up(self, user_id: str, offer_id: str, source: str) -> None:
@@ -128,7 +128,7 @@ class OfferJournal:
             raise ValueError(f"follow-up source must be one of {FOLLOW_UP_SOURCES}, got {source!r}")
         record = self._record(user_id, offer_id)
         if self._reach(record, "follow_up", f"follow_up:{source}"):
-            self.metrics.follow_ups.labels(record.trigger_id, source).inc()
+            self.counters.follow_up(record.trigger_id, source)
 
     def replied(self, user_id: str) -> None:
         """The user wrote in the chat: a reply to the latest offer they opened the chat on."""
@@ -149,14 +149,14 @@ class OfferJournal:
         if record is not None and record.group is not None and record.fired_at <= at <= record.fired_at + within_s:
             if not self._reach(record, "adopted", f"adopted:{record.group}"):
                 return ""
-            self.metrics.adoptions.labels(trigger_id, record.group).inc()
+            self.counters.adoption(trigger_id, record.group)
             return record.group
         last = self._ledger.baseline_at(user_id, trigger_id)
         if last is not None and abs(at - last) < within_s:
             return ""
         self._ledger.note_baseline(user_id, trigger_id, at)
         self._ledger.increment(day_of(at), trigger_id, f"adopted:{BASELINE}")
-        self.metrics.adoptions.labels(trigger_id, BASELINE).inc()
+        self.counters.adoption(trigger_id, BASELINE)
         return BASELINE
 
     # -- internals ---------------------------------------------------------------------------
@@ -175,7 +175,7 @@ class OfferJournal:
             record.open_chat_at = at
         if outcome == "dismissed":
             self._reach(record, "dismissed", f"dismissed:{reason}")
-            self.metrics.dismissed.labels(record.trigger_id, str(reason)).inc()
+            self.counters.dismissed(record.trigger_id, str(reason))
         else:
             self._reach(record, outcome)
         logger.info("proactive offer %s: offer=%s trigger=%s user=%s%s", outcome.replace("_", " "), record.offer_id,
@@ -191,7 +191,7 @@ class OfferJournal:
         day = record.day
         if count_stage:
             self._ledger.increment(day, record.trigger_id, f"stage:{stage}")
-            self.metrics.stages.labels(record.trigger_id, stage).inc()
+            self.counters.stage(record.trigger_id, stage)
         else:
             self._ledger.increment(day, record.trigger_id, stage)
         for detail in details:

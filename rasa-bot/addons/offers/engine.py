@@ -20,6 +20,7 @@ from autoplay_sdk.core.models import SlimAction
 
 from addons.config import ProactiveConfig
 from addons.insights.journal import AdoptionWatcher, OfferJournal
+from addons.insights.metrics import OfferCounters
 from addons.offers.caps import OfferCaps
 from addons.offers.delivery import DeliveryHub, Subscription
 from addons.offers.engagement import Engagement, TourStart, require_session
@@ -52,9 +53,11 @@ class ProactiveEngine:
         hub: Optional[DeliveryHub] = None,
         clock: Callable[[], float] = time.time,
         incremental: bool = True,
+        counters: Optional[OfferCounters] = None,
     ) -> None:
         """``incremental=False`` keeps the reference strategy (``FullRescan``), which is also
-        what runs when a trigger cannot be indexed (built-ins)."""
+        what runs when a trigger cannot be indexed (built-ins). ``counters``: where the offers'
+        numbers go (the runtime's Prometheus metrics; by default a registry of its own)."""
         self.config = config
         self.stores = stores or build_stores(config)
         if hub is not None:  # a hub given (tests, benchmarks) brings the offer store it records into
@@ -68,7 +71,7 @@ class ProactiveEngine:
             config, self.registry, self.activity, self.gate, self.stores.tick_plan, incremental=incremental
         )
         self.engagement = Engagement(config, self.activity, self.gate, self.strategy)
-        self.journal = OfferJournal(config, self.stores.ledger)
+        self.journal = OfferJournal(config, self.stores.ledger, counters)
         self.activity.add_observer(AdoptionWatcher(config, self.journal))
         self._reference = (  # explains /debug verdicts; the strategy itself when it is the full rescan
             self.strategy if isinstance(self.strategy, FullRescan)
