@@ -62,6 +62,14 @@ class InMemoryOfferLedger:
                 return  # older than everything kept
         self._days[day].setdefault(trigger_id, Counter())[key] += amount
 
+    def counts_by_day(self) -> Dict[Tuple[str, str, str], int]:
+        """Every count kept, as (day, trigger id, key) → count: what a unit of work's own
+        ledger added, for its commit to add to the shared counts."""
+        return {
+            (day, trigger_id, key): count
+            for day, triggers in self._days.items() for trigger_id, counts in triggers.items() for key, count in counts.items()
+        }
+
     def totals(self, first_day: str, last_day: str) -> Dict[str, Dict[str, int]]:
         totals: Dict[str, Counter[str]] = {}
         for day, triggers in self._days.items():

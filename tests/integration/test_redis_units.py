@@ -1,0 +1,125 @@
+"""The engine as units of work on a real redis-server: two replicas (two ``UserUnits`` over one
+Redis, in this process) share each user's state; a race on the third save makes one offer;
+a restarted replica keeps cooldowns, caps and pending offers; counts land once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import redis
+
+from addons.config import load_config
+from addons.insights.metrics import OfferMetrics
+from addons.insights.records import day_of
+from addons.offers.ingest import NormalisedBatch, normalise_batch, parse_capture_payload
+from addons.stores.redis.units import UserUnits
+from addons.stores.redis.user_states import RedisUserStates
+from posthog_events import posthog_event
+from rasa_server import BOT
+from redis_server import RedisServer, start_redis
+
+CONFIG = load_config(BOT / "proactive.yml")
+TRIGGER = "bulk_edit_opportunity"
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis-units"))
+    yield server
+    server.stop()
+
+
+class Replica:
+    """One replica's view: its own connection, its own metrics."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.client = redis.asyncio.Redis(port=server.port, decode_responses=True)
+        self.metrics = OfferMetrics([TRIGGER])
+        self.states = RedisUserStates(self.client)
+        self.units = UserUnits(CONFIG, self.states, counters=self.metrics)
+
+    def fired(self) -> float:
+        return self.metrics.stages_total.labels(TRIGGER, "fired")._value.get()
+
+
+@pytest.fixture
+async def cluster(redis_server: RedisServer):
+    redis.Redis(port=redis_server.port).flushdb()
+    replicas = [Replica(redis_server), Replica(redis_server)]
+    yield replicas
+    for replica in replicas:
+        await replica.client.close()
+
+
+def saves(user: str, at: float, count: int, first: int = 0) -> NormalisedBatch:
+    events: List[Dict[str, Any]] = [
+        posthog_event("$autocapture", ts=at - 10 + n, text="Save changes", user=user, session=f"s-{user}")
+        for n in range(first, first + count)
+    ]
+    return normalise_batch(parse_capture_payload({"api_key": "k", "batch": events}), received_at=at)
+
+
+async def test_two_saves_on_one_replica_and_the_third_on_the_other_make_the_offer(cluster):
+    a, b = cluster
+    now = time.time()
+    first = await a.units.run("ada", lambda e: e.ingest(saves("ada", now, 2), now=now), now=now, streams=1)
+    assert first.value == [] and first.published == []
+    third = await b.units.run("ada", lambda e: e.ingest(saves("ada", now, 1, first=2), now=now), now=now, streams=1)
+    assert [o.trigger_id for o in third.published] == [TRIGGER]
+    assert (a.fired(), b.fired()) == (0, 1)
+
+
+async def test_the_third_save_on_two_replicas_at_once_makes_exactly_one_offer_200_times(cluster):
+    a, b = cluster
+    now = time.time()
+    attempts = []
+    for n in range(200):
+        user = f"race-{n}"
+        await a.units.run(user, lambda e: e.ingest(saves(user, now, 2), now=now), now=now, streams=1)
+        third = saves(user, now, 1, first=2)  # the same event (same uuid) reaches both replicas
+        results = await asyncio.gather(
+            a.units.run(user, lambda e: e.ingest(third, now=now), now=now, streams=1),
+            b.units.run(user, lambda e: e.ingest(third, now=now), now=now, streams=1),
+        )
+        assert sum(len(r.published) for r in results) == 1, n
+        attempts.append(max(r.attempts for r in results))
+    assert a.fired() + b.fired() == 200  # the race's loser counted nothing
+    counts = await a.states.counts(day_of(now), TRIGGER)
+    assert counts["stage:fired"] == 200 and counts["stage:delivered"] == 200
+    print(f"\nraces that needed a retry: {sum(1 for n in attempts if n > 1)} of 200")
+
+
+async def test_a_restarted_replica_keeps_cooldowns_caps_and_pending_offers(cluster, redis_server):
+    a, _ = cluster
+    now = time.time()
+    made = await a.units.run("bo", lambda e: e.ingest(saves("bo", now, 3), now=now), now=now, streams=1)
+    assert len(made.published) == 1
+    parked = await a.units.run("cy", lambda e: e.ingest(saves("cy", now, 3), now=now), now=now, streams=0)
+    assert parked.published == [] and len(parked.value) == 1  # fired, waiting for a tab
+
+    restarted = Replica(redis_server)  # a new process: nothing but Redis carries over
+    try:
+        later = now + 1
+        again = await restarted.units.run("bo", lambda e: e.ingest(saves("bo", later, 3, first=3), now=later),
+                                          now=later, streams=1)
+        assert again.published == []  # still PROACTIVE, then cooling down: no second toast
+        verdict = await restarted.units.run("bo", lambda e: e.gate.check("s-bo").reason, now=later)
+        assert verdict.value == "v2_state_proactive_assistance"
+        opened = await restarted.units.run("cy", lambda e: e.subscribe("cy", now=later), now=later, streams=1)
+        assert [o.offer_id for o in opened.published] == [parked.value[0].offer_id]
+    finally:
+        await restarted.client.close()
+
+
+async def test_the_user_is_due_at_the_next_tick_then_when_the_offer_times_out(cluster):
+    a, b = cluster
+    now = time.time()
+    await a.units.run("di", lambda e: e.ingest(saves("di", now, 3), now=now), now=now, streams=1)
+    assert await b.states.claim_due(now) == ["di"]  # new activity: looked at by the next tick, on any replica
+    await b.units.run("di", lambda e: e.tick(now=now), now=now)
+    timeout = CONFIG.session.interaction_timeout_s
+    assert await a.states.claim_due(now + timeout - 1) == []
+    assert await a.states.claim_due(now + timeout + 1) == ["di"]  # the toast's engagement window ends
