@@ -1,0 +1,205 @@
+"""Toast streams across replicas (docs/design/cluster.md, "Delivery"): this replica's open
+streams, how many each user has open on every replica (presence), and offers fanned out
+through Redis pub/sub so the replica that made an offer need not be the one holding the stream.
+
+Presence is ``proactive:streams:{u:<user>}``, a hash of replica id → open streams. A replica's
+count only counts while its heartbeat key ``proactive:replica:<id>`` exists (the chat layer's
+heartbeat sets it, ``addons.rasa.shared_chat_sessions``), so the streams of a replica that died
+stop counting when its key expires.
+
+A stream may get an offer both from the replay it read when it opened and from pub/sub (the
+offer was published in between): each stream drops an offer id it has already been given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Dict, Optional, Sequence, Set
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from addons.bounded import BoundedMap
+from addons.errors import StoreUnavailable
+from addons.offers.delivery import Subscription
+from addons.offers.offer import Offer
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "proactive:"
+CHANNEL = f"{PREFIX}offers"
+PRESENCE_TTL_S = 86_400  # a user whose streams all closed long ago leaves no key behind
+RECONNECT_S = 1.0
+
+_STREAMS = """
+local total = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if redis.call('EXISTS', ARGV[1] .. 'replica:' .. fields[i]) == 1 then
+    total = total + tonumber(fields[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], fields[i])
+  end
+end
+return total
+"""
+
+
+class _Stream:
+    """A local subscription and the offer ids it has been given."""
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self.given: BoundedMap[str, None] = BoundedMap(64)
+
+    def give(self, offer: Offer) -> bool:
+        if offer.offer_id in self.given:
+            return False
+        self.given.touch(offer.offer_id, None)
+        self.subscription.put(offer)
+        return True
+
+
+class SharedStreams:
+    def __init__(self, client: "Redis[str]", replica_id: str, *, queue_size: int = 16) -> None:
+        self._redis = client
+        self.replica_id = replica_id
+        self._queue_size = queue_size
+        self._local: Dict[str, Set[_Stream]] = {}
+        self._by_subscription: Dict[int, _Stream] = {}
+        self._streams_script = client.register_script(_STREAMS)
+        self._listener: Optional["asyncio.Task[None]"] = None
+        self._recount: Set[str] = set()  # users whose presence count a failed write left wrong
+
+    async def start(self) -> None:
+        if self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._listen(), name="proactive_offer_fanout")
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            self._listener = None
+        for streams in self._local.values():
+            for stream in streams:
+                try:
+                    await self._count(stream.subscription.user_id, -1)
+                except StoreUnavailable:
+                    pass
+
+    async def subscribe(self, user_id: str, replay: Sequence[Offer] = ()) -> Subscription:
+        """A stream opened here; ``replay``: what it missed, given first."""
+        stream = _Stream(Subscription(user_id, self._queue_size))
+        self._local.setdefault(user_id, set()).add(stream)
+        self._by_subscription[id(stream.subscription)] = stream
+        for offer in replay:
+            stream.give(offer)
+        try:
+            await self._count(user_id, +1)
+        except StoreUnavailable:
+            await self._forget(stream)
+            raise
+        return stream.subscription
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        stream = self._by_subscription.get(id(subscription))
+        if stream is None:
+            return
+        await self._forget(stream)
+        try:
+            await self._count(subscription.user_id, -1)
+        except StoreUnavailable:
+            self._recount.add(subscription.user_id)  # the next beat writes the true count
+            raise
+
+    async def beat(self) -> None:
+        """Writes this replica's true stream count for every user it holds streams of, and for
+        those whose count a failed write left wrong: presence heals with the replica's
+        heartbeat, also after a Redis restart that lost it."""
+        users = set(self._local) | self._recount
+        if not users:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id in users:
+                    count = self.local_count(user_id)
+                    if count:
+                        pipe.hset(_presence_key(user_id), self.replica_id, count)
+                        pipe.expire(_presence_key(user_id), PRESENCE_TTL_S)
+                    else:
+                        pipe.hdel(_presence_key(user_id), self.replica_id)
+                await pipe.execute()
+        except RedisError as e:
+            raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
+        self._recount.difference_update(users)
+
+    async def _forget(self, stream: _Stream) -> None:
+        self._by_subscription.pop(id(stream.subscription), None)
+        user_id = stream.subscription.user_id
+        streams = self._local.get(user_id)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self._local[user_id]
+
+    async def streams(self, user_id: str) -> int:
+        """Streams the user has open on every live replica."""
+        try:
+            return int(await self._streams_script(keys=[_presence_key(user_id)], args=[PREFIX]))
+        except RedisError as e:
+            raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
+
+    async def publish(self, offers: Sequence[Offer]) -> None:
+        """After the unit of work that made them committed: to every replica's streams."""
+        try:
+            for offer in offers:
+                await self._redis.publish(CHANNEL, json.dumps(offer.to_stored_dict(), separators=(",", ":")))
+        except RedisError as e:
+            raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
+
+    def local_count(self, user_id: Optional[str] = None) -> int:
+        if user_id is not None:
+            return len(self._local.get(user_id, ()))
+        return sum(len(s) for s in self._local.values())
+
+    def deliver_locally(self, offer: Offer) -> int:
+        """Give an offer to this replica's streams of its user; how many took it."""
+        return sum(stream.give(offer) for stream in list(self._local.get(offer.user_id, ())))
+
+    async def _count(self, user_id: str, delta: int) -> None:
+        key = _presence_key(user_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hincrby(key, self.replica_id, delta)
+                pipe.expire(key, PRESENCE_TTL_S)
+                await pipe.execute()
+        except RedisError as e:
+            raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
+
+    async def _listen(self) -> None:
+        """Offers from every replica to this one's streams; reconnects when Redis comes back."""
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    try:
+                        offer = Offer.from_dict(json.loads(message["data"]))
+                    except (ValueError, KeyError, TypeError) as e:
+                        logger.warning("ignored a malformed offer on %s: %s", CHANNEL, e)
+                        continue
+                    self.deliver_locally(offer)
+            except asyncio.CancelledError:
+                await pubsub.close()
+                raise
+            except RedisError as e:
+                logger.warning("offer fan-out lost Redis (%s); reconnecting in %g s", e, RECONNECT_S)
+                await pubsub.close()
+                await asyncio.sleep(RECONNECT_S)
+
+
+def _presence_key(user_id: str) -> str:
+    return f"{PREFIX}streams:{{u:{user_id}}}"

@@ -1,0 +1,97 @@
+"""Toast streams across replicas on a real redis-server: presence counted per live replica,
+an offer published on one replica reaches the stream another holds, once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Iterator
+
+import pytest
+import redis
+
+from addons.errors import StoreUnavailable
+from addons.offers.offer import Offer
+from addons.stores.redis.streams import PREFIX, SharedStreams
+from redis_server import RedisServer, start_redis
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis-streams"))
+    yield server
+    server.stop()
+
+
+def _offer(n: int, user: str = "ada") -> Offer:
+    return Offer(f"offer-{n}", user, f"s-{user}", "bulk_edit_opportunity", f"body {n}", (), time.time())
+
+
+async def _replicas(server: RedisServer, *names: str):
+    alive = redis.Redis(port=server.port)
+    made = []
+    for name in names:
+        alive.set(f"{PREFIX}replica:{name}", "1", ex=60)  # the chat layer's heartbeat, as it would be
+        streams = SharedStreams(redis.asyncio.Redis(port=server.port, decode_responses=True), name)
+        await streams.start()
+        made.append(streams)
+    await asyncio.sleep(0.1)  # the listeners have subscribed
+    return made
+
+
+async def _close(*replicas: SharedStreams) -> None:
+    for replica in replicas:
+        await replica.close()
+        await replica._redis.close()
+
+
+async def test_an_offer_published_on_one_replica_reaches_the_stream_another_holds_once(redis_server):
+    a, b = await _replicas(redis_server, "a", "b")
+    try:
+        stream = await b.subscribe("ada", replay=[_offer(1)])
+        assert await a.streams("ada") == 1 and await a.streams("bo") == 0
+        await a.publish([_offer(1), _offer(2)])  # offer 1 also came in the replay: given once
+        first, second = await stream.next(2), await stream.next(2)
+        third = await stream.next(0.3)
+        assert [first.offer_id, second.offer_id, third] == ["offer-1", "offer-2", None]
+        await b.unsubscribe(stream)
+        assert await a.streams("ada") == 0
+    finally:
+        await _close(a, b)
+
+
+async def test_the_streams_of_a_replica_that_stopped_beating_do_not_count(redis_server):
+    a, b = await _replicas(redis_server, "a", "b")
+    try:
+        await b.subscribe("ada")
+        await a.subscribe("ada")
+        assert await a.streams("ada") == 2
+        redis.Redis(port=redis_server.port).delete(f"{PREFIX}replica:b")  # B died: its key expired
+        assert await a.streams("ada") == 1
+    finally:
+        await _close(a, b)
+
+
+async def test_fan_out_comes_back_with_redis_and_a_missed_count_heals(redis_server, tmp_path_factory):
+    a, b = await _replicas(redis_server, "a", "b")
+    try:
+        stream = await b.subscribe("ada")
+        extra = await b.subscribe("ada")
+        redis_server.stop()
+        with pytest.raises(StoreUnavailable):
+            await b.unsubscribe(extra)  # Redis missed the decrement
+        restarted = start_redis(tmp_path_factory.mktemp("redis-again"), port=redis_server.port)
+        redis_server.process, redis_server.log_path = restarted.process, restarted.log_path
+        redis.Redis(port=redis_server.port).set(f"{PREFIX}replica:b", "1", ex=60)
+        assert await a.streams("ada") == 0  # the restart lost presence
+        await b.beat()  # the heartbeat writes B's true count
+        assert await a.streams("ada") == 1
+        deadline = time.monotonic() + 10
+        while True:  # the listener reconnects on its own
+            await a.publish([_offer(3)])
+            got = await stream.next(0.5)
+            if got is not None or time.monotonic() > deadline:
+                break
+        assert got is not None and got.offer_id == "offer-3"
+    finally:
+        await _close(a, b)
