@@ -261,8 +261,9 @@ class EventSources:
 
 @dataclass(frozen=True)
 class RedisConfig:
-    """The Redis several replicas share (docs/design/cluster.md). Today it carries the chat
-    layer: socket.io's client manager and the chat sessions; ``PROACTIVE_REDIS_URL`` wins."""
+    """The Redis several replicas share (docs/design/cluster.md): the chat layer (socket.io's
+    client manager, the chat sessions) whenever it is set, and the offers' state with
+    ``store: redis``. ``PROACTIVE_REDIS_URL`` wins."""
 
     url: Optional[str] = None  # redis://host:port/db; none: everything stays in this process
 
@@ -294,6 +295,7 @@ class ProactiveConfig:
     sources: EventSources = EventSources()
     insights: InsightsConfig = InsightsConfig()
     redis: RedisConfig = RedisConfig()
+    store: str = "memory"  # where offers and their state live: "memory" (this process) or "redis" (shared)
 
     def tour(self, tour_id: str) -> Optional[TourConfig]:
         return next((t for t in self.tours if t.id == tour_id), None)
@@ -352,6 +354,7 @@ def parse_config(raw: Any, *, source: str = "proactive config") -> ProactiveConf
         sources=_sources(root.section("sources")),
         insights=_insights(root.section("insights")),
         redis=RedisConfig(url=root.section("redis").optional_string("url")),
+        store=_store(root),
     )
 
 
@@ -401,6 +404,16 @@ def _sources(s: "_Section") -> EventSources:
         autoplay_destination=source("autoplay_destination", d.autoplay_destination),
         autoplay_connector=source("autoplay_connector", d.autoplay_connector),
     )
+
+
+STORES = ("memory", "redis")
+
+
+def _store(root: "_Section") -> str:
+    store = root.optional_string("store") or "memory"
+    if store not in STORES:
+        raise ConfigError(f"{root.where}.store: expected one of {list(STORES)}, got {store!r}")
+    return store
 
 
 def _insights(s: "_Section") -> InsightsConfig:

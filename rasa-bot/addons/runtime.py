@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 import sys
 import time
+import uuid
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -20,18 +26,21 @@ from rasa.core.channels.channel import InputChannel
 from addons.answers import grounded
 from addons.answers.grounded import GroundedAssistant
 from addons.answers.llm import resolve_llm
-from addons.config import ProactiveConfig
+from addons.config import STORES, ConfigError, ProactiveConfig
 from addons.errors import ChatNotReady
 from addons.insights.funnel import funnel, period
 from addons.insights.journal import BadOfferEvent, UnknownOffer, step_number, tour_end
 from addons.insights.metrics import OfferMetrics
 from addons.offers.engagement import TourStart
+from addons.offers.delivery import Subscription
 from addons.offers.engine import ProactiveEngine
+from addons.offers.service import LocalOffers, OfferService
 from addons.offers.ingest import IngestError, NormalisedBatch, check_size, decode_capture_body, loads_json, normalise_batch
 from addons.offers.sources import autoplay_destination_batch, connector_batch, posthog_webhook_batch
 from addons.rasa.chat import FollowUpRequest, send_proactive_question
 from addons.rasa.chat_sessions import ChatSessionRegistry, ChatSessions
 from addons.rasa.shared_chat_sessions import RedisChatSessions
+from addons.stores.redis.offers import SharedOffers
 from addons.rasa.driver import ProactiveDriver, tune_gc_for_serving
 from addons.rasa.inprocess_actions import InProcessActionEndpoint
 from addons.security.deployment import check_deployment
@@ -45,6 +54,7 @@ from addons.security.sources import (
 logger = logging.getLogger(__name__)
 
 REDIS_URL_ENV = "PROACTIVE_REDIS_URL"
+STORE_ENV = "PROACTIVE_STORE"
 
 
 class CopilotRuntime:
@@ -60,7 +70,6 @@ class CopilotRuntime:
         self.config = config
         self.offer_metrics = OfferMetrics(t.id for t in config.triggers)
         self.engine = ProactiveEngine(config, counters=self.offer_metrics)
-        self.driver = ProactiveDriver(self.engine, config.driver.tick_seconds)
         self.max_body_bytes = max_body_bytes
         self.actions_package = actions_package
         self.llm = resolve_llm(config.llm, environ)
@@ -70,15 +79,30 @@ class CopilotRuntime:
         self.ingest_guard = IngestGuard(config.ingest)
         self.sources = source_auths(config.sources, environ)
         self.redis_url = environ.get(REDIS_URL_ENV) or config.redis.url
+        store = environ.get(STORE_ENV) or config.store
+        if store not in STORES:
+            raise ConfigError(f"{STORE_ENV}: expected one of {list(STORES)}, got {store!r}")
+        if store == "redis" and not self.redis_url:
+            raise ConfigError(f"store: redis needs a Redis: set redis.url in proactive.yml or {REDIS_URL_ENV}")
+        self.replica_id = uuid.uuid4().hex[:12]
         self.chat_sessions: ChatSessionRegistry = (
-            RedisChatSessions.from_url(self.redis_url) if self.redis_url else ChatSessions(self.engine.stores.chat_owners)
+            RedisChatSessions.from_url(self.redis_url, replica_id=self.replica_id) if self.redis_url
+            else ChatSessions(self.engine.stores.chat_owners)
         )
-        if self.redis_url:
+        self.offers: OfferService = LocalOffers(self.engine)
+        if store == "redis" and self.redis_url:
+            self.offers = SharedOffers(config, shared_redis(self.redis_url), self.replica_id, counters=self.offer_metrics,
+                                       subscriber=Redis.from_url(self.redis_url, decode_responses=True,
+                                                                 socket_connect_timeout=2.0, health_check_interval=30))
+            logger.info("proactive offers shared through Redis (%s) as replica %s", _without_password(self.redis_url),
+                        self.replica_id)
+        elif self.redis_url:
             logger.warning(
                 "proactive chat sessions are shared through Redis (%s) so several replicas can serve chats; offers and "
-                "their state are still per replica (docs/design/cluster.md): run one replica for offers",
+                "their state are per replica with store: memory: run one replica, or set store: redis",
                 _without_password(self.redis_url),
             )
+        self.driver = ProactiveDriver(self.offers, config.driver.tick_seconds)
         self.readers = InsightsReaders.from_config(config.insights, environ)
         self.assistant: Optional[GroundedAssistant] = None
         self._chat_attached = False  # our socketio channel took the chat sessions at start
@@ -91,6 +115,7 @@ class CopilotRuntime:
         if self.redis_url and share is not None:
             share(self.redis_url)
         await self.chat_sessions.start()
+        await self.offers.start()
 
     def start(self, agent: Optional[Agent], chat: Optional[InputChannel]) -> None:
         """The server is up: actions in-process, the chat channel attached, the assistant built."""
@@ -103,6 +128,8 @@ class CopilotRuntime:
         self.assistant = GroundedAssistant(
             self.engine,
             self.llm,
+            read=lambda user_id, read: self.offers.run(user_id, read, now=time.time()),
+            summaries=isinstance(self.offers, LocalOffers),
             users_of=self.chat_sessions.user_of,
             user_id_key=getattr(chat, "user_id_key", "userId"),
             trust_metadata=not self.identity.required,
@@ -112,7 +139,7 @@ class CopilotRuntime:
         tune_gc_for_serving()  # full GCs over Rasa's heap and the session store stalled the loop (BENCHMARKS.md)
 
     async def stop(self) -> None:
-        self.engine.close_streams()
+        await self.offers.close()
         await self.chat_sessions.close()
         if self.assistant is not None:
             grounded.install(None)
@@ -120,16 +147,16 @@ class CopilotRuntime:
 
     # -- operations -------------------------------------------------------------------------
 
-    def capture(self, body: bytes, *, content_type: str, ip: str, path: str, received_at: float) -> Dict[str, Any]:
+    async def capture(self, body: bytes, *, content_type: str, ip: str, path: str, received_at: float) -> Dict[str, Any]:
         """One capture request from posthog-js (or a PostHog SDK): admitted, decoded, ingested."""
         self.ingest_guard.admit_request(ip, received_at)
         check_size(body, self.max_body_bytes)
         batch = decode_capture_body(body, content_type=content_type, max_bytes=self.max_body_bytes)
         self.ingest_guard.admit_project(batch, ip, received_at)
         result = normalise_batch(batch, received_at=received_at, skew=self.engine.stores.clock_skew)
-        return self._ingest(result, events=len(batch.events), ip=ip, path=path, received_at=received_at)
+        return await self._ingest(result, events=len(batch.events), ip=ip, path=path, received_at=received_at)
 
-    def push(self, source: str, body: bytes, headers: Mapping[str, str], *, ip: str, path: str,
+    async def push(self, source: str, body: bytes, headers: Mapping[str, str], *, ip: str, path: str,
              received_at: float) -> Dict[str, Any]:
         """One push from a destination or connector (``addons.offers.sources``), proved by its
         secret instead of a project key."""
@@ -152,19 +179,19 @@ class CopilotRuntime:
             raise IngestError(f"body is not JSON: {e}") from None
         if source == AUTOPLAY_CONNECTOR:
             result = connector_batch(payload, received_at=received_at)
-            return self._ingest(result, events=len(result.actions) + len(result.rejected) + result.skipped,
-                                ip=ip, path=path, received_at=received_at)
+            return await self._ingest(result, events=len(result.actions) + len(result.rejected) + result.skipped,
+                                      ip=ip, path=path, received_at=received_at)
         batch = posthog_webhook_batch(payload) if source == POSTHOG_WEBHOOK else autoplay_destination_batch(payload)
         result = normalise_batch(batch, received_at=received_at)
-        return self._ingest(result, events=len(batch.events), ip=ip, path=path, received_at=received_at)
+        return await self._ingest(result, events=len(batch.events), ip=ip, path=path, received_at=received_at)
 
-    def _ingest(self, result: NormalisedBatch, *, events: int, ip: str, path: str, received_at: float) -> Dict[str, Any]:
+    async def _ingest(self, result: NormalisedBatch, *, events: int, ip: str, path: str, received_at: float) -> Dict[str, Any]:
         self.ingest_guard.admit_events(result.actions, ip, received_at)
         for rejected in result.rejected:
             logger.warning("rejected event %d of %s: %s", rejected.index, path, rejected.reason)
         if events and not result.actions and result.rejected and not result.skipped:
             raise IngestError(f"no event accepted: {result.rejected[0].reason}")
-        self.engine.ingest(result, now=received_at)
+        await self.offers.ingest(result, now=received_at)
         return {
             "status": 1,
             "accepted": len(result.actions),
@@ -184,7 +211,7 @@ class CopilotRuntime:
         if self._chat_attached:
             await self.chat_sessions.claim_for(sender_id, user_id)
         clicked_at = time.time()
-        self.engine.engage_chat(user_id, trigger_id)
+        await self.offers.run(user_id, lambda engine: engine.engage_chat(user_id, trigger_id), now=clicked_at)
         sent = await send_proactive_question(
             agent,
             output,
@@ -193,74 +220,118 @@ class CopilotRuntime:
             min_gap_s=self.config.chat.follow_up_gap_s,
         )
         if offer_id is not None:
-            journal = self.engine.journal
-            self._note(lambda: journal.first_bubble(user_id, offer_id, clicked_at=clicked_at, now=sent.question_sent_at))
-            if sent.follow_up is not None:
-                source = sent.follow_up.source
-                self._note(lambda: journal.follow_up(user_id, offer_id, source))
+            follow_up = sent.follow_up
+
+            def record(engine: ProactiveEngine) -> None:
+                _note(lambda: engine.journal.first_bubble(user_id, offer_id, clicked_at=clicked_at, now=sent.question_sent_at))
+                if follow_up is not None:
+                    _note(lambda: engine.journal.follow_up(user_id, offer_id, follow_up.source))
+
+            await self.offers.run(user_id, record, now=time.time())
         return sent.follow_up is not None
 
     # -- the tour's life (the gate's transitions, and the offer's insights) ------------------
 
-    def start_tour(self, user_id: str, tour_id: str, offer_id: Optional[str]) -> TourStart:
-        started = self.engine.start_tour(user_id, tour_id)
-        if offer_id is not None:
-            self._note(lambda: self.engine.journal.report(user_id, offer_id, "show_me", None, now=time.time()))
-        return started
+    async def start_tour(self, user_id: str, tour_id: str, offer_id: Optional[str]) -> TourStart:
+        now = time.time()
 
-    def tour_step(self, user_id: str, offer_id: Optional[str], step: object) -> Dict[str, str]:
+        def start(engine: ProactiveEngine) -> TourStart:
+            started = engine.start_tour(user_id, tour_id)
+            if offer_id is not None:
+                _note(lambda: engine.journal.report(user_id, offer_id, "show_me", None, now=now))
+            return started
+
+        return await self.offers.run(user_id, start, now=now)
+
+    async def tour_step(self, user_id: str, offer_id: Optional[str], step: object) -> Dict[str, str]:
         number = step_number(step) if offer_id is not None else 0  # a bad step refused before anything moves
-        tour = self.engine.record_tour_step(user_id)
-        if offer_id is not None:
-            self._note(lambda: self.engine.journal.tour_step(user_id, offer_id, number))
-        return tour
 
-    def end_tour(self, user_id: str, offer_id: Optional[str], outcome: object, reason: object, step: object) -> Dict[str, str]:
+        def record(engine: ProactiveEngine) -> Dict[str, str]:
+            tour = engine.record_tour_step(user_id)
+            if offer_id is not None:
+                _note(lambda: engine.journal.tour_step(user_id, offer_id, number))
+            return tour
+
+        return await self.offers.run(user_id, record, now=time.time())
+
+    async def end_tour(self, user_id: str, offer_id: Optional[str], outcome: object, reason: object,
+                       step: object) -> Dict[str, str]:
         if offer_id is not None:
             tour_end(outcome, reason, step)  # a bad report refused before the tour ends
-        tour = self.engine.end_tour(user_id)
-        if offer_id is not None:
-            self._note(lambda: self.engine.journal.tour_ended(user_id, offer_id, outcome, reason, step))
-        return tour
+
+        def end(engine: ProactiveEngine) -> Dict[str, str]:
+            tour = engine.end_tour(user_id)
+            if offer_id is not None:
+                _note(lambda: engine.journal.tour_ended(user_id, offer_id, outcome, reason, step))
+            return tour
+
+        return await self.offers.run(user_id, end, now=time.time())
+
+    # -- toast streams and diagnostics ----------------------------------------------------------
+
+    async def open_stream(self, user_id: str, last_event_id: Optional[str]) -> Subscription:
+        return await self.offers.open_stream(user_id, last_event_id, now=time.time())
+
+    async def close_stream(self, subscription: Subscription) -> None:
+        await self.offers.close_stream(subscription)
+
+    async def debug(self, user_id: str) -> Dict[str, Any]:
+        now = time.time()
+        return await self.offers.run(user_id, lambda engine: engine.debug(user_id, now=now), now=now)
 
     # -- measuring offers ------------------------------------------------------------------------
 
-    def offer_event(self, user_id: str, offer_id: str, event: object, reason: object) -> bool:
+    async def offer_event(self, user_id: str, offer_id: str, event: object, reason: object) -> bool:
         """What the browser saw of an offer: shown, or its outcome. Returns whether it was new."""
         if not isinstance(event, str) or (reason is not None and not isinstance(reason, str)):
             raise BadOfferEvent("event (and reason, when given) must be strings")
-        return self.engine.journal.report(user_id, offer_id, event, reason, now=time.time())
+        now = time.time()
+        return await self.offers.run(user_id, lambda engine: engine.journal.report(user_id, offer_id, event, reason, now=now),
+                                     now=now)
 
     def metrics(self, authorization: Optional[str]) -> Tuple[bytes, str]:
         self.readers.check(authorization)
         return self.offer_metrics.render()
 
-    def funnel(self, authorization: Optional[str], *, first_day: Optional[str], last_day: Optional[str],
-               trigger_id: Optional[str]) -> Dict[str, Any]:
+    async def funnel(self, authorization: Optional[str], *, first_day: Optional[str], last_day: Optional[str],
+                     trigger_id: Optional[str]) -> Dict[str, Any]:
         self.readers.check(authorization)
-        start, end = period(first_day, last_day, now=self.engine.clock())
-        return funnel(self.config, self.engine.stores.ledger, start, end, trigger_id)
-
-    def _note(self, record: Callable[[], object]) -> None:
-        """An insight about an offer the user acted on: never worth failing the user's request."""
-        try:
-            record()
-        except (UnknownOffer, BadOfferEvent) as e:
-            logger.warning("proactive insight not recorded: %s", e)
+        start, end = period(first_day, last_day, now=time.time())
+        return funnel(self.config, await self.offers.totals(start, end), start, end, trigger_id)
 
     def health(self, agent: Optional[Agent]) -> Dict[str, Any]:
         return {
             "status": "ok",
             "agent_ready": bool(agent and agent.is_ready()),
             "driver": {"running": self.driver.running, "ticks": self.driver.ticks},
-            **self.engine.stats(),
+            **self.offers.stats(),
             "chat_sessions": self.chat_sessions.open_count() if self._chat_attached else None,
         }
 
-    def _on_chat_message(self, *, user_id: str, sender_id: str) -> None:
-        self.engine.journal.replied(user_id)
-        if self.engine.on_chat_message(user_id):
+    async def _on_chat_message(self, *, user_id: str, sender_id: str) -> None:
+        def record(engine: ProactiveEngine) -> bool:
+            engine.journal.replied(user_id)
+            return engine.on_chat_message(user_id)
+
+        if await self.offers.run(user_id, record, now=time.time()):
             logger.info("proactive chat message: user=%s sender=%s; offers paused", user_id, sender_id)
+
+
+def _note(record: Callable[[], object]) -> None:
+    """An insight about an offer the user acted on: never worth failing the user's request."""
+    try:
+        record()
+    except (UnknownOffer, BadOfferEvent) as e:
+        logger.warning("proactive insight not recorded: %s", e)
+
+
+def shared_redis(url: str) -> "Redis[str]":
+    """The client the offers' state goes through: a dead pooled connection is retried once on a
+    fresh one (the first request after a Redis restart succeeds); reads never hang."""
+    return Redis.from_url(
+        url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2), retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
 
 
 def _without_password(url: str) -> str:

@@ -72,7 +72,7 @@ class ProactiveInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("proactive_webhook", __name__)
-        runtime, engine = self.runtime, self.engine
+        runtime = self.runtime
 
         @bp.listener("before_server_start")
         async def prepare(app: Any, _loop: Any) -> None:
@@ -97,9 +97,9 @@ class ProactiveInput(InputChannel):
         @_answers_errors
         async def capture(request: Request) -> HTTPResponse:
             body, content_type = request.body or b"", request.content_type or ""
-            return response.json(
-                runtime.capture(body, content_type=content_type, ip=_client_ip(request), path=request.path, received_at=time.time())
-            )
+            return response.json(await runtime.capture(
+                body, content_type=content_type, ip=_client_ip(request), path=request.path, received_at=time.time()
+            ))
 
         for path in CAPTURE_PATHS + ("/events",):
             bp.add_route(capture, path, methods=["POST"], name="capture" + path.replace("/", "_"))
@@ -107,7 +107,7 @@ class ProactiveInput(InputChannel):
         @bp.post("/sources/<source>")
         @_answers_errors
         async def push(request: Request, source: str) -> HTTPResponse:  # destinations, connectors
-            return response.json(runtime.push(
+            return response.json(await runtime.push(
                 source, request.body or b"", request.headers, ip=_client_ip(request), path=request.path, received_at=time.time()
             ))
 
@@ -117,11 +117,11 @@ class ProactiveInput(InputChannel):
             user_id = self._verified_user(request, user_id)
             # EventSource resends the last id it saw when it reconnects.
             last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
-            subscription = engine.subscribe(user_id, last_event_id=last_event_id)
+            subscription = await runtime.open_stream(user_id, last_event_id)
             try:
                 await self._send_events(request, subscription)
             finally:
-                engine.unsubscribe(subscription)
+                await runtime.close_stream(subscription)
 
         @bp.post("/inject")
         @_answers_errors
@@ -143,7 +143,7 @@ class ProactiveInput(InputChannel):
         @_answers_errors
         async def tour_start(request: Request) -> HTTPResponse:
             body = self._json_object(request)
-            started = runtime.start_tour(
+            started = await runtime.start_tour(
                 self._verified_user(request, body.get("user_id")), require_identifier(body.get("tour_id"), "tour_id"),
                 _optional_identifier(body, "offer_id"),
             )
@@ -153,7 +153,7 @@ class ProactiveInput(InputChannel):
         @_answers_errors
         async def tour_step(request: Request) -> HTTPResponse:
             body = self._json_object(request)
-            tour = runtime.tour_step(
+            tour = await runtime.tour_step(
                 self._verified_user(request, body.get("user_id")), _optional_identifier(body, "offer_id"), body.get("step")
             )
             return response.json({"status": "ok", "tour_id": tour["tour_id"]})
@@ -162,7 +162,7 @@ class ProactiveInput(InputChannel):
         @_answers_errors
         async def tour_end(request: Request) -> HTTPResponse:
             body = self._json_object(request)
-            tour = runtime.end_tour(
+            tour = await runtime.end_tour(
                 self._verified_user(request, body.get("user_id")), _optional_identifier(body, "offer_id"),
                 body.get("outcome"), body.get("reason"), body.get("step"),
             )
@@ -172,7 +172,7 @@ class ProactiveInput(InputChannel):
         @_answers_errors
         async def offer_event(request: Request) -> HTTPResponse:  # shown, Show me, Open chat, dismissed
             body = self._json_object(request)
-            recorded = runtime.offer_event(
+            recorded = await runtime.offer_event(
                 self._verified_user(request, body.get("user_id")), require_identifier(body.get("offer_id"), "offer_id"),
                 body.get("event"), body.get("reason"),
             )
@@ -187,7 +187,7 @@ class ProactiveInput(InputChannel):
         @bp.get("/insights/funnel")
         @_answers_errors
         async def insights_funnel(request: Request) -> HTTPResponse:
-            return response.json(runtime.funnel(
+            return response.json(await runtime.funnel(
                 request.headers.get("Authorization"),
                 first_day=request.args.get("from"), last_day=request.args.get("to"),
                 trigger_id=request.args.get("trigger"),
@@ -198,7 +198,7 @@ class ProactiveInput(InputChannel):
             @bp.get("/debug/<user_id>")
             @_answers_errors
             async def debug(request: Request, user_id: str) -> HTTPResponse:
-                return response.json(engine.debug(self._verified_user(request, user_id)))
+                return response.json(await runtime.debug(self._verified_user(request, user_id)))
 
         return bp
 

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 class ChatMessageListener(Protocol):
-    def __call__(self, *, user_id: str, sender_id: str) -> None:
+    async def __call__(self, *, user_id: str, sender_id: str) -> None:
         ...
 
 
@@ -118,7 +118,7 @@ class ProactiveSocketIOInput(SocketIOInput):
             if user_id is not None:
                 for listener in self._listeners:
                     try:
-                        listener(user_id=user_id, sender_id=message.sender_id)
+                        await listener(user_id=user_id, sender_id=message.sender_id)
                     except Exception:
                         logger.exception("chat message listener failed; the message is still handled")
             await on_new_message(message)

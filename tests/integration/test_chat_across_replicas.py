@@ -95,7 +95,7 @@ async def test_another_replica_refuses_what_the_session_s_replica_would(replicas
 def test_both_replicas_say_the_chat_layer_is_shared_and_offers_are_not(replicas, shared_redis):
     for server in replicas:
         assert "proactive chat sessions are shared through Redis" in server.log()
-        assert "run one replica for offers" in server.log()
+        assert "run one replica, or set store: redis" in server.log()
     client = redis.Redis(port=shared_redis.port)
     assert len(client.keys("proactive:replica:*")) == 2  # each replica's heartbeat
     client.close()

@@ -17,6 +17,7 @@ from addons.config import SessionTimings
 from addons.errors import NoActiveTour, UnknownTour, UnknownUser
 from addons.offers.delivery import CLOSED, DeliveryHub
 from addons.offers.offer import Offer, TourOffer
+from addons.offers.service import LocalOffers
 from addons.rasa.driver import ProactiveDriver
 from addons.offers.engagement import TourStart
 from addons.offers.engine import ProactiveEngine, TickReport
@@ -558,7 +559,7 @@ async def test_driver_ticks_until_cancelled(engine, ph, monkeypatch):
 
     monkeypatch.setattr(engine, "tick", recording_tick)
     engine.activity.add(ph.batch(_saves(ph, 1, 2, 3), received_at=T0 + 3).actions, now=T0 + 3)
-    driver = ProactiveDriver(engine, tick_seconds=0.01)
+    driver = ProactiveDriver(LocalOffers(engine), tick_seconds=0.01)
     task = asyncio.create_task(driver.run())
     await _until(lambda: driver.ticks >= 1)
     assert driver.running and not task.done()
@@ -578,7 +579,7 @@ async def test_driver_logs_and_survives_a_failing_tick(engine, monkeypatch, capl
         raise RuntimeError("tick exploded")
 
     monkeypatch.setattr(engine, "tick", broken_tick)
-    driver = ProactiveDriver(engine, tick_seconds=0.01)
+    driver = ProactiveDriver(LocalOffers(engine), tick_seconds=0.01)
     with caplog.at_level(logging.ERROR, logger="addons.rasa.driver"):
         task = asyncio.create_task(driver.run())
         await _until(lambda: driver.ticks >= 2)
@@ -591,11 +592,11 @@ async def test_driver_logs_and_survives_a_failing_tick(engine, monkeypatch, capl
     assert "tick exploded" in caplog.text
 
 
-def test_tick_once_counts_failed_ticks_too(engine, monkeypatch):
-    driver = ProactiveDriver(engine, tick_seconds=5)
-    driver.tick_once()
+async def test_tick_once_counts_failed_ticks_too(engine, monkeypatch):
+    driver = ProactiveDriver(LocalOffers(engine), tick_seconds=5)
+    await driver.tick_once()
     monkeypatch.setattr(engine, "tick", lambda **kw: 1 / 0)
-    driver.tick_once()
+    await driver.tick_once()
     assert driver.ticks == 2 and driver.last_tick_at is not None
 
 

@@ -46,7 +46,7 @@ def _adopt(engine: ProactiveEngine, ph, user: str, at: float) -> None:
 
 
 def _stages(engine: ProactiveEngine) -> Dict[str, int]:
-    return funnel(engine.config, engine.stores.ledger, DAY, DAY)["triggers"][0]["stages"]
+    return funnel(engine.config, engine.stores.ledger.totals(DAY, DAY), DAY, DAY)["triggers"][0]["stages"]
 
 
 def _metric(engine: ProactiveEngine, name: str, **labels: str) -> float:
@@ -73,7 +73,7 @@ def test_an_offer_shown_then_dismissed_counts_each_stage_once(config, mono, ph):
 
     stages = _stages(engine)
     assert {k: v for k, v in stages.items() if v} == {"fired": 1, "delivered": 1, "shown": 1, "dismissed": 1}
-    body = funnel(engine.config, engine.stores.ledger, DAY, DAY)["triggers"][0]
+    body = funnel(engine.config, engine.stores.ledger.totals(DAY, DAY), DAY, DAY)["triggers"][0]
     assert body["dismissed"] == {"close": 0, "escape": 1, "timeout": 0, "navigated": 0}
     assert body["latency"]["event_to_toast_s"]["count"] == 1
     assert body["latency"]["event_to_toast_s"]["buckets"][:3] == [[0.005, 0], [0.01, 0], [0.025, 1]]
@@ -94,7 +94,7 @@ def test_a_tour_records_its_steps_and_where_it_was_abandoned(config, mono, ph):
     assert journal.tour_ended("bo", offer.offer_id, "abandoned", "closed", 2)
     assert not journal.tour_ended("bo", offer.offer_id, "completed", None, 4)  # it already ended
 
-    body = funnel(engine.config, engine.stores.ledger, DAY, DAY)["triggers"][0]
+    body = funnel(engine.config, engine.stores.ledger.totals(DAY, DAY), DAY, DAY)["triggers"][0]
     assert body["stages"]["show_me"] == 1  # a tour step implies Show me, even if its report was lost
     assert body["stages"]["tour_abandoned"] == 1 and body["stages"]["tour_completed"] == 0
     assert body["tour"] == {"steps": {"1": 1}, "abandoned": {"closed": 1, "element_missing": 0, "navigated": 0},
@@ -112,7 +112,7 @@ def test_open_chat_its_first_bubble_follow_up_and_reply(config, mono, ph):
     journal.replied("cy")
     journal.replied("cy")
 
-    body = funnel(engine.config, engine.stores.ledger, DAY, DAY)["triggers"][0]
+    body = funnel(engine.config, engine.stores.ledger.totals(DAY, DAY), DAY, DAY)["triggers"][0]
     assert (body["stages"]["open_chat"], body["stages"]["follow_up"], body["stages"]["replied"]) == (1, 1, 1)
     assert body["follow_up"] == {"model": 0, "fallback": 1}
     latency = body["latency"]["click_to_first_bubble_s"]
@@ -168,7 +168,7 @@ def test_adoption_is_credited_to_the_offer_within_its_window_else_to_the_baselin
     _adopt(engine, ph, "gus", T0 + 90)  # the offer is adopted once
     _adopt(engine, ph, "hal", T0 + 60)  # another user, no offer: the baseline
 
-    adoption = funnel(engine.config, engine.stores.ledger, DAY, DAY)["triggers"][0]["adoption"]
+    adoption = funnel(engine.config, engine.stores.ledger.totals(DAY, DAY), DAY, DAY)["triggers"][0]["adoption"]
     assert adoption["shown"] == {"offers": 1, "adopted": 1, "rate": 1.0}
     assert adoption["baseline"] == 2
     assert engine.stores.ledger.get(offer.offer_id).stages >= {"adopted"}
@@ -179,7 +179,7 @@ def test_an_adoption_after_the_window_is_the_baseline(config, mono, ph):
     engine = _engine(config)
     _fire(engine, ph, "ivy")
     _adopt(engine, ph, "ivy", T0 + config.triggers[0].adopted.within_s + 1)
-    adoption = funnel(engine.config, engine.stores.ledger, DAY, DAY)["triggers"][0]["adoption"]
+    adoption = funnel(engine.config, engine.stores.ledger.totals(DAY, DAY), DAY, DAY)["triggers"][0]["adoption"]
     assert adoption["shown"]["adopted"] == 0 and adoption["baseline"] == 1
 
 
@@ -208,7 +208,7 @@ def test_held_out_users_get_no_toast_yet_their_offer_and_adoption_are_counted(co
         assert stream._queue.qsize() == (0 if user in held else 1), user  # what the toast stream received
         assert engine.gate.check(f"s-{user}").allowed is False  # both groups' sessions moved alike
 
-    adoption = funnel(engine.config, engine.stores.ledger, DAY, DAY)["triggers"][0]["adoption"]
+    adoption = funnel(engine.config, engine.stores.ledger.totals(DAY, DAY), DAY, DAY)["triggers"][0]["adoption"]
     assert adoption["held_out"] == {"offers": len(held), "adopted": len(held), "rate": 1.0}
     assert adoption["shown"]["offers"] == len(users) - len(held)
 
@@ -243,7 +243,7 @@ def test_on_a_synthetic_population_the_known_effect_lies_inside_the_interval(con
         rate = 0.25 if holdout.holds_out(TRIGGER, user, 50) else 0.45
         if rng.random() < rate:
             _adopt(engine, ph, user, T0 + 120)
-    lift = funnel(engine.config, engine.stores.ledger, DAY, DAY)["triggers"][0]["adoption"]["lift"]
+    lift = funnel(engine.config, engine.stores.ledger.totals(DAY, DAY), DAY, DAY)["triggers"][0]["adoption"]["lift"]
     assert lift["low"] < 0.20 < lift["high"]
     assert lift["low"] > 0  # an effect this size on 600 users is told apart from none
 
@@ -282,8 +282,8 @@ def test_stages_count_in_the_day_the_offer_fired(config, mono, ph):
     first, second = day_of(late), day_of(late + 30)
     assert first != second
     ledger = engine.stores.ledger
-    assert funnel(engine.config, ledger, first, first)["triggers"][0]["stages"]["shown"] == 1
-    assert funnel(engine.config, ledger, second, second)["triggers"][0]["stages"]["shown"] == 0
+    assert funnel(engine.config, ledger.totals(first, first), first, first)["triggers"][0]["stages"]["shown"] == 1
+    assert funnel(engine.config, ledger.totals(second, second), second, second)["triggers"][0]["stages"]["shown"] == 0
 
 
 def test_the_ledger_keeps_only_its_retention_of_days(config):

@@ -72,8 +72,14 @@ class FollowUp:
     source: str
 
 
+EngineReader = Callable[[str, Callable[["ProactiveEngine"], UserContext]], Awaitable[UserContext]]
+
+
 class GroundingSource:
-    """Reads what the engine knows about a user into a ``UserContext``, and the how-tos."""
+    """Reads what the engine knows about a user into a ``UserContext``, and the how-tos.
+
+    ``read`` runs a read on the engine that holds the user's state: the one engine of this
+    process by default, or a unit of work on the user's shared state (several replicas)."""
 
     def __init__(
         self,
@@ -81,19 +87,24 @@ class GroundingSource:
         *,
         activity_lines: int,
         summaries: Optional[SummarySource] = None,
+        read: Optional[EngineReader] = None,
     ) -> None:
         self._engine = engine
         self._lines = activity_lines
         self._summaries = summaries
-        self._clock = engine.clock
+        self._read = read
         self.how_tos: Tuple[HowTo, ...] = tuple(
             h for h in (_how_to(engine.config, t.id) for t in engine.config.triggers) if h is not None
         )
 
-    def context(self, user_id: Optional[str]) -> UserContext:
+    async def context(self, user_id: Optional[str]) -> UserContext:
         if not user_id:
             return UserContext()
-        engine = self._engine
+        if self._read is None:
+            return self._context_of(self._engine, user_id)
+        return await self._read(user_id, lambda engine: self._context_of(engine, user_id))
+
+    def _context_of(self, engine: "ProactiveEngine", user_id: str) -> UserContext:
         first_name = engine.stores.first_names.get(user_id)
         session_id = engine.activity.latest_session(user_id)
         if session_id is None:
@@ -103,7 +114,7 @@ class GroundingSource:
         return UserContext(
             user_id=user_id,
             first_name=first_name,
-            activity=activity_lines(actions, now=self._clock(), limit=self._lines),
+            activity=activity_lines(actions, now=engine.clock(), limit=self._lines),
             repeats=repeated_actions(actions),
             summary=self._summaries.get(session_id) if self._summaries else None,
             last_trigger=last_offer["trigger_id"] if last_offer else None,
@@ -129,7 +140,7 @@ class GroundedFollowUpWriter(_GroundedWriter):
         if how_to is None:
             logger.info("proactive follow-up skipped: trigger %s has no how_to in proactive.yml", request.trigger_id)
             return None
-        context = self.source.context(request.user_id)
+        context = await self.source.context(request.user_id)
         answer = await _ask(
             self.model,
             follow_up_messages(context, how_to),
@@ -145,7 +156,7 @@ class GroundedAnswerer(_GroundedWriter):
     """Reactive replies: the user's message answered from their activity and the how-tos."""
 
     async def reply(self, request: ReplyRequest) -> str:
-        context = self.source.context(request.user_id)
+        context = await self.source.context(request.user_id)
         how_tos = self.source.how_tos
         # Not the user's message: asked about a button that does not exist, the model must
         # not be able to confirm it by quoting the question back.
@@ -179,17 +190,23 @@ class GroundedAssistant:
         users_of: Callable[[str], Awaitable[Optional[str]]] = _nobody,
         user_id_key: str = "userId",
         trust_metadata: bool = True,
+        read: Optional[EngineReader] = None,
+        summaries: bool = True,
     ) -> None:
+        """``read``: how to read a user's state (see ``GroundingSource``); ``summaries=False``
+        when the engine given is not the one ingesting (several replicas: none are made)."""
         config = engine.config.chat
         self.settings = settings
         self.model = model if model is not None else build_model(settings)
         self.summaries: Optional[SessionSummaries] = None
-        if config.summary.enabled and self.model is not None:
+        if config.summary.enabled and not summaries:
+            logger.warning("session summaries are enabled but offers are shared by several replicas: none are made")
+        elif config.summary.enabled and self.model is not None:
             self.summaries = SessionSummaries(engine.activity, self.model, config.summary, clock=engine.clock)
             engine.add_ingest_listener(self._on_ingest)
         elif config.summary.enabled:
             logger.info("session summaries are enabled but no LLM is configured: none are made")
-        self.source = GroundingSource(engine, activity_lines=config.activity_lines, summaries=self.summaries)
+        self.source = GroundingSource(engine, activity_lines=config.activity_lines, summaries=self.summaries, read=read)
         reason = settings.why_not if self.model is None else ""
         self.follow_up = GroundedFollowUpWriter(self.source, self.model, vocabulary=config.ui_vocabulary, no_model_reason=reason)
         self.answerer = GroundedAnswerer(self.source, self.model, vocabulary=config.ui_vocabulary, no_model_reason=reason)

@@ -14,7 +14,6 @@ from addons.insights.metrics import LATENCY_BUCKETS
 from addons.insights.records import (
     BASELINE, DISMISS_REASONS, FOLLOW_UP_SOURCES, HELD_OUT, SHOWN, STAGES, TOUR_END_REASONS,
 )
-from addons.stores.protocols import OfferLedgerStore
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
@@ -39,9 +38,9 @@ def period(first: Optional[str], last: Optional[str], *, now: float) -> Tuple[st
     return start.isoformat(), end.isoformat()
 
 
-def funnel(config: ProactiveConfig, ledger: OfferLedgerStore, first_day: str, last_day: str,
+def funnel(config: ProactiveConfig, totals: Mapping[str, Mapping[str, int]], first_day: str, last_day: str,
            trigger_id: Optional[str] = None) -> Dict[str, Any]:
-    totals = ledger.totals(first_day, last_day)
+    """``totals``: the counts per trigger over the period (``OfferLedgerStore.totals``)."""
     triggers = [t for t in config.triggers if trigger_id is None or t.id == trigger_id]
     if trigger_id is not None and not triggers:
         raise BadPeriod(f"unknown trigger {trigger_id!r}; known: {[t.id for t in config.triggers]}")

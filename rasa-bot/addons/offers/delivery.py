@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Dict, Optional, Set, Union
+from typing import Dict, List, Optional, Set, Union
 
 from addons.offers.offer import Offer
 from addons.stores.protocols import OfferStore
@@ -36,6 +36,15 @@ class Subscription:
             return await asyncio.wait_for(self._queue.get(), timeout)
         except asyncio.TimeoutError:
             return None
+
+    def drain(self) -> List[Offer]:
+        """What is queued, taken at once (a unit of work's replay, handed to the real stream)."""
+        taken: List[Offer] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, Offer):
+                taken.append(item)
+        return taken
 
     def put(self, item: Union[Offer, _Closed]) -> None:
         if self._queue.full():

@@ -6,18 +6,25 @@ import asyncio
 import gc
 import logging
 import time
-from typing import Optional
+from typing import Optional, Protocol
 
-from addons.offers.engine import ProactiveEngine
+from addons.offers.engine import TickReport
 
 logger = logging.getLogger(__name__)
 
 
-class ProactiveDriver:
-    """Ticks the engine every ``tick_seconds``; a failing pass is logged and the loop goes on."""
+class Ticker(Protocol):
+    """What the driver ticks: the offers (``addons.offers.service``), in one process or shared."""
 
-    def __init__(self, engine: ProactiveEngine, tick_seconds: float) -> None:
-        self.engine = engine
+    async def tick(self, *, now: float) -> TickReport:
+        ...
+
+
+class ProactiveDriver:
+    """Ticks the offers every ``tick_seconds``; a failing pass is logged and the loop goes on."""
+
+    def __init__(self, ticker: Ticker, tick_seconds: float) -> None:
+        self.ticker = ticker
         self.tick_seconds = tick_seconds
         self.ticks = 0
         self.last_tick_at: Optional[float] = None
@@ -29,16 +36,16 @@ class ProactiveDriver:
         try:
             while True:
                 await asyncio.sleep(self.tick_seconds)
-                self.tick_once()
+                await self.tick_once()
         except asyncio.CancelledError:
             logger.info("proactive driver stopped after %d ticks", self.ticks)
             raise
         finally:
             self.running = False
 
-    def tick_once(self) -> None:
+    async def tick_once(self) -> None:
         try:
-            report = self.engine.tick()
+            report = await self.ticker.tick(now=time.time())
         except Exception:
             logger.exception("proactive driver tick failed; next tick in %g s", self.tick_seconds)
             return

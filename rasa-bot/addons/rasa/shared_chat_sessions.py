@@ -92,14 +92,14 @@ class RedisChatSessions:
         self._unfinished_leaves: Dict[str, str] = {}  # member → session: to retry with the next beat
 
     @classmethod
-    def from_url(cls, url: str) -> "RedisChatSessions":
+    def from_url(cls, url: str, *, replica_id: Optional[str] = None) -> "RedisChatSessions":
         # A pooled connection that died with a Redis restart fails its next command: retried
         # once on a fresh one, so the first request after a restart does not fail.
         client = Redis.from_url(
             url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2), retry_on_error=[ConnectionError, TimeoutError],
         )
-        return cls(client)
+        return cls(client, replica_id=replica_id)
 
     async def start(self) -> None:
         """The replica's first heartbeat, then one every ``HEARTBEAT_S`` (its sockets count while it beats)."""

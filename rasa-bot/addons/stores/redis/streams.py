@@ -16,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Dict, Optional, Sequence, Set
+import time
+from typing import Any, Callable, Coroutine, Dict, Optional, Sequence, Set
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from addons.bounded import BoundedMap
 from addons.errors import StoreUnavailable
-from addons.offers.delivery import Subscription
+from addons.offers.delivery import CLOSED, Subscription
 from addons.offers.offer import Offer
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,9 @@ return total
 class _Stream:
     """A local subscription and the offer ids it has been given."""
 
-    def __init__(self, subscription: Subscription) -> None:
+    def __init__(self, subscription: Subscription, opened_at: float) -> None:
         self.subscription = subscription
+        self.opened_at = opened_at
         self.given: BoundedMap[str, None] = BoundedMap(64)
 
     def give(self, offer: Offer) -> bool:
@@ -63,8 +65,12 @@ class _Stream:
 
 
 class SharedStreams:
-    def __init__(self, client: "Redis[str]", replica_id: str, *, queue_size: int = 16) -> None:
+    def __init__(self, client: "Redis[str]", replica_id: str, *, subscriber: "Optional[Redis[str]]" = None,
+                 queue_size: int = 16) -> None:
+        """``subscriber``: the client the fan-out listens with. It must have no read timeout (it
+        waits on a quiet channel); ``client``'s may have one. By default ``client`` itself."""
         self._redis = client
+        self._subscriber = subscriber or client
         self.replica_id = replica_id
         self._queue_size = queue_size
         self._local: Dict[str, Set[_Stream]] = {}
@@ -72,6 +78,11 @@ class SharedStreams:
         self._streams_script = client.register_script(_STREAMS)
         self._listener: Optional["asyncio.Task[None]"] = None
         self._recount: Set[str] = set()  # users whose presence count a failed write left wrong
+        # What to do when an offer waits for a user this replica holds a stream of.
+        self.on_pending: Optional[Callable[[str], Coroutine[Any, Any, None]]] = None
+        # What to do after the fan-out was away (a Redis restart): offers delivered to the user
+        # since the given time may have been published while nobody here listened.
+        self.on_resync: Optional[Callable[[str, float], Coroutine[Any, Any, None]]] = None
 
     async def start(self) -> None:
         if self._listener is None:
@@ -90,7 +101,7 @@ class SharedStreams:
 
     async def subscribe(self, user_id: str, replay: Sequence[Offer] = ()) -> Subscription:
         """A stream opened here; ``replay``: what it missed, given first."""
-        stream = _Stream(Subscription(user_id, self._queue_size))
+        stream = _Stream(Subscription(user_id, self._queue_size), time.time())
         self._local.setdefault(user_id, set()).add(stream)
         self._by_subscription[id(stream.subscription)] = stream
         for offer in replay:
@@ -150,6 +161,15 @@ class SharedStreams:
         except RedisError as e:
             raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
 
+    async def announce_pending(self, user_id: str) -> None:
+        """The user has an offer waiting for a stream, though one may be open: presence can be
+        behind (a replica's heartbeat not yet back after a Redis restart). A replica holding a
+        stream of the user takes it (``on_pending``)."""
+        try:
+            await self._redis.publish(CHANNEL, json.dumps({"pending_for": user_id}))
+        except RedisError as e:
+            raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
+
     async def publish(self, offers: Sequence[Offer]) -> None:
         """After the unit of work that made them committed: to every replica's streams."""
         try:
@@ -162,6 +182,19 @@ class SharedStreams:
         if user_id is not None:
             return len(self._local.get(user_id, ()))
         return sum(len(s) for s in self._local.values())
+
+    def give(self, subscription: Subscription, offers: Sequence[Offer]) -> None:
+        """Offers for one stream of this replica (its replay), each once."""
+        stream = self._by_subscription.get(id(subscription))
+        if stream is not None:
+            for offer in offers:
+                stream.give(offer)
+
+    def close_all(self) -> None:
+        """Server shutdown: every local stream ends."""
+        for streams in self._local.values():
+            for stream in streams:
+                stream.subscription.put(CLOSED)
 
     def deliver_locally(self, offer: Offer) -> int:
         """Give an offer to this replica's streams of its user; how many took it."""
@@ -179,26 +212,47 @@ class SharedStreams:
 
     async def _listen(self) -> None:
         """Offers from every replica to this one's streams; reconnects when Redis comes back."""
+        lost_at: Optional[float] = None
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub = self._subscriber.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
+                if lost_at is not None:  # listening again: what was published meanwhile is read back
+                    logger.info("offer fan-out back after %.1f s; catching up %d users' streams",
+                                time.time() - lost_at, len(self._local))
+                    self._resync()
+                    lost_at = None
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
                     try:
-                        offer = Offer.from_dict(json.loads(message["data"]))
+                        data = json.loads(message["data"])
+                        if "pending_for" in data:
+                            user_id = str(data["pending_for"])
+                            if self.local_count(user_id) and self.on_pending is not None:
+                                asyncio.get_running_loop().create_task(self.on_pending(user_id))
+                            continue
+                        offer = Offer.from_dict(data)
                     except (ValueError, KeyError, TypeError) as e:
-                        logger.warning("ignored a malformed offer on %s: %s", CHANNEL, e)
+                        logger.warning("ignored a malformed message on %s: %s", CHANNEL, e)
                         continue
                     self.deliver_locally(offer)
             except asyncio.CancelledError:
                 await pubsub.close()
                 raise
             except RedisError as e:
-                logger.warning("offer fan-out lost Redis (%s); reconnecting in %g s", e, RECONNECT_S)
+                if lost_at is None:
+                    lost_at = time.time()
+                    logger.warning("offer fan-out lost Redis (%s); reconnecting every %g s", e, RECONNECT_S)
                 await pubsub.close()
                 await asyncio.sleep(RECONNECT_S)
+
+    def _resync(self) -> None:
+        if self.on_resync is None:
+            return
+        loop = asyncio.get_running_loop()
+        for user_id, streams in list(self._local.items()):
+            loop.create_task(self.on_resync(user_id, min(stream.opened_at for stream in streams)))
 
 
 def _presence_key(user_id: str) -> str:
