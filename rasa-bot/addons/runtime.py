@@ -27,7 +27,7 @@ from addons.answers import grounded
 from addons.answers.grounded import GroundedAssistant
 from addons.answers.llm import resolve_llm
 from addons.config import STORES, ConfigError, ProactiveConfig
-from addons.errors import ChatNotReady
+from addons.errors import ChatNotReady, StoreUnavailable
 from addons.insights.funnel import funnel, period
 from addons.insights.journal import BadOfferEvent, UnknownOffer, step_number, tour_end
 from addons.insights.metrics import OfferMetrics
@@ -227,7 +227,10 @@ class CopilotRuntime:
                 if follow_up is not None:
                     _note(lambda: engine.journal.follow_up(user_id, offer_id, follow_up.source))
 
-            await self.offers.run(user_id, record, now=time.time())
+            try:
+                await self.offers.run(user_id, record, now=time.time())
+            except StoreUnavailable as e:  # the chat worked; only its insight is lost
+                logger.warning("proactive insight not recorded: %s", e)
         return sent.follow_up is not None
 
     # -- the tour's life (the gate's transitions, and the offer's insights) ------------------

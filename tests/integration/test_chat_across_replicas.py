@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Iterator, Tuple
 
 import httpx
 import pytest
 import redis
-import yaml
 
 from clients import ChatClient, inject, signed
+from cluster_servers import start_replicas
 from nginx_server import NginxServer, start_nginx
-from rasa_server import BOT, RasaServer, start_rasa
+from rasa_server import RasaServer
 from redis_server import RedisServer, start_redis
 
 QUESTION = "Updating projects one by one? Want me to show you bulk edit?"
@@ -29,32 +28,13 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
-def cluster_endpoints(workdir: Path, redis_server: RedisServer) -> Path:
-    """The bot's endpoints.yml, with Rasa's conversations and their locks in the shared Redis."""
-    endpoints = yaml.safe_load((BOT / "endpoints.yml").read_text())
-    shared = {"url": "127.0.0.1", "port": redis_server.port, "db": 1}
-    endpoints["tracker_store"] = {"type": "redis", **shared}
-    endpoints["lock_store"] = {"type": "redis", **shared}
-    path = workdir / "endpoints.yml"
-    path.write_text(yaml.safe_dump(endpoints))
-    return path
-
-
 @pytest.fixture(scope="module")
 def replicas(shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[RasaServer, RasaServer]]:
-    started = []
-    try:
-        for name in ("a", "b"):
-            workdir = tmp_path_factory.mktemp(f"replica-{name}")
-            started.append(start_rasa(
-                workdir,
-                proactive_overrides={"driver": {"tick_seconds": 60}, "redis": {"url": shared_redis.url}},
-                extra_args=["--endpoints", str(cluster_endpoints(workdir, shared_redis))],
-            ))
-        yield started[0], started[1]
-    finally:
-        for server in started:
-            server.stop()
+    """Offers per replica (store: memory): only the chat layer is shared here."""
+    started = start_replicas(shared_redis, tmp_path_factory.mktemp("replicas"), 2, store="memory")
+    yield started[0], started[1]
+    for server in started:
+        server.stop()
 
 
 async def test_open_chat_on_one_replica_reaches_the_socket_held_by_another(replicas, user_id):

@@ -7,16 +7,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from pathlib import Path
 from typing import Iterator, List
 
 import httpx
 import pytest
 
 from clients import ChatClient, ToastStream, funnel_counts, inject, three_saves
-from rasa_server import RasaServer, start_rasa
+from cluster_servers import start_replicas
+from rasa_server import RasaServer
 from redis_server import RedisServer, start_redis
-from test_chat_across_replicas import cluster_endpoints
 
 TRIGGER = "bulk_edit_opportunity"
 
@@ -26,24 +25,6 @@ def cluster_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSer
     server = start_redis(tmp_path_factory.mktemp("cluster-redis"), appendonly=True)
     yield server
     server.stop()
-
-
-def start_replicas(redis_server: RedisServer, workdir: Path, count: int) -> List[RasaServer]:
-    started: List[RasaServer] = []
-    try:
-        for n in range(count):
-            replica_dir = workdir / f"replica-{n}-{uuid.uuid4().hex[:6]}"
-            replica_dir.mkdir()
-            started.append(start_rasa(
-                replica_dir,
-                proactive_overrides={"driver": {"tick_seconds": 60}, "redis": {"url": redis_server.url}, "store": "redis"},
-                extra_args=["--endpoints", str(cluster_endpoints(replica_dir, redis_server))],
-            ))
-    except BaseException:
-        for server in started:
-            server.stop()
-        raise
-    return started
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import pytest
 import redis
 
 from clients import ToastStream, three_saves
+from cluster_servers import start_replicas
 from nginx_server import NginxServer, start_nginx
 from rasa_server import RasaServer
 from redis_server import RedisServer, start_redis
-from test_cluster import start_replicas
 
 OFFERS_BEFORE, OFFERS_AFTER = 3, 3
 

@@ -116,3 +116,21 @@ async def test_redis_down_is_store_unavailable(tmp_path_factory):
         await states.load("ada")
     assert refused.value.status == 503 and refused.value.headers() == {"Retry-After": "1"}
     await client.close()
+
+
+async def test_a_commit_s_messages_leave_with_it_and_a_loser_s_never(replicas, redis_server):
+    from addons.stores.redis.user_states import CHANNEL
+
+    a, b = replicas
+    listener = redis.Redis(port=redis_server.port, decode_responses=True).pubsub()
+    listener.subscribe(CHANNEL)
+    assert listener.get_message(timeout=1)["type"] == "subscribe"
+    seen_a, seen_b = await a.load("eve"), await b.load("eve")
+    assert await a.commit(seen_a, Commit(state={"v": 1}, messages=["offer from a"],
+                                         counts={("2026-11-30", "t1", "stage:fired"): 1}))
+    assert not await b.commit(seen_b, Commit(state={"v": 2}, messages=["offer from b"]))
+    received = []
+    while (message := listener.get_message(timeout=0.5)) is not None:
+        received.append(message["data"])
+    assert received == ["offer from a"]
+    listener.close()

@@ -102,7 +102,11 @@ class GroundingSource:
             return UserContext()
         if self._read is None:
             return self._context_of(self._engine, user_id)
-        return await self._read(user_id, lambda engine: self._context_of(engine, user_id))
+        try:
+            return await self._read(user_id, lambda engine: self._context_of(engine, user_id))
+        except ProactiveError as e:  # the shared state is away: answer from the how-to alone
+            logger.warning("grounding for user %s without their activity: %s", user_id, e)
+            return UserContext(user_id=user_id)
 
     def _context_of(self, engine: "ProactiveEngine", user_id: str) -> UserContext:
         first_name = engine.stores.first_names.get(user_id)

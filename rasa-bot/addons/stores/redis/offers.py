@@ -62,10 +62,7 @@ class SharedOffers:
 
     async def run(self, user_id: str, operation: Callable[[ProactiveEngine], T], *, now: float) -> T:
         streams = await self.streams.streams(user_id)
-        unit = await self._units.run(user_id, operation, now=now, streams=streams)
-        await self.streams.publish(unit.published)
-        if unit.parked and streams == 0:
-            await self.streams.announce_pending(user_id)
+        unit = await self._units.run(user_id, operation, now=now, streams=streams)  # its commit published the offers
         return unit.value
 
     async def ingest(self, batch: NormalisedBatch, *, now: float) -> None:
@@ -85,13 +82,17 @@ class SharedOffers:
         # one published before is in the replay; one in both is given once.
         subscription = await self.streams.subscribe(user_id)
         try:
-            opened = await self.run(
-                user_id, lambda engine: engine.subscribe(user_id, last_event_id=last_event_id, now=now).drain(), now=now
+            streams = await self.streams.streams(user_id)
+            unit = await self._units.run(
+                user_id, lambda engine: engine.subscribe(user_id, last_event_id=last_event_id, now=now).drain(),
+                now=now, streams=max(1, streams),
             )
         except BaseException:
             await self.streams.unsubscribe(subscription)
             raise
-        self.streams.give(subscription, opened)
+        # The replay, and the pending offers it took, straight to this stream (the fan-out
+        # brings them too; a stream takes an offer once).
+        self.streams.give(subscription, [*unit.value, *unit.published])
         return subscription
 
     async def _take_pending(self, user_id: str) -> None:
@@ -132,7 +133,11 @@ class SharedOffers:
                 report = await self.run(user_id, lambda engine: engine.tick(now=now), now=now)
             except Exception:
                 failures += 1
-                logger.exception("tick failed for user %s; continuing", user_id)
+                logger.exception("tick failed for user %s; due again at the next pass", user_id)
+                try:
+                    await self._states.reschedule(user_id, now + self._config.driver.tick_seconds)
+                except StoreUnavailable:
+                    pass  # Redis is away: the user's next unit of work plans it again
                 continue
             sessions += report.sessions
             offers += report.offers

@@ -26,11 +26,11 @@ from addons.bounded import BoundedMap
 from addons.errors import StoreUnavailable
 from addons.offers.delivery import CLOSED, Subscription
 from addons.offers.offer import Offer
+from addons.stores.redis.user_states import CHANNEL  # where commits publish the offers they made
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "proactive:"
-CHANNEL = f"{PREFIX}offers"
 PRESENCE_TTL_S = 86_400  # a user whose streams all closed long ago leaves no key behind
 RECONNECT_S = 1.0
 
@@ -78,6 +78,7 @@ class SharedStreams:
         self._streams_script = client.register_script(_STREAMS)
         self._listener: Optional["asyncio.Task[None]"] = None
         self._recount: Set[str] = set()  # users whose presence count a failed write left wrong
+        self._tasks: Set["asyncio.Task[None]"] = set()
         # What to do when an offer waits for a user this replica holds a stream of.
         self.on_pending: Optional[Callable[[str], Coroutine[Any, Any, None]]] = None
         # What to do after the fan-out was away (a Redis restart): offers delivered to the user
@@ -89,15 +90,13 @@ class SharedStreams:
             self._listener = asyncio.get_running_loop().create_task(self._listen(), name="proactive_offer_fanout")
 
     async def close(self) -> None:
+        """Stops the fan-out. The streams' own handlers close them (``close_all`` wakes them);
+        this replica's counts stop counting once its heartbeat key is gone."""
         if self._listener is not None:
             self._listener.cancel()
             self._listener = None
-        for streams in self._local.values():
-            for stream in streams:
-                try:
-                    await self._count(stream.subscription.user_id, -1)
-                except StoreUnavailable:
-                    pass
+        for task in list(self._tasks):
+            task.cancel()
 
     async def subscribe(self, user_id: str, replay: Sequence[Offer] = ()) -> Subscription:
         """A stream opened here; ``replay``: what it missed, given first."""
@@ -108,7 +107,7 @@ class SharedStreams:
             stream.give(offer)
         try:
             await self._count(user_id, +1)
-        except StoreUnavailable:
+        except BaseException:  # also cancelled (the client went away): no stream left behind
             await self._forget(stream)
             raise
         return stream.subscription
@@ -161,17 +160,8 @@ class SharedStreams:
         except RedisError as e:
             raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
 
-    async def announce_pending(self, user_id: str) -> None:
-        """The user has an offer waiting for a stream, though one may be open: presence can be
-        behind (a replica's heartbeat not yet back after a Redis restart). A replica holding a
-        stream of the user takes it (``on_pending``)."""
-        try:
-            await self._redis.publish(CHANNEL, json.dumps({"pending_for": user_id}))
-        except RedisError as e:
-            raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
-
     async def publish(self, offers: Sequence[Offer]) -> None:
-        """After the unit of work that made them committed: to every replica's streams."""
+        """Offers to every replica's streams, outside a commit (units publish in their commit)."""
         try:
             for offer in offers:
                 await self._redis.publish(CHANNEL, json.dumps(offer.to_stored_dict(), separators=(",", ":")))
@@ -230,7 +220,7 @@ class SharedStreams:
                         if "pending_for" in data:
                             user_id = str(data["pending_for"])
                             if self.local_count(user_id) and self.on_pending is not None:
-                                asyncio.get_running_loop().create_task(self.on_pending(user_id))
+                                self._spawn(self.on_pending(user_id))
                             continue
                         offer = Offer.from_dict(data)
                     except (ValueError, KeyError, TypeError) as e:
@@ -240,19 +230,35 @@ class SharedStreams:
             except asyncio.CancelledError:
                 await pubsub.close()
                 raise
-            except RedisError as e:
+            except Exception as e:  # Redis away, or anything else: the fan-out must not end
                 if lost_at is None:
                     lost_at = time.time()
-                    logger.warning("offer fan-out lost Redis (%s); reconnecting every %g s", e, RECONNECT_S)
-                await pubsub.close()
+                    if isinstance(e, RedisError):
+                        logger.warning("offer fan-out lost Redis (%s); reconnecting every %g s", e, RECONNECT_S)
+                    else:
+                        logger.exception("offer fan-out failed; restarting it in %g s", RECONNECT_S)
+                try:
+                    await pubsub.close()
+                except Exception:
+                    pass
                 await asyncio.sleep(RECONNECT_S)
 
     def _resync(self) -> None:
         if self.on_resync is None:
             return
-        loop = asyncio.get_running_loop()
         for user_id, streams in list(self._local.items()):
-            loop.create_task(self.on_resync(user_id, min(stream.opened_at for stream in streams)))
+            self._spawn(self.on_resync(user_id, min(stream.opened_at for stream in streams)))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """A background catch-up, kept until done; what fails in it is logged."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: "asyncio.Task[None]") -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("offer fan-out catch-up failed", exc_info=task.exception())
 
 
 def _presence_key(user_id: str) -> str:

@@ -9,6 +9,7 @@ lost the race leaves no trace, so a retry counts and publishes once.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -88,11 +89,18 @@ class UserUnits:
             state = export_user(stores, user_id, now=now)
             ledger = stores.ledger
             counts = ledger.counts_by_day() if isinstance(ledger, InMemoryOfferLedger) else {}
+            parked = bool(state.get("pending"))
+            # The offers leave for the streams in the commit's own script: committed and sent,
+            # or neither. An offer parked while no stream seemed open is announced too (presence
+            # can be behind; a replica that holds a stream of the user takes it).
+            messages = [json.dumps(offer.to_stored_dict(), separators=(",", ":")) for offer in hub.published]
+            if parked and streams == 0:
+                messages.append(json.dumps({"pending_for": user_id}))
             commit = Commit(state=state if _holds_anything(state) else None,
-                            due_at=self._next_due(state, engine, now), counts=counts)
+                            due_at=self._next_due(state, engine, now), counts=counts, messages=messages)
             if await self._states.commit(loaded, commit):
                 staged.flush(self._counters)
-                return UnitResult(value, hub.published, attempt, parked=bool(state.get("pending")))
+                return UnitResult(value, hub.published, attempt, parked=parked)
             logger.debug("unit of work on user %s lost a race (attempt %d); again", user_id, attempt)
         raise UserBusy(f"user {user_id!r} is being updated by too many requests at once; retry")
 

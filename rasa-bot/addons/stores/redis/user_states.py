@@ -27,10 +27,12 @@ from addons.errors import StoreUnavailable
 
 PREFIX = "proactive:"
 DUE_KEY = f"{PREFIX}due"
+CHANNEL = f"{PREFIX}offers"  # where committed offers go to every replica's streams
 
 # KEYS: version, state, due zset, then one insights hash per count.
 # ARGV: expected version, state JSON ('' deletes it), ttl, due score ('' removes), user id,
-#       insights ttl, then (field, amount) per count, in KEYS order.
+#       insights ttl, channel, how many counts; then (field, amount) per count, in KEYS order;
+#       then the messages to publish on the channel, which leave with the commit or not at all.
 _COMMIT = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current ~= tonumber(ARGV[1]) then return -1 end
@@ -47,9 +49,12 @@ else
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 end
 for i = 4, #KEYS do
-  local at = 7 + (i - 4) * 2
+  local at = 9 + (i - 4) * 2
   redis.call('HINCRBY', KEYS[i], ARGV[at], ARGV[at + 1])
   redis.call('EXPIRE', KEYS[i], ARGV[6])
+end
+for i = 9 + tonumber(ARGV[8]) * 2, #ARGV do
+  redis.call('PUBLISH', ARGV[7], ARGV[i])
 end
 return current + 1
 """
@@ -79,6 +84,7 @@ class Commit:
     state: Optional[Mapping[str, Any]]
     due_at: Optional[float] = None
     counts: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
+    messages: List[str] = field(default_factory=list)  # published on ``CHANNEL`` by the same script
 
 
 class RedisUserStates:
@@ -116,9 +122,12 @@ class RedisUserStates:
             "" if commit.due_at is None else repr(commit.due_at),
             loaded.user_id,
             self._insights_ttl_s,
+            CHANNEL,
+            len(counts),
         ]
         for (_, _, field_name), amount in counts:
             args += [field_name, amount]
+        args += commit.messages
         try:
             result = await self._commit(keys=keys, args=args)
         except RedisError as e:
@@ -132,6 +141,13 @@ class RedisUserStates:
         except RedisError as e:
             raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
         return claimed
+
+    async def reschedule(self, user_id: str, at: float) -> None:
+        """A claimed user whose pass failed: due again at ``at`` (a later pass, on any replica)."""
+        try:
+            await self._redis.zadd(DUE_KEY, {user_id: at})
+        except RedisError as e:
+            raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
 
     async def counts(self, day: str, trigger_id: str) -> Dict[str, int]:
         try:
