@@ -1,7 +1,7 @@
 "use client";
 
 import { usePathname } from "next/navigation";
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { OfferReporter } from "../lib/offerEvents";
 import { ChannelError, injectQuestion, type DismissReason, type Offer, type TourStarted } from "../lib/proactive";
 import { chooseTourRenderer, type TourHandle } from "../tours";
@@ -87,8 +87,9 @@ export function ProactiveToast() {
     return () => window.removeEventListener("pagehide", onPageHide);
   }, [reporter]);
 
-  // Esc dismisses it, unless something else (a dialog, a menu) claimed the key first.
-  useEffect(() => {
+  // Esc dismisses it, unless something else (a dialog, a menu) claimed the key first. Listening
+  // from before the toast is painted: an Esc pressed the moment it appears is not missed.
+  useLayoutEffect(() => {
     if (offer === null) return;
     const onKeyDown = (event: KeyboardEvent) => {
       if (event.key !== "Escape" || event.defaultPrevented) return;
