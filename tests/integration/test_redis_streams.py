@@ -13,6 +13,7 @@ import redis
 from addons.errors import StoreUnavailable
 from addons.offers.offer import Offer
 from addons.stores.redis.streams import PREFIX, SharedStreams
+from addons.stores.redis.user_states import CHANNEL
 from redis_server import RedisServer, start_redis
 
 
@@ -35,7 +36,10 @@ async def _replicas(server: RedisServer, *names: str):
         streams = SharedStreams(redis.asyncio.Redis(port=server.port, decode_responses=True), name)
         await streams.start()
         made.append(streams)
-    await asyncio.sleep(0.1)  # the listeners have subscribed
+    deadline = time.monotonic() + 10
+    while alive.pubsub_numsub(CHANNEL)[0][1] < len(names):  # every listener has subscribed
+        assert time.monotonic() < deadline, "the fan-out listeners never subscribed"
+        await asyncio.sleep(0.02)
     return made
 
 
