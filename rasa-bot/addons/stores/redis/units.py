@@ -42,7 +42,6 @@ class UnitResult(Generic[T]):
     value: T
     published: List[Offer]  # offers made during the unit, for the user's streams
     attempts: int
-    parked: bool = False  # an offer waits for the user's stream after it
 
 
 class _UnitHub(DeliveryHub):
@@ -100,7 +99,7 @@ class UserUnits:
                             due_at=self._next_due(state, engine, now), counts=counts, messages=messages)
             if await self._states.commit(loaded, commit):
                 staged.flush(self._counters)
-                return UnitResult(value, hub.published, attempt, parked=parked)
+                return UnitResult(value, hub.published, attempt)
             logger.debug("unit of work on user %s lost a race (attempt %d); again", user_id, attempt)
         raise UserBusy(f"user {user_id!r} is being updated by too many requests at once; retry")
 
