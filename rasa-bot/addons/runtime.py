@@ -41,6 +41,7 @@ from addons.rasa.chat import FollowUpRequest, send_proactive_question
 from addons.rasa.chat_sessions import ChatSessionRegistry, ChatSessions
 from addons.rasa.shared_chat_sessions import RedisChatSessions
 from addons.stores.redis.offers import SharedOffers
+from addons.stores.redis.outage import RedisOutage
 from addons.rasa.driver import ProactiveDriver, tune_gc_for_serving
 from addons.rasa.inprocess_actions import InProcessActionEndpoint
 from addons.security.deployment import check_deployment
@@ -85,15 +86,18 @@ class CopilotRuntime:
         if store == "redis" and not self.redis_url:
             raise ConfigError(f"store: redis needs a Redis: set redis.url in proactive.yml or {REDIS_URL_ENV}")
         self.replica_id = uuid.uuid4().hex[:12]
+        self.redis_outage = RedisOutage()  # every Redis part reports here: one log line per outage start and end
         self.chat_sessions: ChatSessionRegistry = (
-            RedisChatSessions.from_url(self.redis_url, replica_id=self.replica_id) if self.redis_url
+            RedisChatSessions.from_url(self.redis_url, replica_id=self.replica_id, outage=self.redis_outage)
+            if self.redis_url
             else ChatSessions(self.engine.stores.chat_owners)
         )
         self.offers: OfferService = LocalOffers(self.engine)
         if store == "redis" and self.redis_url:
             self.offers = SharedOffers(config, shared_redis(self.redis_url), self.replica_id, counters=self.offer_metrics,
                                        subscriber=Redis.from_url(self.redis_url, decode_responses=True,
-                                                                 socket_connect_timeout=2.0, health_check_interval=30))
+                                                                 socket_connect_timeout=2.0, health_check_interval=30),
+                                       outage=self.redis_outage)
             logger.info("proactive offers shared through Redis (%s) as replica %s", _without_password(self.redis_url),
                         self.replica_id)
         elif self.redis_url:
@@ -309,6 +313,9 @@ class CopilotRuntime:
             "driver": {"running": self.driver.running, "ticks": self.driver.ticks},
             **self.offers.stats(),
             "chat_sessions": self.chat_sessions.open_count() if self._chat_attached else None,
+            # Still 200 while Redis is away: the replica is alive, and every replica shares the one
+            # Redis (a failing check would take them all out of the balancer).
+            "redis": ("unreachable" if self.redis_outage.down else "ok") if self.redis_url else None,
         }
 
     async def _on_chat_message(self, *, user_id: str, sender_id: str) -> None:

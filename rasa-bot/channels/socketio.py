@@ -113,7 +113,7 @@ class ProactiveSocketIOInput(SocketIOInput):
             try:
                 user_id = await self.user_of_message(message)
             except ProactiveError as e:  # the shared store is down: the message is still answered
-                logger.warning("chat message on %s: its user is unknown for now: %s", message.sender_id, e)
+                logger.log(_level(e), "chat message on %s: its user is unknown for now: %s", message.sender_id, e)
                 user_id = None
             if user_id is not None:
                 for listener in self._listeners:
@@ -155,7 +155,7 @@ class ProactiveSocketIOInput(SocketIOInput):
             try:
                 await self.sessions.joined(sender_id, sid)
             except ProactiveError as e:  # the shared store is down: the chat works, /inject cannot find it yet
-                logger.warning("socket %s joined chat session %s unregistered: %s", sid, sender_id, e)
+                logger.log(_level(e), "socket %s joined chat session %s unregistered: %s", sid, sender_id, e)
             await sio.emit("session_confirm", session_id, room=sid)
             logger.debug("socket %s joined chat session %s", sid, session_id)
 
@@ -164,7 +164,12 @@ class ProactiveSocketIOInput(SocketIOInput):
             try:
                 await self.sessions.left(sid)
             except ProactiveError as e:
-                logger.warning("socket %s left unregistered: %s", sid, e)
+                logger.log(_level(e), "socket %s left unregistered: %s", sid, e)
             logger.debug("socket %s disconnected", sid)
 
         return blueprint
+
+
+def _level(error: ProactiveError) -> int:
+    """A store outage is logged once by the store (``logged``); the chat event only at DEBUG."""
+    return logging.DEBUG if error.logged else logging.WARNING

@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Optional, Protocol
 
+from addons.errors import StoreUnavailable
 from addons.offers.engine import TickReport
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ class ProactiveDriver:
     async def tick_once(self) -> None:
         try:
             report = await self.ticker.tick(now=time.time())
+        except StoreUnavailable as e:  # the store logs its outage once; the next tick tries again
+            logger.debug("proactive driver tick skipped: %s", e)
+            return
         except Exception:
             logger.exception("proactive driver tick failed; next tick in %g s", self.tick_seconds)
             return

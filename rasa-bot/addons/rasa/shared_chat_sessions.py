@@ -26,11 +26,13 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from addons.errors import StoreUnavailable
 from addons.rasa.chat_sessions import no_open_session, owned_by_another
+from addons.stores.redis.outage import RedisOutage
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "proactive:"
 HEARTBEAT_S = 5.0
+PART = "the chat sessions"  # in log lines and 503 messages
 REPLICA_TTL_S = 15  # three missed heartbeats: the replica is gone
 SESSION_TTL_S = 86_400  # a session nobody joined for a day is forgotten
 
@@ -79,8 +81,10 @@ T = TypeVar("T")
 class RedisChatSessions:
     """``ChatSessionRegistry`` in Redis, for several replicas."""
 
-    def __init__(self, client: "Redis[str]", *, replica_id: Optional[str] = None) -> None:
+    def __init__(self, client: "Redis[str]", *, replica_id: Optional[str] = None,
+                 outage: Optional[RedisOutage] = None) -> None:
         self._redis = client
+        self._outage = outage or RedisOutage()
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
         self._socket_users: Dict[str, str] = {}
         self._session_of_socket: Dict[str, str] = {}
@@ -92,22 +96,23 @@ class RedisChatSessions:
         self._unfinished_leaves: Dict[str, str] = {}  # member → session: to retry with the next beat
 
     @classmethod
-    def from_url(cls, url: str, *, replica_id: Optional[str] = None) -> "RedisChatSessions":
+    def from_url(cls, url: str, *, replica_id: Optional[str] = None,
+                 outage: Optional[RedisOutage] = None) -> "RedisChatSessions":
         # A pooled connection that died with a Redis restart fails its next command: retried
         # once on a fresh one, so the first request after a restart does not fail.
         client = Redis.from_url(
             url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2), retry_on_error=[ConnectionError, TimeoutError],
         )
-        return cls(client, replica_id=replica_id)
+        return cls(client, replica_id=replica_id, outage=outage)
 
     async def start(self) -> None:
         """The replica's first heartbeat, then one every ``HEARTBEAT_S`` (its sockets count while it beats)."""
         if self._heartbeat is None:
             try:
                 await self._call(self._redis.set(self._replica_key, "1", ex=REPLICA_TTL_S))
-            except StoreUnavailable as e:  # the heartbeat keeps trying; chats work meanwhile
-                logger.warning("replica heartbeat to Redis failed at start: %s", e)
+            except StoreUnavailable as e:  # the outage is logged once; the heartbeat keeps trying, chats work meanwhile
+                logger.debug("replica heartbeat to Redis failed at start: %s", e)
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="proactive_replica_heartbeat")
 
     async def close(self) -> None:
@@ -186,9 +191,10 @@ class RedisChatSessions:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
-                await self.beat()
-            except RedisError as e:
-                logger.warning("replica heartbeat to Redis failed: %s", e)
+                with self._outage.call(PART):
+                    await self.beat()
+            except StoreUnavailable as e:  # the outage is logged once; the next beat heals
+                logger.debug("replica heartbeat to Redis failed: %s", e)
 
     async def beat(self) -> None:
         """The replica is alive, and its sockets are where they are: said again every beat, so
@@ -208,7 +214,5 @@ class RedisChatSessions:
             self._unfinished_leaves.pop(member, None)
 
     async def _call(self, pending: Awaitable[T]) -> T:
-        try:
+        with self._outage.call(PART):
             return await pending
-        except RedisError as e:
-            raise StoreUnavailable(f"the chat sessions' Redis failed: {e}") from None

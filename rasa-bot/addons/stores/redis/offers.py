@@ -23,6 +23,7 @@ from addons.offers.engine import ProactiveEngine, TickReport
 from addons.offers.ingest import NormalisedBatch, PersonName, TrackedAction
 from addons.offers.offer import Offer
 from addons.stores.memory import InMemoryOfferStore
+from addons.stores.redis.outage import RedisOutage
 from addons.stores.redis.streams import SharedStreams
 from addons.stores.redis.units import UserUnits
 from addons.stores.redis.user_states import RedisUserStates
@@ -36,14 +37,17 @@ DUE_PER_TICK = 1000  # users one replica takes per pass; the rest wait for the n
 
 class SharedOffers:
     def __init__(self, config: ProactiveConfig, client: "Redis[str]", replica_id: str, *, counters: OfferCounters,
-                 subscriber: "Optional[Redis[str]]" = None) -> None:
+                 subscriber: "Optional[Redis[str]]" = None, outage: Optional[RedisOutage] = None) -> None:
+        """``outage``: the replica's one record of Redis outages (logged once each), shared
+        with its other Redis parts."""
         self._config = config
+        outage = outage or RedisOutage()
         self._states = RedisUserStates(
             client, ttl_s=config.activity.idle_session_s + config.delivery.pending_ttl_s + 60,
-            insights_ttl_s=config.insights.retention_days * 86_400,
+            insights_ttl_s=config.insights.retention_days * 86_400, outage=outage,
         )
         self._units = UserUnits(config, self._states, counters=counters)
-        self.streams = SharedStreams(client, replica_id, subscriber=subscriber)
+        self.streams = SharedStreams(client, replica_id, subscriber=subscriber, outage=outage)
         self.streams.on_pending = self._take_pending
         self.streams.on_resync = self._resync
         self._beat: Optional["asyncio.Task[None]"] = None
@@ -100,8 +104,8 @@ class SharedOffers:
         now = time.time()
         try:
             await self.run(user_id, lambda engine: engine.subscribe(user_id, now=now).drain(), now=now)
-        except StoreUnavailable as e:
-            logger.warning("pending offer for %s not taken: %s", user_id, e)
+        except StoreUnavailable as e:  # the outage is logged once; the next stream or beat takes it
+            logger.debug("pending offer for %s not taken: %s", user_id, e)
 
     async def _resync(self, user_id: str, since: float) -> None:
         """The fan-out was away: the offers delivered to the user since ``since``, to this
@@ -117,23 +121,26 @@ class SharedOffers:
         try:
             for offer in await self.run(user_id, delivered, now=now):
                 self.streams.deliver_locally(offer)
-        except StoreUnavailable as e:
-            logger.warning("streams of %s not caught up: %s", user_id, e)
+        except StoreUnavailable as e:  # the outage is logged once; the fan-out catches up when it is back
+            logger.debug("streams of %s not caught up: %s", user_id, e)
 
     async def close_stream(self, subscription: Subscription) -> None:
         try:
             await self.streams.unsubscribe(subscription)
         except StoreUnavailable as e:  # the next heartbeat writes the true count
-            logger.warning("toast stream of %s closed while Redis is away: %s", subscription.user_id, e)
+            logger.debug("toast stream of %s closed while Redis is away: %s", subscription.user_id, e)
 
     async def tick(self, *, now: float) -> TickReport:
         sessions = offers = failures = evicted = 0
         for user_id in await self._states.claim_due(now, DUE_PER_TICK):
             try:
                 report = await self.run(user_id, lambda engine: engine.tick(now=now), now=now)
-            except Exception:
+            except Exception as e:
                 failures += 1
-                logger.exception("tick failed for user %s; due again at the next pass", user_id)
+                if isinstance(e, StoreUnavailable):  # the outage is logged once, not per user
+                    logger.debug("tick of user %s not done: %s; due again at the next pass", user_id, e)
+                else:
+                    logger.exception("tick failed for user %s; due again at the next pass", user_id)
                 try:
                     await self._states.reschedule(user_id, now + self._config.driver.tick_seconds)
                 except StoreUnavailable:
@@ -164,5 +171,5 @@ class SharedOffers:
             await asyncio.sleep(BEAT_S)
             try:
                 await self.streams.beat()
-            except StoreUnavailable as e:
-                logger.warning("toast streams' heartbeat to Redis failed: %s", e)
+            except StoreUnavailable as e:  # the outage is logged once; the next beat heals
+                logger.debug("toast streams' heartbeat to Redis failed: %s", e)

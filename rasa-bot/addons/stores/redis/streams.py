@@ -26,6 +26,7 @@ from addons.bounded import BoundedMap
 from addons.errors import StoreUnavailable
 from addons.offers.delivery import CLOSED, Subscription
 from addons.offers.offer import Offer
+from addons.stores.redis.outage import RedisOutage
 from addons.stores.redis.user_states import CHANNEL  # where commits publish the offers they made
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 PREFIX = "proactive:"
 PRESENCE_TTL_S = 86_400  # a user whose streams all closed long ago leaves no key behind
 RECONNECT_S = 1.0
+PART = "the toast streams"  # in log lines and 503 messages
 
 _STREAMS = """
 local total = 0
@@ -66,10 +68,11 @@ class _Stream:
 
 class SharedStreams:
     def __init__(self, client: "Redis[str]", replica_id: str, *, subscriber: "Optional[Redis[str]]" = None,
-                 queue_size: int = 16) -> None:
+                 queue_size: int = 16, outage: Optional[RedisOutage] = None) -> None:
         """``subscriber``: the client the fan-out listens with. It must have no read timeout (it
         waits on a quiet channel); ``client``'s may have one. By default ``client`` itself."""
         self._redis = client
+        self._outage = outage or RedisOutage()
         self._subscriber = subscriber or client
         self.replica_id = replica_id
         self._queue_size = queue_size
@@ -130,7 +133,7 @@ class SharedStreams:
         users = set(self._local) | self._recount
         if not users:
             return
-        try:
+        with self._outage.call(PART):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user_id in users:
                     count = self.local_count(user_id)
@@ -140,8 +143,6 @@ class SharedStreams:
                     else:
                         pipe.hdel(_presence_key(user_id), self.replica_id)
                 await pipe.execute()
-        except RedisError as e:
-            raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
         self._recount.difference_update(users)
 
     async def _forget(self, stream: _Stream) -> None:
@@ -155,18 +156,14 @@ class SharedStreams:
 
     async def streams(self, user_id: str) -> int:
         """Streams the user has open on every live replica."""
-        try:
+        with self._outage.call(PART):
             return int(await self._streams_script(keys=[_presence_key(user_id)], args=[PREFIX]))
-        except RedisError as e:
-            raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
 
     async def publish(self, offers: Sequence[Offer]) -> None:
         """Offers to every replica's streams, outside a commit (units publish in their commit)."""
-        try:
+        with self._outage.call(PART):
             for offer in offers:
                 await self._redis.publish(CHANNEL, json.dumps(offer.to_stored_dict(), separators=(",", ":")))
-        except RedisError as e:
-            raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
 
     def local_count(self, user_id: Optional[str] = None) -> int:
         if user_id is not None:
@@ -192,13 +189,11 @@ class SharedStreams:
 
     async def _count(self, user_id: str, delta: int) -> None:
         key = _presence_key(user_id)
-        try:
+        with self._outage.call(PART):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hincrby(key, self.replica_id, delta)
                 pipe.expire(key, PRESENCE_TTL_S)
                 await pipe.execute()
-        except RedisError as e:
-            raise StoreUnavailable(f"the toast streams' Redis failed: {e}") from None
 
     async def _listen(self) -> None:
         """Offers from every replica to this one's streams; reconnects when Redis comes back."""
@@ -206,9 +201,11 @@ class SharedStreams:
         while True:
             pubsub = self._subscriber.pubsub()
             try:
+                started_at = self._outage.started()
                 await pubsub.subscribe(CHANNEL)
+                self._outage.answered(started_at)
                 if lost_at is not None:  # listening again: what was published meanwhile is read back
-                    logger.info("offer fan-out back after %.1f s; catching up %d users' streams",
+                    logger.info("offer fan-out listening again after %.1f s; catching up %d users' streams",
                                 time.time() - lost_at, len(self._local))
                     self._resync()
                     lost_at = None
@@ -231,12 +228,12 @@ class SharedStreams:
                 await pubsub.close()
                 raise
             except Exception as e:  # Redis away, or anything else: the fan-out must not end
+                if isinstance(e, RedisError):
+                    self._outage.failed("the offer fan-out", e)  # the outage's own line; retried every RECONNECT_S
+                elif lost_at is None:
+                    logger.exception("offer fan-out failed; restarting it in %g s", RECONNECT_S)
                 if lost_at is None:
                     lost_at = time.time()
-                    if isinstance(e, RedisError):
-                        logger.warning("offer fan-out lost Redis (%s); reconnecting every %g s", e, RECONNECT_S)
-                    else:
-                        logger.exception("offer fan-out failed; restarting it in %g s", RECONNECT_S)
                 try:
                     await pubsub.close()
                 except Exception:

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from addons.errors import StoreUnavailable
+from addons.stores.redis.outage import RedisOutage
 
 PREFIX = "proactive:"
+PART = "the user states"  # in log lines and 503 messages
 DUE_KEY = f"{PREFIX}due"
 CHANNEL = f"{PREFIX}offers"  # where committed offers go to every replica's streams
 
@@ -88,18 +88,18 @@ class Commit:
 
 
 class RedisUserStates:
-    def __init__(self, client: "Redis[str]", *, ttl_s: float = 86_400.0, insights_ttl_s: float = 90 * 86_400.0) -> None:
+    def __init__(self, client: "Redis[str]", *, ttl_s: float = 86_400.0, insights_ttl_s: float = 90 * 86_400.0,
+                 outage: Optional[RedisOutage] = None) -> None:
         self._redis = client
+        self._outage = outage or RedisOutage()
         self._ttl_s = max(1, int(ttl_s))
         self._insights_ttl_s = max(1, int(insights_ttl_s))
         self._commit = client.register_script(_COMMIT)
         self._claim_due = client.register_script(_CLAIM_DUE)
 
     async def load(self, user_id: str) -> LoadedState:
-        try:
+        with self._outage.call(PART):
             version, document = await self._redis.mget(_key(user_id, "ver"), _key(user_id, "state"))
-        except RedisError as e:
-            raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
         return LoadedState(user_id, int(version or 0), json.loads(document) if document else None)
 
     async def commit(self, loaded: LoadedState, commit: Commit) -> bool:
@@ -128,32 +128,24 @@ class RedisUserStates:
         for (_, _, field_name), amount in counts:
             args += [field_name, amount]
         args += commit.messages
-        try:
+        with self._outage.call(PART):
             result = await self._commit(keys=keys, args=args)
-        except RedisError as e:
-            raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
         return int(result) >= 0
 
     async def claim_due(self, now: float, limit: int = 1000) -> List[str]:
         """The users due by ``now``, each given to exactly one caller across the cluster."""
-        try:
+        with self._outage.call(PART):
             claimed: List[str] = await self._claim_due(keys=[DUE_KEY], args=[repr(now), limit])
-        except RedisError as e:
-            raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
         return claimed
 
     async def reschedule(self, user_id: str, at: float) -> None:
         """A claimed user whose pass failed: due again at ``at`` (a later pass, on any replica)."""
-        try:
+        with self._outage.call(PART):
             await self._redis.zadd(DUE_KEY, {user_id: at})
-        except RedisError as e:
-            raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
 
     async def counts(self, day: str, trigger_id: str) -> Dict[str, int]:
-        try:
+        with self._outage.call(PART):
             raw: Dict[str, str] = await self._redis.hgetall(f"{PREFIX}insights:{day}:{trigger_id}")
-        except RedisError as e:
-            raise StoreUnavailable(f"the user states' Redis did not answer: {e}") from None
         return {key: int(value) for key, value in raw.items()}
 
 
