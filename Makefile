@@ -19,10 +19,13 @@ APP_SOURCES  := $(shell find $(APP)/app $(APP)/components $(APP)/copilot $(APP)/
                 $(APP)/next.config.mjs $(APP)/tsconfig.json $(APP)/package.json
 APP_BUILD    := $(APP)/.next/BUILD_ID
 
-.PHONY: help demo test check stories typecheck adopt bench venv model app chromium redis nginx wrk validate constraints clean
+REPLICAS ?= 2
+
+.PHONY: help demo demo-cluster test check stories typecheck adopt bench venv model app chromium redis nginx wrk validate constraints clean
 
 help:
 	@echo "make demo   install what is missing, train/build if stale, start rasa run (:$(PORT)) and the app (:$(APP_PORT))"
+	@echo "make demo-cluster  the demo as a cluster: redis-server, REPLICAS=$(REPLICAS) rasa run behind nginx (:$(PORT)), the app (:$(APP_PORT))"
 	@echo "make test   install what is missing (incl. Debian's chromium), type-check, run the whole suite"
 	@echo "make check  the inner loop: unit tests, store contract suite and mypy; no servers, under a minute"
 	@echo "make stories  validate proactive.yml (file:line) and play the proactive test stories (rasa-bot/proactive_tests)"
@@ -66,6 +69,12 @@ validate: $(VENV)/.installed
 
 demo: $(VENV)/.installed $(MODEL) $(APP_BUILD)
 	PORT=$(PORT) APP_PORT=$(APP_PORT) scripts/demo.sh
+
+# The demo as a production cluster on loopback (README: Running several replicas): Debian's
+# redis-server and nginx (installed when missing), REPLICAS replicas with PROACTIVE_PRODUCTION=1
+# and the cluster's own secrets (.cluster/secrets.env), nginx on PORT, the app on APP_PORT.
+demo-cluster: $(VENV)/.installed $(MODEL) $(APP_BUILD) redis nginx
+	PYTHONPATH=$(BOT):tests:. $(PY) -m cluster.demo --replicas $(REPLICAS) --port $(PORT) --app-port $(APP_PORT)
 
 test: typecheck $(MODEL) $(APP_BUILD) chromium redis nginx
 	$(PY) -m pytest

@@ -34,6 +34,11 @@ GROUPS: Dict[str, Tuple[str, str]] = {
     "fanout": ("bench.fanout", "run"),
     "browser": ("bench.browser_toast", "run"),
     "inject": ("bench.inject", "run"),
+    # Several replicas on a real redis-server (store: redis), as docs/design/cluster.md runs them.
+    "cluster_latency": ("bench.cluster_latency", "run"),
+    "cluster_throughput": ("bench.cluster_throughput", "run"),
+    "cluster_streams": ("bench.cluster_streams", "run"),
+    "cluster_failover": ("bench.cluster_failover", "run"),
 }
 
 

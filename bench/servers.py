@@ -7,35 +7,53 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import httpx
 
 from bench.common import ROOT, raise_nofile
 from posthog_events import PROJECT_KEY
+from cluster_servers import start_replicas
 from rasa_server import RasaServer, free_port, start_rasa, wait_until_ready
+from redis_server import RedisServer
 
 logger = logging.getLogger("bench.servers")
+
+
+def bench_overrides(proactive_overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The shipped proactive.yml with two limits lifted, because one loopback client stands for
+    thousands of users: the per-IP and per-user ingest rate limits, and the offer caps (the
+    load repeats the story several times per user). Both are checked on every request as
+    usual; they just pass."""
+    return {
+        "ingest": {"project_keys": [PROJECT_KEY], "events_per_minute_per_user": 10**9, "requests_per_minute_per_ip": 10**9},
+        "caps": {"per_user_per_day": 10**6, "per_session_per_hour": 10**6, "min_gap_s": 0},
+        **(proactive_overrides or {}),
+    }
 
 
 def start_bench_rasa(
     workdir: Path, *, extra_args: Sequence[str] = (), proactive_overrides: Optional[Dict[str, Any]] = None
 ) -> RasaServer:
-    """`rasa run` with the shipped settings (15 s heartbeats), able to hold 10k streams.
-
-    Two limits are lifted, because one loopback client stands for thousands of users: the
-    per-IP and per-user ingest rate limits, and the offer caps (the load repeats the story
-    several times per user). Both are checked on every request as usual; they just pass.
-    """
+    """`rasa run` with the shipped settings (15 s heartbeats, ``bench_overrides``), able to hold 10k streams."""
     raise_nofile()  # the child inherits the lifted open-file limit
-    overrides: Dict[str, Any] = {
-        "ingest": {"project_keys": [PROJECT_KEY], "events_per_minute_per_user": 10**9, "requests_per_minute_per_ip": 10**9},
-        "caps": {"per_user_per_day": 10**6, "per_session_per_hour": 10**6, "min_gap_s": 0},
-        **(proactive_overrides or {}),
-    }
-    server = start_rasa(workdir, extra_args=extra_args, proactive_overrides=overrides, heartbeat_seconds=15.0)
+    server = start_rasa(workdir, extra_args=extra_args, proactive_overrides=bench_overrides(proactive_overrides),
+                        heartbeat_seconds=15.0)
     logger.info("rasa run ready in %.1f s on port %d (pid %d)", server.startup_s, server.port, server.process.pid)
     return server
+
+
+def start_bench_replicas(
+    redis_server: RedisServer, workdir: Path, count: int, *, proactive_overrides: Optional[Dict[str, Any]] = None
+) -> List[RasaServer]:
+    """``count`` replicas as ``start_bench_rasa`` starts one, sharing ``redis_server``: the
+    offers (``store: redis``), the chat layer, and Rasa's trackers and locks."""
+    raise_nofile()
+    replicas = start_replicas(redis_server, workdir, count, heartbeat_seconds=15.0,
+                              proactive_overrides=bench_overrides({"driver": {"tick_seconds": 5}, **(proactive_overrides or {})}))
+    for server in replicas:
+        logger.info("replica ready in %.1f s on port %d (pid %d)", server.startup_s, server.port, server.process.pid)
+    return replicas
 
 
 @dataclass

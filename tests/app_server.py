@@ -40,11 +40,13 @@ class AppServer:
                 self.process.wait(5)
 
 
-def start_app(workdir: Path, *, rasa_url: str, env: Optional[Dict[str, str]] = None, ready_timeout: float = 60.0) -> AppServer:
-    """Serve the production build of app/ against the `rasa run` at ``rasa_url``."""
+def start_app(workdir: Path, *, rasa_url: str, env: Optional[Dict[str, str]] = None, ready_timeout: float = 60.0,
+              port: Optional[int] = None) -> AppServer:
+    """Serve the production build of app/ against the `rasa run` at ``rasa_url``, on ``port``
+    (by default a free one)."""
     if not (APP / ".next" / "BUILD_ID").exists():
         raise RuntimeError("app/.next is missing: run `make app` (make test does it)")
-    port = free_port()
+    port = port or free_port()
     log_path = workdir / "app.log"
     process_env = {**os.environ, "NEXT_TELEMETRY_DISABLED": "1", "RASA_URL": rasa_url, **(env or {})}
     with open(log_path, "wb") as log:

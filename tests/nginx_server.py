@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Sequence
+from typing import Optional, Sequence
 
 import httpx
 
@@ -53,12 +53,13 @@ def render_config(prefix: Path, port: int, upstreams: Sequence[str]) -> str:
     )
 
 
-def start_nginx(prefix: Path, upstreams: Sequence[str]) -> NginxServer:
-    """nginx balancing over ``upstreams`` ("127.0.0.1:5005", …), its files under ``prefix``."""
+def start_nginx(prefix: Path, upstreams: Sequence[str], *, port: Optional[int] = None) -> NginxServer:
+    """nginx balancing over ``upstreams`` ("127.0.0.1:5005", …), its files under ``prefix``, on
+    ``port`` (by default a free one)."""
     executable = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(executable).exists():
         raise RuntimeError("nginx is missing: run scripts/install-nginx.sh (make test does it)")
-    port = free_port()
+    port = port or free_port()
     config = prefix / "nginx.conf"
     config.write_text(render_config(prefix, port, upstreams))
     process = subprocess.Popen(

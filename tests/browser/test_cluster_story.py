@@ -1,50 +1,35 @@
-"""The reference story in Chromium through nginx in front of two `rasa run` replicas that share
-the offers through a real redis-server (`store: redis`): both CTAs."""
+"""The reference story in Chromium through the cluster `make demo-cluster` starts: nginx in
+front of two `rasa run` replicas that share the offers through a real redis-server
+(`store: redis`), in production mode with the cluster's own generated secrets; both CTAs."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from app_flows import TOAST_BODY, TOUR_TEXTS, PageProblems, edit_priority, priority_of, toast
-from app_server import AppServer, start_app
-from cluster_servers import start_replicas
-from nginx_server import NginxServer, start_nginx
-from rasa_server import RasaServer
-from redis_server import RedisServer, start_redis
+from cluster.demo import Cluster, start_cluster
+from posthog_events import posthog_event
 
 BOT_BUBBLES = ".rw-messages-container .rw-response"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[List[RasaServer]]:
-    redis_server: RedisServer = start_redis(tmp_path_factory.mktemp("story-redis"), appendonly=True)
-    replicas = start_replicas(redis_server, tmp_path_factory.mktemp("story-cluster"), 2)
-    yield replicas
-    for replica in replicas:
-        replica.stop()
-    redis_server.stop()
-
-
-@pytest.fixture(scope="module")
-def balancer(cluster: List[RasaServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxServer]:
-    server = start_nginx(tmp_path_factory.mktemp("story-nginx"), [f"127.0.0.1:{r.port}" for r in cluster])
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster_app(balancer: NginxServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    server = start_app(tmp_path_factory.mktemp("story-app"), rasa_url=balancer.url)
-    yield server
-    server.stop()
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    started = start_cluster(tmp_path_factory.mktemp("demo-cluster"), 2, heartbeat_seconds=1.0)
+    yield started
+    started.stop()
 
 
 @pytest.fixture
-def open_cluster_app(browser: Browser, cluster_app: AppServer) -> Iterator[Callable[[str], Page]]:
+def open_cluster_app(browser: Browser, cluster: Cluster) -> Iterator[Callable[[str], Page]]:
+    cluster_app = cluster.app
+    assert cluster_app is not None
     contexts = []
     problems = PageProblems()
 
@@ -66,7 +51,6 @@ def open_cluster_app(browser: Browser, cluster_app: AppServer) -> Iterator[Calla
     problems.assert_clean()
 
 
-
 def test_show_me_through_the_balancer(open_cluster_app, cluster, user_id: str, artifacts: Path) -> None:
     page = open_cluster_app(user_id)
     for project_id in ("P-1043", "P-1044", "P-1045"):
@@ -86,7 +70,7 @@ def test_show_me_through_the_balancer(open_cluster_app, cluster, user_id: str, a
     page.click("#bulk-apply")
     expect(page.locator(".driver-popover")).to_have_count(0)
     assert priority_of(page, "P-1042") == "Low"
-    fired = [r for r in cluster if "proactive trigger firing" in r.log() and f"user={user_id}" in r.log()]
+    fired = [r for r in cluster.replicas if "proactive trigger firing" in r.log() and f"user={user_id}" in r.log()]
     assert len(fired) == 1  # one replica made the offer, whichever got the third save
     page.screenshot(path=str(artifacts / "cluster-story.png"))
 
@@ -100,3 +84,15 @@ def test_open_chat_through_the_balancer(open_cluster_app, user_id: str) -> None:
     expect(page.locator(BOT_BUBBLES).first).to_have_text(TOAST_BODY, timeout=10_000)
     expect(page.locator(BOT_BUBBLES)).to_have_count(2, timeout=10_000)
     expect(page.locator(BOT_BUBBLES).nth(1)).to_contain_text("Here's the faster way, step by step:")
+
+
+def test_the_cluster_runs_in_production_mode_with_its_own_secrets(cluster) -> None:
+    secrets = (cluster.redis.log_path.parent.parent / "secrets.env").read_text()
+    assert "demo-identity-secret-change-me" not in secrets and "phc_proactive_demo" not in secrets
+    for replica in cluster.replicas:
+        assert "setting unsafe for production" not in replica.log()
+    # No debug route, and the demo's project key is refused.
+    assert httpx.get(f"{cluster.balancer.proactive}/debug/u-1001", timeout=5).status_code == 404
+    refused = httpx.post(f"{cluster.balancer.proactive}/events",
+                         json=[posthog_event(ts=time.time(), user="u-1001", session="s-prod")], timeout=5)
+    assert refused.status_code in (401, 403), refused.text
