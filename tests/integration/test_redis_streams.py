@@ -12,8 +12,9 @@ import redis
 
 from addons.errors import StoreUnavailable
 from addons.offers.offer import Offer
-from addons.stores.redis.streams import PREFIX, SharedStreams
-from addons.stores.redis.user_states import CHANNEL
+from addons.stores.redis.keys import CHANNEL, PREFIX
+from addons.stores.redis.streams import SharedStreams
+
 from redis_server import RedisServer, start_redis
 
 

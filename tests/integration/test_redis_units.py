@@ -65,9 +65,9 @@ def saves(user: str, at: float, count: int, first: int = 0) -> NormalisedBatch:
 async def test_two_saves_on_one_replica_and_the_third_on_the_other_make_the_offer(cluster):
     a, b = cluster
     now = time.time()
-    first = await a.units.run("ada", lambda e: e.ingest(saves("ada", now, 2), now=now), now=now, streams=1)
+    first = await a.units.run("ada", lambda e: e.ingest(saves("ada", now, 2), now=now), now=now, min_streams=1)
     assert first.value == [] and first.published == []
-    third = await b.units.run("ada", lambda e: e.ingest(saves("ada", now, 1, first=2), now=now), now=now, streams=1)
+    third = await b.units.run("ada", lambda e: e.ingest(saves("ada", now, 1, first=2), now=now), now=now, min_streams=1)
     assert [o.trigger_id for o in third.published] == [TRIGGER]
     assert (a.fired(), b.fired()) == (0, 1)
 
@@ -78,11 +78,11 @@ async def test_the_third_save_on_two_replicas_at_once_makes_exactly_one_offer_20
     attempts = []
     for n in range(200):
         user = f"race-{n}"
-        await a.units.run(user, lambda e: e.ingest(saves(user, now, 2), now=now), now=now, streams=1)
+        await a.units.run(user, lambda e: e.ingest(saves(user, now, 2), now=now), now=now, min_streams=1)
         third = saves(user, now, 1, first=2)  # the same event (same uuid) reaches both replicas
         results = await asyncio.gather(
-            a.units.run(user, lambda e: e.ingest(third, now=now), now=now, streams=1),
-            b.units.run(user, lambda e: e.ingest(third, now=now), now=now, streams=1),
+            a.units.run(user, lambda e: e.ingest(third, now=now), now=now, min_streams=1),
+            b.units.run(user, lambda e: e.ingest(third, now=now), now=now, min_streams=1),
         )
         assert sum(len(r.published) for r in results) == 1, n
         attempts.append(max(r.attempts for r in results))
@@ -95,20 +95,20 @@ async def test_the_third_save_on_two_replicas_at_once_makes_exactly_one_offer_20
 async def test_a_restarted_replica_keeps_cooldowns_caps_and_pending_offers(cluster, redis_server):
     a, _ = cluster
     now = time.time()
-    made = await a.units.run("bo", lambda e: e.ingest(saves("bo", now, 3), now=now), now=now, streams=1)
+    made = await a.units.run("bo", lambda e: e.ingest(saves("bo", now, 3), now=now), now=now, min_streams=1)
     assert len(made.published) == 1
-    parked = await a.units.run("cy", lambda e: e.ingest(saves("cy", now, 3), now=now), now=now, streams=0)
+    parked = await a.units.run("cy", lambda e: e.ingest(saves("cy", now, 3), now=now), now=now)
     assert parked.published == [] and len(parked.value) == 1  # fired, waiting for a tab
 
     restarted = Replica(redis_server)  # a new process: nothing but Redis carries over
     try:
         later = now + 1
         again = await restarted.units.run("bo", lambda e: e.ingest(saves("bo", later, 3, first=3), now=later),
-                                          now=later, streams=1)
+                                          now=later, min_streams=1)
         assert again.published == []  # still PROACTIVE, then cooling down: no second toast
         verdict = await restarted.units.run("bo", lambda e: e.gate.check("s-bo").reason, now=later)
         assert verdict.value == "v2_state_proactive_assistance"
-        opened = await restarted.units.run("cy", lambda e: e.subscribe("cy", now=later), now=later, streams=1)
+        opened = await restarted.units.run("cy", lambda e: e.subscribe("cy", now=later), now=later, min_streams=1)
         assert [o.offer_id for o in opened.published] == [parked.value[0].offer_id]
     finally:
         await restarted.client.close()
@@ -117,7 +117,7 @@ async def test_a_restarted_replica_keeps_cooldowns_caps_and_pending_offers(clust
 async def test_the_user_is_due_at_the_next_tick_then_when_the_offer_times_out(cluster):
     a, b = cluster
     now = time.time()
-    await a.units.run("di", lambda e: e.ingest(saves("di", now, 3), now=now), now=now, streams=1)
+    await a.units.run("di", lambda e: e.ingest(saves("di", now, 3), now=now), now=now, min_streams=1)
     assert await b.states.claim_due(now) == ["di"]  # new activity: looked at by the next tick, on any replica
     await b.units.run("di", lambda e: e.tick(now=now), now=now)
     timeout = CONFIG.session.interaction_timeout_s

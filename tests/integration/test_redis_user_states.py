@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from addons.errors import StoreUnavailable
-from addons.stores.redis.user_states import DUE_KEY, Commit, RedisUserStates
+from addons.stores.redis.keys import CHANNEL, DUE_KEY
+from addons.stores.redis.user_states import Commit, RedisUserStates
 from redis_server import RedisServer, start_redis
 
 
@@ -119,8 +120,6 @@ async def test_redis_down_is_store_unavailable(tmp_path_factory):
 
 
 async def test_a_commit_s_messages_leave_with_it_and_a_loser_s_never(replicas, redis_server):
-    from addons.stores.redis.user_states import CHANNEL
-
     a, b = replicas
     listener = redis.Redis(port=redis_server.port, decode_responses=True).pubsub()
     listener.subscribe(CHANNEL)

@@ -26,11 +26,11 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from addons.errors import StoreUnavailable
 from addons.rasa.chat_sessions import no_open_session, owned_by_another
+from addons.stores.redis.keys import PREFIX, replica_key
 from addons.stores.redis.outage import RedisOutage
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "proactive:"
 HEARTBEAT_S = 5.0
 PART = "the chat sessions"  # in log lines and 503 messages
 REPLICA_TTL_S = 15  # three missed heartbeats: the replica is gone
@@ -161,7 +161,7 @@ class RedisChatSessions:
 
     @property
     def _replica_key(self) -> str:
-        return f"{PREFIX}replica:{self.replica_id}"
+        return replica_key(self.replica_id)
 
     def _member(self, sid: str) -> str:
         return f"{self.replica_id}:{sid}"

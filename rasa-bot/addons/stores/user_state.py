@@ -60,7 +60,6 @@ activity, so the exported plan replaces that look.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import fields
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Type, TypeVar
 
@@ -257,23 +256,24 @@ def _activity_from_json(data: Mapping[str, Any]) -> Tuple[str, SessionActivity]:
 
 
 def _state_to_json(state: SessionState, to_wall: Convert) -> Dict[str, Any]:
-    data: Dict[str, Any] = copy.deepcopy(state.to_dict())
-    _convert(data, to_wall)
-    return data
+    return _converted(state.to_dict(), to_wall)
 
 
 def _state_from_json(data: Mapping[str, Any], to_mono: Convert) -> SessionState:
-    converted: Dict[str, Any] = copy.deepcopy(dict(data))
-    _convert(converted, to_mono)
-    return SessionState.from_dict(converted)
+    return SessionState.from_dict(_converted(data, to_mono))
 
 
-def _convert(data: Dict[str, Any], convert: Convert) -> None:
+def _converted(data: Mapping[str, Any], convert: Convert) -> Dict[str, Any]:
+    """``data`` with its monotonic timers converted; only the dicts on their paths are copied
+    (the rest is shared with ``data``, which is left as it was)."""
+    converted = dict(data)
     for path in MONOTONIC_FIELDS:
-        parent = data
+        parent = converted
         for key in path[:-1]:
+            parent[key] = dict(parent[key])
             parent = parent[key]
         parent[path[-1]] = convert(float(parent[path[-1]]))
+    return converted
 
 
 def _plan_to_json(plan: SessionPlan, to_wall: Convert) -> Dict[str, Any]:

@@ -62,11 +62,11 @@ class SharedOffers:
         if self._beat is not None:
             self._beat.cancel()
             self._beat = None
+        await self._units.close()
         await self.streams.close()
 
     async def run(self, user_id: str, operation: Callable[[ProactiveEngine], T], *, now: float) -> T:
-        streams = await self.streams.streams(user_id)
-        unit = await self._units.run(user_id, operation, now=now, streams=streams)  # its commit published the offers
+        unit = await self._units.run(user_id, operation, now=now)  # its commit published the offers
         return unit.value
 
     async def ingest(self, batch: NormalisedBatch, *, now: float) -> None:
@@ -86,10 +86,9 @@ class SharedOffers:
         # one published before is in the replay; one in both is given once.
         subscription = await self.streams.subscribe(user_id)
         try:
-            streams = await self.streams.streams(user_id)
             unit = await self._units.run(
                 user_id, lambda engine: engine.subscribe(user_id, last_event_id=last_event_id, now=now).drain(),
-                now=now, streams=max(1, streams),
+                now=now, min_streams=1,
             )
         except BaseException:
             await self.streams.unsubscribe(subscription)

@@ -27,27 +27,16 @@ from addons.errors import StoreUnavailable
 from addons.offers.delivery import CLOSED, Subscription
 from addons.offers.offer import Offer
 from addons.stores.redis.outage import RedisOutage
-from addons.stores.redis.user_states import CHANNEL  # where commits publish the offers they made
+from addons.stores.redis.keys import CHANNEL, LIVE_STREAMS_LUA, presence_key
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "proactive:"
 PRESENCE_TTL_S = 86_400  # a user whose streams all closed long ago leaves no key behind
 RECONNECT_S = 1.0
 PART = "the toast streams"  # in log lines and 503 messages
 
-_STREAMS = """
-local total = 0
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-  if redis.call('EXISTS', ARGV[1] .. 'replica:' .. fields[i]) == 1 then
-    total = total + tonumber(fields[i + 1])
-  else
-    redis.call('HDEL', KEYS[1], fields[i])
-  end
-end
-return total
-"""
+# KEYS: the user's presence hash.
+_STREAMS = LIVE_STREAMS_LUA + "return live_streams(KEYS[1])"
 
 
 class _Stream:
@@ -138,10 +127,10 @@ class SharedStreams:
                 for user_id in users:
                     count = self.local_count(user_id)
                     if count:
-                        pipe.hset(_presence_key(user_id), self.replica_id, count)
-                        pipe.expire(_presence_key(user_id), PRESENCE_TTL_S)
+                        pipe.hset(presence_key(user_id), self.replica_id, count)
+                        pipe.expire(presence_key(user_id), PRESENCE_TTL_S)
                     else:
-                        pipe.hdel(_presence_key(user_id), self.replica_id)
+                        pipe.hdel(presence_key(user_id), self.replica_id)
                 await pipe.execute()
         self._recount.difference_update(users)
 
@@ -157,7 +146,7 @@ class SharedStreams:
     async def streams(self, user_id: str) -> int:
         """Streams the user has open on every live replica."""
         with self._outage.call(PART):
-            return int(await self._streams_script(keys=[_presence_key(user_id)], args=[PREFIX]))
+            return int(await self._streams_script(keys=[presence_key(user_id)]))
 
     async def publish(self, offers: Sequence[Offer]) -> None:
         """Offers to every replica's streams, outside a commit (units publish in their commit)."""
@@ -188,7 +177,7 @@ class SharedStreams:
         return sum(stream.give(offer) for stream in list(self._local.get(offer.user_id, ())))
 
     async def _count(self, user_id: str, delta: int) -> None:
-        key = _presence_key(user_id)
+        key = presence_key(user_id)
         with self._outage.call(PART):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hincrby(key, self.replica_id, delta)
@@ -256,7 +245,3 @@ class SharedStreams:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("offer fan-out catch-up failed", exc_info=task.exception())
-
-
-def _presence_key(user_id: str) -> str:
-    return f"{PREFIX}streams:{{u:{user_id}}}"
