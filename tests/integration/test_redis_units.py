@@ -123,3 +123,71 @@ async def test_the_user_is_due_at_the_next_tick_then_when_the_offer_times_out(cl
     timeout = CONFIG.session.interaction_timeout_s
     assert await a.states.claim_due(now + timeout - 1) == []
     assert await a.states.claim_due(now + timeout + 1) == ["di"]  # the toast's engagement window ends
+
+
+class CountingStates(RedisUserStates):
+    """Counts the round trips: loads and commit batches."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.loads: List[int] = []
+        self.commits: List[int] = []
+
+    async def load_many(self, user_ids):  # type: ignore[no-untyped-def]
+        self.loads.append(len(user_ids))
+        return await super().load_many(user_ids)
+
+    async def commit_many(self, commits):  # type: ignore[no-untyped-def]
+        self.commits.append(len(commits))
+        return await super().commit_many(commits)
+
+
+async def test_concurrent_units_share_round_trips_and_each_user_s_run_in_order(cluster):
+    a, _ = cluster
+    states = CountingStates(a.client)
+    units = UserUnits(CONFIG, states, counters=a.metrics)
+    now = time.time()
+    users = [f"batch-{n}" for n in range(10)]
+    # Five units per user at once: each adds one save; the third makes the offer.
+    runs = [units.run(user, lambda e, user=user, k=k: e.ingest(saves(user, now, 1, first=k), now=now), now=now,
+                      min_streams=1)
+            for k in range(5) for user in users]
+    results = await asyncio.gather(*runs)
+    assert all(r.attempts == 1 for r in results)  # one replica's units never race each other
+    assert len(states.loads) < len(runs) / 4, states.loads  # 50 units in a few batches
+    assert sum(states.loads) == sum(states.commits)
+    for user in users:
+        loaded = await states.load(user)
+        assert loaded.version >= 1
+        actions = [a for session in loaded.state["activity"] for a in session["actions"]]
+        assert len(actions) == 5  # no unit's save was lost
+        assert len(loaded.state["delivered"]) == 1  # one offer each, made by the third save
+    await units.close()
+
+
+async def test_a_unit_that_raises_fails_alone_and_its_user_s_other_units_still_land(cluster):
+    a, _ = cluster
+    now = time.time()
+
+    def broken(engine: Any) -> None:
+        raise RuntimeError("a bug in one operation")
+
+    first = a.units.run("eve", lambda e: e.ingest(saves("eve", now, 1), now=now), now=now)
+    failing = a.units.run("eve", broken, now=now)
+    second = a.units.run("eve", lambda e: e.ingest(saves("eve", now, 1, first=1), now=now), now=now)
+    done = await asyncio.gather(first, failing, second, return_exceptions=True)
+    assert isinstance(done[1], RuntimeError)
+    assert not isinstance(done[0], BaseException) and not isinstance(done[2], BaseException)
+    loaded = await a.states.load("eve")
+    assert len([x for s in loaded.state["activity"] for x in s["actions"]]) == 2
+
+
+async def test_a_caller_that_went_away_leaves_the_others_served(cluster):
+    a, _ = cluster
+    now = time.time()
+    gone = asyncio.ensure_future(a.units.run("fay", lambda e: e.ingest(saves("fay", now, 1), now=now), now=now))
+    kept = asyncio.ensure_future(a.units.run("gus", lambda e: e.ingest(saves("gus", now, 1), now=now), now=now))
+    gone.cancel()
+    assert (await kept).attempts == 1
+    assert gone.cancelled()
+    assert (await a.states.load("fay")).state is None  # cancelled before its batch: never ran
