@@ -10,9 +10,10 @@ with another origin is simulated by moving ``mono`` between the export and the i
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any, Dict, List, Tuple
 
 import pytest
@@ -365,7 +366,7 @@ def test_an_unknown_user_exports_empty_and_imports_nothing(config, mono, ph):
     _other_user(b, ph)
     state = export_user(b.stores, "nobody", now=T0 + 5)
     assert state == {
-        "format": 1, "user_id": "nobody", "activity": [], "session_states": {}, "tick_plan": {}, "expired_unseen": {},
+        "format": 2, "user_id": "nobody", "activity": [], "session_states": {}, "tick_plan": {}, "expired_unseen": {},
         "offer_history": [], "pending": [], "delivered": [], "first_name": None,
         "ledger": {"records": [], "latest": {}, "baselines": {}},
     }
@@ -400,9 +401,29 @@ def test_an_imported_session_is_evicted_when_idle_as_it_would_have_been(config, 
 
 def test_a_state_of_another_format_is_refused(config, mono):
     state: Dict[str, Any] = export_user(memory_stores(config), USER, now=T0)
-    state["format"] = 2
+    state["format"] = 3
     with pytest.raises(ValueError, match="format"):
         import_user(memory_stores(config), state, now=T0)
+
+
+def test_a_format_1_state_with_actions_as_objects_is_still_read(config, mono, ph):
+    a, b = _engine(config), _engine(config)
+    _rich_story(a, ph, mono)
+    state = json.loads(json.dumps(export_user(a.stores, USER, now=T0 + 165)))
+    assert all(isinstance(row, list) for session in state["activity"] for row in session["actions"])
+    old = copy.deepcopy(state)  # as format 1 wrote it: each action an object, every field named
+    old["format"] = 1
+    for session in old["activity"]:
+        moved = _engine(config)
+        import_user(moved.stores, state, now=T0 + 165)
+        actions = moved.activity.export_session(session["session_id"])
+        assert actions is not None
+        session["actions"] = [
+            {**{f.name: getattr(action, f.name) for f in fields(action)}, "event_id": event_id}
+            for action, event_id in actions.actions
+        ]
+    import_user(b.stores, old, now=T0 + 165)
+    _same(export_user(b.stores, USER, now=T0 + 165), state)
 
 
 def test_only_in_memory_stores_are_moved(config, mono):

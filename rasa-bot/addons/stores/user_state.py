@@ -76,7 +76,8 @@ from addons.stores.memory.people import InMemoryFirstNames
 from addons.stores.memory.schedule import SessionPlan, TickSchedule
 from addons.stores.protocols import NOW, Stores
 
-FORMAT = 1
+FORMAT = 2  # 2: actions as rows (``_activity_to_json``); 1, still read: actions as objects
+READABLE_FORMATS = (1, 2)
 
 # The monotonic timers of ``SessionState.to_dict()``, as paths into it.
 MONOTONIC_FIELDS = (
@@ -145,8 +146,8 @@ def import_user(stores: Stores, state: Mapping[str, Any], *, now: float) -> None
     """Make ``stores`` hold for the state's user exactly what ``export_user`` read (see the
     module: it replaces what ``stores`` held for that user); ``now`` is the engine's wall
     clock (epoch seconds)."""
-    if state.get("format") != FORMAT:
-        raise ValueError(f"unknown user state format {state.get('format')!r}; this code reads {FORMAT}")
+    if state.get("format") not in READABLE_FORMATS:
+        raise ValueError(f"unknown user state format {state.get('format')!r}; this code reads {READABLE_FORMATS}")
     user_id = str(state["user_id"])
     activity = _memory(stores.activity, InMemoryActivityStore)
     offers = _memory(stores.offers, InMemoryOfferStore)
@@ -229,26 +230,47 @@ def _sessions_of(activity_sessions: Sequence[str], offers: UserOffers) -> List[s
 
 
 def _activity_to_json(session_id: str, session: SessionActivity) -> Dict[str, Any]:
+    """Each action as a row, not an object: a document carries hundreds of actions, and no key
+    names repeat in each. ``raw_url``, ``session_id`` and ``user_id`` are null when they are
+    the ``canonical_url``, the session's and its user's."""
+    user_id = session.user_id
     return {
         "session_id": session_id,
-        "user_id": session.user_id,
+        "user_id": user_id,
         "last_seen": session.last_seen,
         "actions": [
-            {**{name: getattr(action, name) for name in _ACTION_FIELDS}, "event_id": event_id}
-            for action, event_id in session.actions
+            [a.timestamp_start, a.index, event_id, a.title, a.description, a.canonical_url, a.type, a.timestamp_end,
+             None if a.raw_url == a.canonical_url else a.raw_url,
+             None if a.session_id == session_id else a.session_id,
+             None if a.user_id == user_id else a.user_id,
+             a.email, a.conversation_id]
+            for a, event_id in session.actions
         ],
         "event_ids": sorted(session.event_ids),
     }
 
 
 def _activity_from_json(data: Mapping[str, Any]) -> Tuple[str, SessionActivity]:
+    session_id, user_id = str(data["session_id"]), str(data["user_id"])
     actions = []
     for row in data["actions"]:
-        action = SlimAction(**{name: row[name] for name in _ACTION_FIELDS if name in row})
-        event_id = row.get("event_id")
+        if isinstance(row, dict):  # format 1
+            action = SlimAction(**{name: row[name] for name in _ACTION_FIELDS if name in row})
+            event_id = row.get("event_id")
+        else:  # a list (JSON has no tuples)
+            (timestamp_start, index, event_id, title, description, canonical_url, type_, timestamp_end, raw_url,
+             action_session, action_user, email, conversation_id) = row
+            action = SlimAction(
+                title=title, description=description, canonical_url=canonical_url, index=index, type=type_,
+                timestamp_start=timestamp_start, timestamp_end=timestamp_end,
+                raw_url=canonical_url if raw_url is None else raw_url,
+                session_id=session_id if action_session is None else action_session,
+                user_id=user_id if action_user is None else action_user,
+                email=email, conversation_id=conversation_id,
+            )
         actions.append((action, None if event_id is None else str(event_id)))
-    return str(data["session_id"]), SessionActivity(
-        user_id=str(data["user_id"]),
+    return session_id, SessionActivity(
+        user_id=user_id,
         last_seen=float(data["last_seen"]),
         actions=tuple(actions),
         event_ids=frozenset(str(e) for e in data["event_ids"]),

@@ -197,7 +197,8 @@ class InMemoryActivityStore:
         ``added``: nothing new happened) for each action moved in."""
         if len({action.index for action, _ in activity.actions}) != len(activity.actions):
             raise ValueError(f"session {session_id!r}: two actions share a sequence number (index)")
-        entries = sorted(_entry(action, action.index, event_id) for action, event_id in activity.actions)
+        ordered = sorted(activity.actions, key=lambda pair: (pair[0].timestamp_start, pair[0].index))
+        entries = [_entry(action, action.index, event_id) for action, event_id in ordered]
         previous = self._sessions.pop(session_id, None)
         if previous is not None:
             for observer in self._observers:
@@ -210,9 +211,9 @@ class InMemoryActivityStore:
         self._user_sessions.setdefault(activity.user_id, set()).add(session_id)
         if entries:
             self._seq = max(self._seq, max(e[1] for e in entries))  # later actions sort after these
-        for entry in entries:
+        for action, _ in ordered:
             for observer in self._observers:
-                observer.restored(session_id, _action(entry))
+                observer.restored(session_id, action)
         self._trim(session_id, session, now)
         self._evict_over_capacity()
 
