@@ -152,7 +152,10 @@ class UserUnits:
         for unit in batch:
             by_user.setdefault(unit.user_id, []).append(unit)
         loaded = await self._states.load_many(list(by_user))
-        passes = [self._run_user(state, by_user[state.user_id]) for state in loaded]
+        passes: List[Optional[_UserPass]] = []
+        for state in loaded:
+            passes.append(self._run_user(state, by_user[state.user_id]))
+            await asyncio.sleep(0)  # the engine is synchronous: let streams and requests in between users
         committing = [p for p in passes if p is not None and p.commit is not None]
         landed = await self._states.commit_many([(p.loaded, p.commit) for p in committing if p.commit is not None])
         retry: List[_Unit[Any]] = []
