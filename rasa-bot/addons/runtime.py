@@ -11,9 +11,6 @@ import logging
 import os
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 import sys
 import time
 import uuid
@@ -40,6 +37,7 @@ from addons.offers.sources import autoplay_destination_batch, connector_batch, p
 from addons.rasa.chat import FollowUpRequest, send_proactive_question
 from addons.rasa.chat_sessions import ChatSessionRegistry, ChatSessions
 from addons.rasa.shared_chat_sessions import RedisChatSessions
+from addons.stores.redis.client import redis_client
 from addons.stores.redis.offers import SharedOffers
 from addons.stores.redis.outage import RedisOutage
 from addons.rasa.driver import ProactiveDriver, tune_gc_for_serving
@@ -94,7 +92,7 @@ class CopilotRuntime:
         )
         self.offers: OfferService = LocalOffers(self.engine)
         if store == "redis" and self.redis_url:
-            self.offers = SharedOffers(config, shared_redis(self.redis_url), self.replica_id, counters=self.offer_metrics,
+            self.offers = SharedOffers(config, redis_client(self.redis_url), self.replica_id, counters=self.offer_metrics,
                                        subscriber=Redis.from_url(self.redis_url, decode_responses=True,
                                                                  socket_connect_timeout=2.0, health_check_interval=30),
                                        outage=self.redis_outage)
@@ -333,15 +331,6 @@ def _note(record: Callable[[], object]) -> None:
         record()
     except (UnknownOffer, BadOfferEvent) as e:
         logger.warning("proactive insight not recorded: %s", e)
-
-
-def shared_redis(url: str) -> "Redis[str]":
-    """The client the offers' state goes through: a dead pooled connection is retried once on a
-    fresh one (the first request after a Redis restart succeeds); reads never hang."""
-    return Redis.from_url(
-        url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2), retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
 
 
 def _without_password(url: str) -> str:

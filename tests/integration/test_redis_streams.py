@@ -13,6 +13,7 @@ import redis
 from addons.errors import StoreUnavailable
 from addons.offers.offer import Offer
 from addons.stores.redis.keys import CHANNEL, PREFIX
+from addons.stores.redis.client import redis_client
 from addons.stores.redis.streams import SharedStreams
 
 from redis_server import RedisServer, start_redis
@@ -100,3 +101,20 @@ async def test_fan_out_comes_back_with_redis_and_a_missed_count_heals(redis_serv
         assert got is not None and got.offer_id == "offer-3"
     finally:
         await _close(a, b)
+
+
+async def test_a_burst_of_streams_opening_waits_for_a_few_connections_instead_of_opening_one_each(redis_server):
+    """Thousands of tabs reconnecting at once (a replica restart) must not run the replica out
+    of file descriptors: the client's pool is bounded (``redis_client``)."""
+    alive = redis.Redis(port=redis_server.port)
+    alive.set(f"{PREFIX}replica:burst", "1", ex=60)
+    streams = SharedStreams(redis_client(redis_server.url, max_connections=8), "burst")
+    try:
+        subscriptions = await asyncio.gather(*(streams.subscribe(f"burst-{n}") for n in range(1000)))
+        assert len(subscriptions) == 1000 and streams.local_count() == 1000
+        assert await streams.streams("burst-999") == 1
+        named = [c for c in alive.client_list() if c["cmd"] != "client|list"]
+        assert len(named) <= 8, named
+    finally:
+        await streams.close()
+        await streams._redis.close()

@@ -20,12 +20,11 @@ import uuid
 from typing import Awaitable, Dict, List, Optional, Set, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.exceptions import RedisError
 
 from addons.errors import StoreUnavailable
 from addons.rasa.chat_sessions import no_open_session, owned_by_another
+from addons.stores.redis.client import redis_client
 from addons.stores.redis.keys import PREFIX, replica_key
 from addons.stores.redis.outage import RedisOutage
 
@@ -98,12 +97,7 @@ class RedisChatSessions:
     @classmethod
     def from_url(cls, url: str, *, replica_id: Optional[str] = None,
                  outage: Optional[RedisOutage] = None) -> "RedisChatSessions":
-        # A pooled connection that died with a Redis restart fails its next command: retried
-        # once on a fresh one, so the first request after a restart does not fail.
-        client = Redis.from_url(
-            url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2), retry_on_error=[ConnectionError, TimeoutError],
-        )
+        client = redis_client(url)
         return cls(client, replica_id=replica_id, outage=outage)
 
     async def start(self) -> None:
