@@ -118,3 +118,28 @@ async def test_a_burst_of_streams_opening_waits_for_a_few_connections_instead_of
     finally:
         await streams.close()
         await streams._redis.close()
+
+
+async def test_a_stream_whose_closing_is_cancelled_waiting_for_a_connection_stops_counting_at_the_next_beat(redis_server):
+    """Thousands of tabs closing at once: a request cancelled while its decrement waits for a
+    pooled connection must not leave the stream counted (offers would go to nobody)."""
+    alive = redis.Redis(port=redis_server.port)
+    alive.set(f"{PREFIX}replica:solo", "1", ex=60)
+    client = redis_client(redis_server.url, max_connections=1)
+    streams = SharedStreams(client, "solo")
+    try:
+        subscription = await streams.subscribe("ivy")
+        busy = asyncio.ensure_future(client.blpop("nothing-comes", timeout=1))  # holds the one connection
+        await asyncio.sleep(0.1)
+        closing = asyncio.ensure_future(streams.unsubscribe(subscription))
+        await asyncio.sleep(0.1)
+        closing.cancel()  # the client went away while the decrement waited
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        await busy
+        assert await streams.streams("ivy") == 1  # the decrement never ran
+        await streams.beat()
+        assert await streams.streams("ivy") == 0
+    finally:
+        await streams.close()
+        await client.close()

@@ -9,6 +9,7 @@ import pytest
 from redis.exceptions import ConnectionError
 
 from addons.errors import StoreUnavailable
+from addons.stores.redis.client import PoolBusy
 from addons.stores.redis.outage import RedisOutage
 
 
@@ -85,3 +86,11 @@ def test_a_second_outage_is_logged_again(caplog):
     assert [line.split(" (")[0] for line in outage_lines(caplog)] == [
         "Redis unreachable", "Redis is back after 1.0 s unreachable", "Redis unreachable", "Redis is back after 1.0 s unreachable",
     ]
+
+
+def test_a_busy_pool_is_a_503_but_no_outage(caplog):
+    outage = RedisOutage(clock=Clock())
+    with pytest.raises(StoreUnavailable, match="connections are busy"):
+        with outage.call("the toast streams"):
+            raise PoolBusy("all 64 connections to Redis busy for 2 s")
+    assert not outage.down and outage_lines(caplog) == []

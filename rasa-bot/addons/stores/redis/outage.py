@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional
 from redis.exceptions import RedisError
 
 from addons.errors import StoreUnavailable
+from addons.stores.redis.client import PoolBusy
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ class RedisOutage:
         started_at = self._clock()
         try:
             yield
+        except PoolBusy as e:  # this replica is overloaded, Redis answers: no outage
+            logger.debug("%s: %s", part, e)
+            raise StoreUnavailable(f"{part}' Redis connections are busy: {e}") from None
         except RedisError as e:
             self.failed(part, e)
             raise StoreUnavailable(f"{part}' Redis did not answer: {e}") from None

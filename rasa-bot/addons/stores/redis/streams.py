@@ -23,7 +23,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from addons.bounded import BoundedMap
-from addons.errors import StoreUnavailable
 from addons.offers.delivery import CLOSED, Subscription
 from addons.offers.offer import Offer
 from addons.stores.redis.outage import RedisOutage
@@ -111,8 +110,8 @@ class SharedStreams:
         await self._forget(stream)
         try:
             await self._count(subscription.user_id, -1)
-        except StoreUnavailable:
-            self._recount.add(subscription.user_id)  # the next beat writes the true count
+        except BaseException:  # Redis away, or the request cancelled mid-write: the next beat writes the true count
+            self._recount.add(subscription.user_id)
             raise
 
     async def beat(self) -> None:
