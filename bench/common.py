@@ -9,9 +9,10 @@ import logging
 import os
 import resource
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
@@ -151,3 +152,27 @@ def setup_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The SDK logs every state transition at WARNING (the channel silences it the same way).
     logging.getLogger("autoplay_sdk.agent_state.v2.session_state").setLevel(logging.ERROR)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 onwards
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+class CpuMeter:
+    """CPU used by some processes (by name) since the meter was made."""
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self.pids = dict(pids)
+        self.started = time.monotonic()
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def seconds(self) -> Dict[str, float]:
+        return {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
+
+    def shares(self, wall_s: Optional[float] = None) -> Dict[str, float]:
+        """CPU seconds per wall second (1.0 = one core busy), over ``wall_s`` or since the start."""
+        wall = wall_s if wall_s is not None else time.monotonic() - self.started
+        return {name: round(used / wall, 3) for name, used in self.seconds().items()}

@@ -6,7 +6,10 @@ total. Each user repeats a four-event cycle in a fresh PostHog session — a pag
 /projects and three "Save changes" — so every third save should bring a toast; the figure
 is the time from sending that save's request to that toast's SSE frame arriving.
 
-Run: ``python -m bench.loadgen BASE_URL USERS RATE SECONDS OUT.json``.
+Run: ``python -m bench.loadgen BASE_URL USERS RATE SECONDS OUT.json [STREAM_BASE_URL]``: the
+streams go to STREAM_BASE_URL when given (another replica of a cluster), else to BASE_URL. The
+output also holds the generator's own CPU use over the load (``cpu_share``: CPU seconds per wall
+second, 1.0 = one core busy), so a figure can show the generator was not the bottleneck.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import gzip
 import json
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import aiohttp
 
@@ -29,8 +32,9 @@ GRACE_S = 5.0  # how long a toast may take before it counts as missing
 
 
 class LoadRun:
-    def __init__(self, base: str, users: int, rate: float, seconds: float) -> None:
+    def __init__(self, base: str, users: int, rate: float, seconds: float, stream_base: Optional[str] = None) -> None:
         self.base = base
+        self.stream_base = stream_base or base
         self.users = users
         self.rate = rate
         self.seconds = seconds
@@ -43,7 +47,7 @@ class LoadRun:
 
     async def stream(self, http: aiohttp.ClientSession, user: str, ready: asyncio.Event, opened: List[int]) -> None:
         try:
-            async with http.get(stream_url(self.base, user), timeout=aiohttp.ClientTimeout(total=None)) as response:
+            async with http.get(stream_url(self.stream_base, user), timeout=aiohttp.ClientTimeout(total=None)) as response:
                 if response.status != 200:
                     self.stream_errors.append(f"{user}: HTTP {response.status}")
                     return
@@ -92,6 +96,7 @@ class LoadRun:
         await asyncio.wait_for(ready.wait(), 60)
         sends = set()
         started = time.monotonic()
+        cpu_started = time.process_time()
         total = int(self.rate * self.seconds)
         for j in range(total):  # event j goes out at started + j / rate, users in turn
             delay = started + j / self.rate - time.monotonic()
@@ -103,6 +108,8 @@ class LoadRun:
         elapsed = time.monotonic() - started
         if sends:
             await asyncio.wait(sends)
+        cpu_s = time.process_time() - cpu_started
+        load_wall_s = time.monotonic() - started
         await asyncio.sleep(GRACE_S)
         for reader in readers:
             reader.cancel()
@@ -117,13 +124,15 @@ class LoadRun:
             "request_errors": len(self.request_errors), "stream_errors": len(self.stream_errors),
             "error_examples": (self.request_errors + self.stream_errors + [f"no toast for {s}" for s in missing])[:5],
             "ingest_ms": self.ingest_ms,
+            "cpu_s": cpu_s, "load_wall_s": load_wall_s, "cpu_share": cpu_s / load_wall_s,
         }
 
 
 def main() -> None:
     base, users, rate, seconds, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+    stream_base = sys.argv[6] if len(sys.argv) > 6 else None
     raise_nofile()
-    result = asyncio.run(LoadRun(base, users, rate, seconds).run())
+    result = asyncio.run(LoadRun(base, users, rate, seconds, stream_base).run())
     with open(out, "w") as f:
         json.dump(result, f)
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import httpx
 
 from bench.common import ROOT, raise_nofile
-from posthog_events import PROJECT_KEY
 from cluster_servers import start_replicas
+from posthog_events import PROJECT_KEY
 from rasa_server import RasaServer, free_port, start_rasa, wait_until_ready
-from redis_server import RedisServer
+from redis_server import RedisServer, start_redis
 
 logger = logging.getLogger("bench.servers")
 
@@ -54,6 +55,25 @@ def start_bench_replicas(
     for server in replicas:
         logger.info("replica ready in %.1f s on port %d (pid %d)", server.startup_s, server.port, server.process.pid)
     return replicas
+
+
+@contextmanager
+def redis_replicas(
+    workdir: Path, count: int = 2, *, proactive_overrides: Optional[Dict[str, Any]] = None
+) -> Iterator[Tuple[RedisServer, List[RasaServer]]]:
+    """A redis-server (no persistence) and ``count`` bench replicas on it, all stopped on exit."""
+    redis_dir = workdir / "redis"
+    redis_dir.mkdir()
+    redis_server = start_redis(redis_dir)
+    try:
+        replicas = start_bench_replicas(redis_server, workdir, count, proactive_overrides=proactive_overrides)
+        try:
+            yield redis_server, replicas
+        finally:
+            for replica in replicas:
+                replica.stop()
+    finally:
+        redis_server.stop()
 
 
 @dataclass

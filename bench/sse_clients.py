@@ -3,11 +3,19 @@
 Prints ``READY`` once every stream is subscribed, writes each stream's offer arrival time
 (``time.monotonic``, comparable across processes on one machine) to OUT.json, then closes
 all streams and prints ``CLOSED``.
-Run: ``python -m bench.sse_clients BASE_URL FIRST COUNT WAIT_S OUT.json``.
+Run: ``python -m bench.sse_clients BASE_URL FIRST COUNT WAIT_S OUT.json [options]``:
+
+- ``--max-opening N``: at most N streams opening (connected, not yet subscribed) at once,
+  instead of waves of 200 every 0.1 s: a replica on Redis opens streams more slowly, and a
+  connection left in a full accept queue for a minute is reset;
+- ``--subscribe-s S``: how long every stream has to subscribe (180 s);
+- ``--hold``: once OUT.json is written, print ``DONE`` and keep the streams open until a line
+  arrives on stdin (several processes then disconnect together, after every offer).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
@@ -20,7 +28,8 @@ from bench.common import raise_nofile
 from clients import stream_url
 
 
-async def hold(base: str, first: int, count: int, wait_s: float, out: str) -> None:
+async def hold(base: str, first: int, count: int, wait_s: float, out: str, *, max_opening: int = 0,
+               subscribe_s: float = 180.0, until_told: bool = False) -> None:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None))
     arrivals: Dict[str, float] = {}
     errors: List[str] = []
@@ -50,13 +59,17 @@ async def hold(base: str, first: int, count: int, wait_s: float, out: str) -> No
 
     users = [f"fu{i}" for i in range(first, first + count)]
     tasks = []
-    for i in range(0, count, 200):  # waves: Sanic's accept backlog is 100
-        tasks += [asyncio.create_task(stream(u)) for u in users[i:i + 200]]
-        await asyncio.sleep(0.1)
+    wave = min(200, max(1, max_opening // 4)) if max_opening else 200
+    for i in range(0, count, wave):  # waves: Sanic's accept backlog is 100
+        tasks += [asyncio.create_task(stream(u)) for u in users[i:i + wave]]
+        if not max_opening:
+            await asyncio.sleep(0.1)
+        while max_opening and len(tasks) - subscribed[0] - len(errors) > max_opening - wave:
+            await asyncio.sleep(0.01)
     try:
-        await asyncio.wait_for(all_subscribed.wait(), 180)
+        await asyncio.wait_for(all_subscribed.wait(), subscribe_s)
     except asyncio.TimeoutError:
-        errors.append(f"only {subscribed[0]} of {count} streams subscribed in 180 s")
+        errors.append(f"only {subscribed[0]} of {count} streams subscribed in {subscribe_s:g} s")
     print("READY", flush=True)
     try:
         await asyncio.wait_for(all_arrived.wait(), wait_s)
@@ -64,6 +77,9 @@ async def hold(base: str, first: int, count: int, wait_s: float, out: str) -> No
         errors.append(f"{count - len(arrivals)} streams got no offer in {wait_s} s")
     with open(out, "w") as f:
         json.dump({"arrivals": arrivals, "errors": errors, "subscribed": subscribed[0]}, f)
+    if until_told:
+        print("DONE", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -73,4 +89,15 @@ async def hold(base: str, first: int, count: int, wait_s: float, out: str) -> No
 
 if __name__ == "__main__":
     raise_nofile()
-    asyncio.run(hold(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]))
+    parser = argparse.ArgumentParser(prog="python -m bench.sse_clients")
+    parser.add_argument("base")
+    parser.add_argument("first", type=int)
+    parser.add_argument("count", type=int)
+    parser.add_argument("wait_s", type=float)
+    parser.add_argument("out")
+    parser.add_argument("--max-opening", type=int, default=0)
+    parser.add_argument("--subscribe-s", type=float, default=180.0)
+    parser.add_argument("--hold", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(hold(args.base, args.first, args.count, args.wait_s, args.out, max_opening=args.max_opening,
+                     subscribe_s=args.subscribe_s, until_told=args.hold))
