@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import httpx
-from playwright.sync_api import ConsoleMessage, Locator, Page, Request
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Request
 
 from clients import funnel_counts, metric_samples, signed
 from rasa_server import RasaServer
@@ -226,3 +226,29 @@ class OfferCounts:
             time.sleep(0.2)
             seen = self.changes()
         assert seen == wanted, f"counts moved by {seen}, expected {wanted}"
+
+
+def app_opener(browser: Browser, app_url: str) -> Iterator[Callable[..., Page]]:
+    """For a fixture: opens the app at ``app_url`` as a given user in a fresh browser context
+    (fresh PostHog session, fresh chat), and checks afterwards that it logged no errors and
+    stayed on loopback."""
+    contexts = []
+    problems = PageProblems()
+
+    def open_as(user: str, path: str = "/projects") -> Page:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.add_cookies([{"name": "demo_user", "value": user, "url": app_url}])
+        contexts.append(context)
+        page = context.new_page()
+        page.on("console", problems.on_console)
+        page.on("request", problems.on_request)
+        page.on("requestfailed", problems.on_request_failed)
+        page.goto(app_url + path)
+        # The chat launcher appears once the widget's socket is connected.
+        page.wait_for_selector("#rasa-webchat .rw-launcher", timeout=20_000)
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+    problems.assert_clean()

@@ -7,12 +7,12 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from app_flows import TOAST_DISMISS_MS, OfferCounts, PageProblems
+from app_flows import TOAST_DISMISS_MS, OfferCounts, app_opener
 from app_server import AppServer, start_app
 from rasa_server import ROOT, RasaServer, start_rasa
 
@@ -79,25 +79,5 @@ def user_id() -> str:
 
 @pytest.fixture
 def open_app(browser: Browser, app_server: AppServer) -> Iterator[Callable[..., Page]]:
-    """Opens the app as a given user in a fresh browser context (fresh PostHog session,
-    fresh chat), and checks afterwards that it logged no errors and stayed on loopback."""
-    contexts = []
-    problems = PageProblems()
-
-    def open_as(user: str, path: str = "/projects") -> Page:
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.add_cookies([{"name": "demo_user", "value": user, "url": app_server.url}])
-        contexts.append(context)
-        page = context.new_page()
-        page.on("console", problems.on_console)
-        page.on("request", problems.on_request)
-        page.on("requestfailed", problems.on_request_failed)
-        page.goto(app_server.url + path)
-        # The chat launcher appears once the widget's socket is connected.
-        page.wait_for_selector("#rasa-webchat .rw-launcher", timeout=20_000)
-        return page
-
-    yield open_as
-    for context in contexts:
-        context.close()
-    problems.assert_clean()
+    """Opens the app as a given user (``app_flows.app_opener``)."""
+    yield from app_opener(browser, app_server.url)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from app_flows import TOAST_BODY, TOUR_TEXTS, PageProblems, edit_priority, priority_of, toast
+from app_flows import TOAST_BODY, TOUR_TEXTS, app_opener, edit_priority, priority_of, toast
 from cluster.demo import Cluster, start_cluster
 from posthog_events import posthog_event
 
@@ -27,28 +27,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def open_cluster_app(browser: Browser, cluster: Cluster) -> Iterator[Callable[[str], Page]]:
-    cluster_app = cluster.app
-    assert cluster_app is not None
-    contexts = []
-    problems = PageProblems()
-
-    def open_as(user: str) -> Page:
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.add_cookies([{"name": "demo_user", "value": user, "url": cluster_app.url}])
-        contexts.append(context)
-        page = context.new_page()
-        page.on("console", problems.on_console)
-        page.on("request", problems.on_request)
-        page.on("requestfailed", problems.on_request_failed)
-        page.goto(cluster_app.url + "/projects")
-        page.wait_for_selector("#rasa-webchat .rw-launcher", timeout=20_000)
-        return page
-
-    yield open_as
-    for context in contexts:
-        context.close()
-    problems.assert_clean()
+def open_cluster_app(browser: Browser, cluster: Cluster) -> Iterator[Callable[..., Page]]:
+    assert cluster.app is not None
+    yield from app_opener(browser, cluster.app.url)
 
 
 def test_show_me_through_the_balancer(open_cluster_app, cluster, user_id: str, artifacts: Path) -> None:

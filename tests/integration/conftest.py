@@ -6,6 +6,7 @@ import pytest
 from clients import SOURCE_SECRETS
 from posthog_events import PROJECT_KEY
 from rasa_server import RasaServer, start_rasa
+from redis_server import RedisServer, start_redis
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,14 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer
         },
     )
     print(f"\nrasa run ready in {server.startup_s:.1f} s on port {server.port}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server (no persistence) for one test module, started and stopped by pid."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
 

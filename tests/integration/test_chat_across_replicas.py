@@ -22,16 +22,9 @@ QUESTION = "Updating projects one by one? Want me to show you bulk edit?"
 
 
 @pytest.fixture(scope="module")
-def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def replicas(shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[RasaServer, RasaServer]]:
+def replicas(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[RasaServer, RasaServer]]:
     """Offers per replica (store: memory): only the chat layer is shared here."""
-    started = start_replicas(shared_redis, tmp_path_factory.mktemp("replicas"), 2, store="memory")
+    started = start_replicas(redis_server, tmp_path_factory.mktemp("replicas"), 2, store="memory")
     yield started[0], started[1]
     for server in started:
         server.stop()
@@ -72,11 +65,11 @@ async def test_another_replica_refuses_what_the_session_s_replica_would(replicas
     assert gone.status_code == 404
 
 
-def test_both_replicas_say_the_chat_layer_is_shared_and_offers_are_not(replicas, shared_redis):
+def test_both_replicas_say_the_chat_layer_is_shared_and_offers_are_not(replicas, redis_server):
     for server in replicas:
         assert "proactive chat sessions are shared through Redis" in server.log()
         assert "run one replica, or set store: redis" in server.log()
-    client = redis.Redis(port=shared_redis.port)
+    client = redis.Redis(port=redis_server.port)
     assert len(client.keys("proactive:replica:*")) == 2  # each replica's heartbeat
     client.close()
 
@@ -106,9 +99,9 @@ async def test_through_nginx_the_widget_stays_on_one_replica_and_open_chat_works
         assert f"proactive injected question: sender={chat.session_id} user={user_id}" in server.log()
 
 
-async def test_with_redis_down_inject_is_a_503_and_chat_comes_back_with_it(replicas, shared_redis, tmp_path_factory, user_id):
+async def test_with_redis_down_inject_is_a_503_and_chat_comes_back_with_it(replicas, redis_server, tmp_path_factory, user_id):
     a, b = replicas
-    shared_redis.stop()
+    redis_server.stop()
     try:
         async with httpx.AsyncClient(timeout=10) as client:
             response = await client.post(f"{a.proactive}/inject", json={"sender_id": "s-1", "body": QUESTION, "user_id": user_id},
@@ -117,8 +110,8 @@ async def test_with_redis_down_inject_is_a_503_and_chat_comes_back_with_it(repli
         assert response.headers["Retry-After"] == "1"
         assert "-> 500" not in a.log()
     finally:
-        restarted = start_redis(tmp_path_factory.mktemp("redis-again"), port=shared_redis.port)
-        shared_redis.process, shared_redis.log_path = restarted.process, restarted.log_path
+        restarted = start_redis(tmp_path_factory.mktemp("redis-again"), port=redis_server.port)
+        redis_server.process, redis_server.log_path = restarted.process, restarted.log_path
 
     # Redis is back (empty: no persistence here): a new chat on B is found from A again once
     # the replicas' heartbeats have said they are alive (every 5 s).

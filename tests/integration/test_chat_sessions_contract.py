@@ -3,7 +3,7 @@ through a real redis-server (``RedisChatSessions``): one suite over both."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Iterator, List
+from typing import AsyncIterator, List
 
 import pytest
 import redis
@@ -13,14 +13,8 @@ from addons.rasa.chat_sessions import ChatSessionRegistry, ChatSessions
 from addons.rasa.shared_chat_sessions import PREFIX, RedisChatSessions
 from addons.security.identity import Forbidden
 from addons.stores.memory import InMemoryChatOwners
-from redis_server import RedisServer, start_redis
+from redis_server import RedisServer
 
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("redis-chat"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["memory", "redis"])

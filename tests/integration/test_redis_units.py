@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 import redis
@@ -19,17 +19,11 @@ from addons.stores.redis.units import UserUnits
 from addons.stores.redis.user_states import RedisUserStates
 from posthog_events import posthog_event
 from rasa_server import BOT
-from redis_server import RedisServer, start_redis
+from redis_server import RedisServer
 
 CONFIG = load_config(BOT / "proactive.yml")
 TRIGGER = "bulk_edit_opportunity"
 
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("redis-units"))
-    yield server
-    server.stop()
 
 
 class Replica:

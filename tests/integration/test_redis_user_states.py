@@ -5,7 +5,7 @@ claimed by exactly one replica."""
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator
 
 import pytest
 import redis
@@ -15,12 +15,6 @@ from addons.stores.redis.keys import CHANNEL, DUE_KEY
 from addons.stores.redis.user_states import Commit, RedisUserStates
 from redis_server import RedisServer, start_redis
 
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("redis-states"))
-    yield server
-    server.stop()
 
 
 def _client(server: RedisServer) -> "redis.asyncio.Redis[str]":
