@@ -26,16 +26,13 @@ from addons.bounded import BoundedMap
 from addons.offers.delivery import CLOSED, Subscription
 from addons.offers.offer import Offer
 from addons.stores.redis.outage import RedisOutage
-from addons.stores.redis.keys import CHANNEL, LIVE_STREAMS_LUA, presence_key
+from addons.stores.redis.keys import CHANNEL, presence_key
 
 logger = logging.getLogger(__name__)
 
 PRESENCE_TTL_S = 86_400  # a user whose streams all closed long ago leaves no key behind
 RECONNECT_S = 1.0
 PART = "the toast streams"  # in log lines and 503 messages
-
-# KEYS: the user's presence hash.
-_STREAMS = LIVE_STREAMS_LUA + "return live_streams(KEYS[1])"
 
 
 class _Stream:
@@ -66,7 +63,6 @@ class SharedStreams:
         self._queue_size = queue_size
         self._local: Dict[str, Set[_Stream]] = {}
         self._by_subscription: Dict[int, _Stream] = {}
-        self._streams_script = client.register_script(_STREAMS)
         self._listener: Optional["asyncio.Task[None]"] = None
         self._recount: Set[str] = set()  # users whose presence count a failed write left wrong
         self._tasks: Set["asyncio.Task[None]"] = set()
@@ -141,17 +137,6 @@ class SharedStreams:
             streams.discard(stream)
             if not streams:
                 del self._local[user_id]
-
-    async def streams(self, user_id: str) -> int:
-        """Streams the user has open on every live replica."""
-        with self._outage.call(PART):
-            return int(await self._streams_script(keys=[presence_key(user_id)]))
-
-    async def publish(self, offers: Sequence[Offer]) -> None:
-        """Offers to every replica's streams, outside a commit (units publish in their commit)."""
-        with self._outage.call(PART):
-            for offer in offers:
-                await self._redis.publish(CHANNEL, json.dumps(offer.to_stored_dict(), separators=(",", ":")))
 
     def local_count(self, user_id: Optional[str] = None) -> int:
         if user_id is not None:
