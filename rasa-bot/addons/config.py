@@ -266,6 +266,9 @@ class RedisConfig:
     ``store: redis``. ``PROACTIVE_REDIS_URL`` wins."""
 
     url: Optional[str] = None  # redis://host:port/db; none: everything stays in this process
+    # Users whose state a replica keeps between units of work (least recently used go): a unit
+    # on one whose state nobody changed since skips loading and importing it.
+    cached_users: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -353,7 +356,7 @@ def parse_config(raw: Any, *, source: str = "proactive config") -> ProactiveConf
         ingest=_ingest(root.section("ingest")),
         sources=_sources(root.section("sources")),
         insights=_insights(root.section("insights")),
-        redis=RedisConfig(url=root.section("redis").optional_string("url")),
+        redis=_redis(root.section("redis")),
         store=_store(root),
     )
 
@@ -414,6 +417,10 @@ def _store(root: "_Section") -> str:
     if store not in STORES:
         raise ConfigError(f"{root.where}.store: expected one of {list(STORES)}, got {store!r}")
     return store
+
+
+def _redis(s: "_Section") -> RedisConfig:
+    return RedisConfig(url=s.optional_string("url"), cached_users=s.count("cached_users", RedisConfig.cached_users))
 
 
 def _insights(s: "_Section") -> InsightsConfig:

@@ -1,6 +1,8 @@
 """The engine as units of work on a real redis-server: two replicas (two ``UserUnits`` over one
 Redis, in this process) share each user's state; a race on the third save makes one offer;
-a restarted replica keeps cooldowns, caps and pending offers; counts land once."""
+a restarted replica keeps cooldowns, caps and pending offers; counts land once; a replica
+reuses the bundle it keeps only while nobody changed the user, and writes only the rows that
+changed."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from addons.insights.metrics import OfferMetrics
 from addons.insights.records import day_of
 from addons.offers.ingest import NormalisedBatch, normalise_batch, parse_capture_payload
 from addons.stores.redis.units import UserUnits
-from addons.stores.redis.user_states import RedisUserStates
+from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange
 from posthog_events import posthog_event
 from rasa_server import BOT
 from redis_server import RedisServer
@@ -126,13 +128,18 @@ class CountingStates(RedisUserStates):
         super().__init__(client)
         self.loads: List[int] = []
         self.commits: List[int] = []
+        self.loaded: List[LoadedState] = []
+        self.row_changes: List[Dict[str, RowsChange]] = []
 
-    async def load_many(self, user_ids):  # type: ignore[no-untyped-def]
+    async def load_many(self, user_ids, held=None):  # type: ignore[no-untyped-def]
         self.loads.append(len(user_ids))
-        return await super().load_many(user_ids)
+        loaded = await super().load_many(user_ids, held)
+        self.loaded += loaded
+        return loaded
 
     async def commit_many(self, commits):  # type: ignore[no-untyped-def]
         self.commits.append(len(commits))
+        self.row_changes += [commit.rows for _, commit in commits]
         return await super().commit_many(commits)
 
 
@@ -153,8 +160,7 @@ async def test_concurrent_units_share_round_trips_and_each_user_s_run_in_order(c
     for user in users:
         loaded = await states.load(user)
         assert loaded.version >= 1
-        actions = [a for session in loaded.state["activity"] for a in session["actions"]]
-        assert len(actions) == 5  # no unit's save was lost
+        assert sum(len(rows) for rows in loaded.rows.values()) == 5  # no unit's save was lost
         assert len(loaded.state["delivered"]) == 1  # one offer each, made by the third save
     await units.close()
 
@@ -173,7 +179,7 @@ async def test_a_unit_that_raises_fails_alone_and_its_user_s_other_units_still_l
     assert isinstance(done[1], RuntimeError)
     assert not isinstance(done[0], BaseException) and not isinstance(done[2], BaseException)
     loaded = await a.states.load("eve")
-    assert len([x for s in loaded.state["activity"] for x in s["actions"]]) == 2
+    assert sum(len(rows) for rows in loaded.rows.values()) == 2
 
 
 async def test_a_caller_that_went_away_leaves_the_others_served(cluster):
@@ -185,3 +191,90 @@ async def test_a_caller_that_went_away_leaves_the_others_served(cluster):
     assert (await kept).attempts == 1
     assert gone.cancelled()
     assert (await a.states.load("fay")).state is None  # cancelled before its batch: never ran
+
+
+def _sequence_numbers(loaded: LoadedState) -> List[int]:
+    return [row[1] for rows in loaded.rows.values() for row in rows]
+
+
+async def test_a_replica_reuses_its_bundle_only_while_nobody_else_changed_the_user(cluster):
+    a, b = cluster
+    states = CountingStates(a.client)
+    units = UserUnits(CONFIG, states, counters=a.metrics)
+    now = time.time()
+    await units.run("ivy", lambda e: e.ingest(saves("ivy", now, 1), now=now), now=now)
+    await units.run("ivy", lambda e: e.ingest(saves("ivy", now, 1, first=1), now=now), now=now)
+    assert [x.current for x in states.loaded] == [False, True]  # the second load sent nothing back
+    assert units.cached_users() == 1
+    # Another replica makes the offer: the kept bundle is stale, and is not used.
+    await b.units.run("ivy", lambda e: e.ingest(saves("ivy", now, 1, first=2), now=now), now=now)
+    made = await units.run("ivy", lambda e: e.ingest(saves("ivy", now, 1, first=3), now=now), now=now)
+    assert states.loaded[-1].current is False
+    assert made.published == []  # B's offer is seen: the gate is closed, no second offer
+    assert a.fired() + b.fired() == 1
+    assert len(_sequence_numbers(await states.load("ivy"))) == 4
+    await units.close()
+
+
+async def test_a_commit_appends_the_new_rows_and_a_late_action_writes_the_list_anew(cluster):
+    a, _ = cluster
+    states = CountingStates(a.client)
+    units = UserUnits(CONFIG, states, counters=a.metrics)
+    now = time.time()
+    for k in range(30):
+        await units.run("jo", lambda e, k=k: e.ingest(saves("jo", now, 1, first=k), now=now), now=now)
+    assert [list(changes) for changes in states.row_changes] == [["s-jo"]] * 30
+    assert all(len(c["s-jo"].append) == 1 and not c["s-jo"].replace and c["s-jo"].trim == 0
+               for c in states.row_changes)  # each commit sent its one new row, not the session
+    late = normalise_batch(parse_capture_payload({"api_key": "k", "batch": [
+        posthog_event("$autocapture", ts=now - 60, text="Edit", user="jo", session="s-jo")]}), received_at=now)
+    await units.run("jo", lambda e: e.ingest(late, now=now), now=now)
+    assert states.row_changes[-1]["s-jo"].trim == 30 and len(states.row_changes[-1]["s-jo"].append) == 31
+    stored = await states.load("jo")
+    times = [row[0] for row in stored.rows["s-jo"]]
+    assert times == sorted(times) and len(times) == 31  # by timestamp, the late one first
+    # A replica with nothing kept reads the same user whole, rows and all.
+    fresh = UserUnits(CONFIG, RedisUserStates(a.client), counters=a.metrics)
+    seen = await fresh.run("jo", lambda e: len(e.activity.recent_actions("s-jo")), now=now)
+    assert seen.value == 31
+    await units.close()
+    await fresh.close()
+
+
+async def test_a_unit_that_raises_drops_the_kept_bundle(cluster):
+    a, _ = cluster
+    states = CountingStates(a.client)
+    units = UserUnits(CONFIG, states, counters=a.metrics)
+    now = time.time()
+    await units.run("kai", lambda e: e.ingest(saves("kai", now, 1), now=now), now=now)
+
+    def half_done(engine: Any) -> None:
+        engine.ingest(saves("kai", now, 1, first=1), now=now)  # changes the bundle, then fails
+        raise RuntimeError("a bug half-way")
+
+    with pytest.raises(RuntimeError):
+        await units.run("kai", half_done, now=now)
+    assert units.cached_users() == 0
+    seen = await units.run("kai", lambda e: len(e.activity.recent_actions("s-kai")), now=now)
+    assert states.loaded[-1].current is False and seen.value == 1  # the half-done save never landed
+    await units.close()
+
+
+async def test_a_state_written_whole_by_an_earlier_version_is_read_and_its_rows_moved_apart(cluster):
+    a, _ = cluster
+    now = time.time()
+    old = UserUnits(CONFIG, a.states, counters=a.metrics)
+    await old.run("lee", lambda e: e.ingest(saves("lee", now, 2), now=now), now=now)
+    loaded = await a.states.load("lee")
+    whole = {**loaded.state, "activity": [{**s, "actions": loaded.rows[s["session_id"]]}
+                                          for s in loaded.state["activity"]]}
+    client = redis.Redis(port=a.client.connection_pool.connection_kwargs["port"], decode_responses=True)
+    client.delete("proactive:{u:lee}:actions:s-lee", "proactive:{u:lee}:sessions")
+    assert await a.states.commit(await a.states.load("lee"), Commit(state=whole))  # as format 2 kept it
+    units = UserUnits(CONFIG, a.states, counters=a.metrics)
+    seen = await units.run("lee", lambda e: e.ingest(saves("lee", now, 1, first=2), now=now), now=now)
+    assert len(seen.value) == 1  # the two saves it read and the third: the offer
+    stored = await a.states.load("lee")
+    assert all("actions" not in s for s in stored.state["activity"]) and len(stored.rows["s-lee"]) == 3
+    await old.close()
+    await units.close()

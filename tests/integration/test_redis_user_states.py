@@ -1,6 +1,7 @@
 """One user's state as a unit of work in a real redis-server: a version-checked commit that
-exactly one of two racing writers wins, with nothing of the loser's written, and due users
-claimed by exactly one replica."""
+exactly one of two racing writers wins, with nothing of the loser's written; action rows kept
+apart and changed by what a commit says; a version a replica holds not sent again, and never
+reused; due users claimed by exactly one replica."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import redis
 
 from addons.errors import StoreUnavailable
 from addons.stores.redis.keys import CHANNEL, DUE_KEY
-from addons.stores.redis.user_states import Commit, RedisUserStates
+from addons.stores.redis.user_states import Commit, RedisUserStates, RowsChange
 from redis_server import RedisServer, start_redis
 
 
@@ -38,7 +39,7 @@ async def test_an_unknown_user_loads_empty_and_a_commit_is_read_back(replicas):
     assert await a.commit(loaded, Commit(state={"sessions": {"s1": [1, 2]}}, due_at=1_000.5,
                                          counts={("2026-11-30", "t1", "stage:fired"): 1}))
     again = await b.load("ada")
-    assert (again.version, again.state) == (1, {"sessions": {"s1": [1, 2]}})
+    assert again.version > 0 and again.state == {"sessions": {"s1": [1, 2]}}
     assert await b.counts("2026-11-30", "t1") == {"stage:fired": 1}
     assert await b.claim_due(1_000.0) == [] and await b.claim_due(1_000.5) == ["ada"]
     ttl = redis.Redis(port=a._redis.connection_pool.connection_kwargs["port"]).ttl("proactive:{u:ada}:state")
@@ -56,7 +57,7 @@ async def test_of_two_replicas_committing_from_the_same_load_exactly_one_wins_ev
         )
         assert sorted(won) == [False, True], n
         final = await a.load(user)
-        assert final.version == 1 and final.state == {"by": "a" if won[0] else "b"}
+        assert final.version > 0 and final.state == {"by": "a" if won[0] else "b"}
     assert await a.counts("2026-11-30", "t1") == {"stage:fired": 200}  # the losers counted nothing
 
 
@@ -127,3 +128,59 @@ async def test_a_commit_s_messages_leave_with_it_and_a_loser_s_never(replicas, r
         received.append(message["data"])
     assert received == ["offer from a"]
     listener.close()
+
+
+def _row(seq: int) -> str:
+    return f'[{1000 + seq},{seq},"e{seq}","Save changes"]'
+
+
+async def test_action_rows_are_appended_trimmed_and_replaced_as_a_commit_says(replicas, redis_server):
+    a, b = replicas
+    assert await a.commit(await a.load("fe"), Commit(state={"v": 1}, rows={
+        "s1": RowsChange(append=(_row(1), _row(2), _row(3))), "s2": RowsChange(append=(_row(9),)),
+    }))
+    loaded = await b.load("fe")
+    assert loaded.rows == {"s1": [[1001, 1, "e1", "Save changes"], [1002, 2, "e2", "Save changes"],
+                                  [1003, 3, "e3", "Save changes"]],
+                           "s2": [[1009, 9, "e9", "Save changes"]]}
+    # the usual ingest: the oldest trimmed, one appended; s2 untouched; then s1 written anew and s2 gone
+    assert await b.commit(loaded, Commit(state={"v": 2}, rows={"s1": RowsChange(append=(_row(4),), trim=2)}))
+    loaded = await a.load("fe")
+    assert [row[1] for row in loaded.rows["s1"]] == [3, 4] and [row[1] for row in loaded.rows["s2"]] == [9]
+    assert await a.commit(loaded, Commit(state={"v": 3}, rows={
+        "s1": RowsChange(append=(_row(0), _row(3)), replace=True), "s2": RowsChange(replace=True),
+    }))
+    loaded = await b.load("fe")
+    assert {sid: [row[1] for row in rows] for sid, rows in loaded.rows.items()} == {"s1": [0, 3]}
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    assert client.smembers("proactive:{u:fe}:sessions") == {"s1"}
+    assert not client.exists("proactive:{u:fe}:actions:s2")
+    assert 0 < client.ttl("proactive:{u:fe}:actions:s1") <= 3600  # as long as the document
+    # a stale commit changes no rows either
+    assert await a.commit(loaded, Commit(state={"v": 4}, rows={"s1": RowsChange(append=(_row(5),))}))
+    assert not await b.commit(loaded, Commit(state={"v": "stale"}, rows={"s1": RowsChange(replace=True)}))
+    assert [row[1] for row in (await b.load("fe")).rows["s1"]] == [0, 3, 5]
+    assert await a.commit(await a.load("fe"), Commit(state=None, rows={"s1": RowsChange(replace=True)}))
+    assert client.keys("proactive:{u:fe}*") == ["proactive:{u:fe}:ver"]  # kept: a stale commit must still lose
+
+
+async def test_a_replica_still_at_the_version_it_holds_is_sent_neither_document_nor_rows(replicas):
+    a, b = replicas
+    assert await a.commit(await a.load("gus"), Commit(state={"v": 1}, rows={"s1": RowsChange(append=(_row(1),))}))
+    version = (await a.load("gus")).version
+    held = (await a.load_many(["gus", "nobody"], {"gus": version, "nobody": 7}))
+    assert (held[0].current, held[0].state, held[0].rows, held[0].version) == (True, None, {}, version)
+    assert (held[1].current, held[1].state, held[1].version) == (False, None, 0)
+    assert await b.commit(await b.load("gus"), Commit(state={"v": 2}))
+    moved_on = (await a.load_many(["gus"], {"gus": version}))[0]
+    assert not moved_on.current and moved_on.state == {"v": 2} and [r[1] for r in moved_on.rows["s1"]] == [1]
+
+
+async def test_a_version_is_never_seen_twice_even_after_the_user_s_keys_expired(replicas, redis_server):
+    a, _ = replicas
+    assert await a.commit(await a.load("hal"), Commit(state={"v": 1}))
+    first = (await a.load("hal")).version
+    redis.Redis(port=redis_server.port).delete("proactive:{u:hal}:ver", "proactive:{u:hal}:state")
+    assert await a.commit(await a.load("hal"), Commit(state={"v": "again"}))
+    again = await a.load_many(["hal"], {"hal": first})
+    assert again[0].version != first and not again[0].current and again[0].state == {"v": "again"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Tuple
 
 
@@ -11,6 +11,9 @@ class TourOffer:
     id: str
     flow_id: str
     label: str
+
+    def to_dict(self) -> Dict[str, str]:
+        return {"id": self.id, "flow_id": self.flow_id, "label": self.label}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TourOffer":
@@ -37,10 +40,19 @@ class Offer:
         return data
 
     def to_stored_dict(self) -> Dict[str, Any]:
-        """Every field, as plain JSON types: what a store keeps (``from_dict`` reads it back)."""
-        data = asdict(self)
-        data["tours"] = [asdict(t) for t in self.tours]
-        return data
+        """Every field, as plain JSON types: what a store keeps (``from_dict`` reads it back).
+        Written out, not ``dataclasses.asdict``, which deep-copies and is many times slower: a
+        user's offers are written on every unit of work (docs/design/cluster.md)."""
+        return {
+            "offer_id": self.offer_id,
+            "user_id": self.user_id,
+            "session_id": self.session_id,
+            "trigger_id": self.trigger_id,
+            "body": self.body,
+            "tours": [t.to_dict() for t in self.tours],
+            "created_at": self.created_at,
+            "evidence_until": self.evidence_until,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Offer":

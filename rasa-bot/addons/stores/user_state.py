@@ -60,7 +60,7 @@ activity, so the exported plan replaces that look.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Type, TypeVar
 
 from autoplay_sdk.agent_state.v2 import SessionState
@@ -69,15 +69,17 @@ from autoplay_sdk.core.models import SlimAction
 from addons.insights.records import OfferRecord
 from addons.offers.gate import SessionGate
 from addons.offers.offer import Offer
-from addons.stores.memory.activity import InMemoryActivityStore, SessionActivity
+from addons.stores.memory.activity import InMemoryActivityStore, SessionActivity, StoredSession
 from addons.stores.memory.ledger import InMemoryOfferLedger, UserLedger
 from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore, UserOffers
 from addons.stores.memory.people import InMemoryFirstNames
 from addons.stores.memory.schedule import SessionPlan, TickSchedule
 from addons.stores.protocols import NOW, Stores
 
-FORMAT = 2  # 2: actions as rows (``_activity_to_json``); 1, still read: actions as objects
-READABLE_FORMATS = (1, 2)
+# 3: a session's event ids are its rows' (no list of them); 2, still read: actions as rows
+# (``_activity_to_json``) and the ids listed apart; 1, still read: actions as objects.
+FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 
 # The monotonic timers of ``SessionState.to_dict()``, as paths into it.
 MONOTONIC_FIELDS = (
@@ -92,9 +94,11 @@ T = TypeVar("T")
 Convert = Callable[[float], float]
 
 
-def export_user(stores: Stores, user_id: str, *, now: float) -> Dict[str, Any]:
+def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = True) -> Dict[str, Any]:
     """Everything ``stores`` holds for ``user_id``, as JSON types (see the module);
-    ``now`` is the engine's wall clock (epoch seconds). An unknown user's state is empty."""
+    ``now`` is the engine's wall clock (epoch seconds). An unknown user's state is empty.
+    ``actions=False``: the sessions without their ``actions`` (a store that keeps them apart
+    reads what changed with ``session_rows``)."""
     activity = _memory(stores.activity, InMemoryActivityStore)
     offers = _memory(stores.offers, InMemoryOfferStore)
     plan = _memory(stores.tick_plan, TickSchedule)
@@ -124,7 +128,7 @@ def export_user(stores: Stores, user_id: str, *, now: float) -> Dict[str, Any]:
     return {
         "format": FORMAT,
         "user_id": user_id,
-        "activity": [_activity_to_json(sid, a) for sid, a in exported if a is not None],
+        "activity": [_activity_to_json(sid, a, actions) for sid, a in exported if a is not None],
         "session_states": states,
         "tick_plan": plans,
         "expired_unseen": expired,
@@ -205,6 +209,46 @@ def import_user(stores: Stores, state: Mapping[str, Any], *, now: float) -> None
     ))
 
 
+@dataclass(frozen=True)
+class SessionRows:
+    """One session's actions as ``export_user`` writes them, made only when asked: a unit of
+    work that appends to what a store holds needs the new rows only."""
+
+    session_id: str
+    stored: StoredSession
+
+    def sequence_numbers(self) -> List[int]:
+        return [entry[1] for entry in self.stored.entries]
+
+    def rows(self, start: int = 0) -> List[List[Any]]:
+        """The rows from the ``start``-th action on (see ``_activity_to_json``)."""
+        session_id, user_id = self.session_id, self.stored.user_id
+        return [
+            [timestamp, index, event_id, title, description, canonical_url, type_, timestamp_end,
+             None if raw_url == canonical_url else raw_url,
+             None if action_session == session_id else action_session,
+             None if action_user == user_id else action_user,
+             email, conversation_id]
+            for (timestamp, index, event_id, title, description, canonical_url, type_, timestamp_end, raw_url,
+                 action_session, action_user, email, conversation_id) in self.stored.entries[start:]
+        ]
+
+
+def session_rows(stores: Stores, session_id: str) -> Optional[SessionRows]:
+    stored = _memory(stores.activity, InMemoryActivityStore).export_session(session_id)
+    return None if stored is None else SessionRows(session_id, stored)
+
+
+def join_actions(state: Mapping[str, Any], rows: Mapping[str, Sequence[Any]]) -> Dict[str, Any]:
+    """A document exported with ``actions=False`` made whole again: each session's rows
+    (none if not given) back in it. A session that carries its rows (a document written
+    whole) keeps them."""
+    return {**state, "activity": [
+        session if "actions" in session else {**session, "actions": list(rows.get(str(session["session_id"]), ()))}
+        for session in state.get("activity", ())
+    ]}
+
+
 # -- the parts ------------------------------------------------------------------------------
 
 
@@ -229,25 +273,15 @@ def _sessions_of(activity_sessions: Sequence[str], offers: UserOffers) -> List[s
     return sessions
 
 
-def _activity_to_json(session_id: str, session: SessionActivity) -> Dict[str, Any]:
+def _activity_to_json(session_id: str, session: StoredSession, actions: bool) -> Dict[str, Any]:
     """Each action as a row, not an object: a document carries hundreds of actions, and no key
-    names repeat in each. ``raw_url``, ``session_id`` and ``user_id`` are null when they are
-    the ``canonical_url``, the session's and its user's."""
-    user_id = session.user_id
-    return {
-        "session_id": session_id,
-        "user_id": user_id,
-        "last_seen": session.last_seen,
-        "actions": [
-            [a.timestamp_start, a.index, event_id, a.title, a.description, a.canonical_url, a.type, a.timestamp_end,
-             None if a.raw_url == a.canonical_url else a.raw_url,
-             None if a.session_id == session_id else a.session_id,
-             None if a.user_id == user_id else a.user_id,
-             a.email, a.conversation_id]
-            for a, event_id in session.actions
-        ],
-        "event_ids": sorted(session.event_ids),
-    }
+    names repeat in each. A row is the stored entry (``ENTRY_FIELDS``), but ``raw_url``,
+    ``session_id`` and ``user_id`` are null when they are the ``canonical_url``, the session's
+    and its user's. The event ids seen are the rows' (format 2 listed them apart too)."""
+    exported: Dict[str, Any] = {"session_id": session_id, "user_id": session.user_id, "last_seen": session.last_seen}
+    if actions:
+        exported["actions"] = SessionRows(session_id, session).rows()
+    return exported
 
 
 def _activity_from_json(data: Mapping[str, Any]) -> Tuple[str, SessionActivity]:
@@ -269,11 +303,13 @@ def _activity_from_json(data: Mapping[str, Any]) -> Tuple[str, SessionActivity]:
                 email=email, conversation_id=conversation_id,
             )
         actions.append((action, None if event_id is None else str(event_id)))
+    seen = data.get("event_ids")  # formats 1 and 2 list them; later, the rows' ids are they
+    event_ids = (e for _, e in actions if e is not None) if seen is None else (str(e) for e in seen)
     return session_id, SessionActivity(
         user_id=user_id,
         last_seen=float(data["last_seen"]),
         actions=tuple(actions),
-        event_ids=frozenset(str(e) for e in data["event_ids"]),
+        event_ids=frozenset(event_ids),
     )
 
 

@@ -28,6 +28,9 @@ from addons.stores.protocols import ActionObserver
 # actions made each a 1.9 s stop; BENCHMARKS.md), and it takes half the memory.
 _Entry = Tuple[Any, ...]
 _TIMESTAMP, _EVENT_ID = 0, 2
+# What each place of an entry holds (``export_session`` gives entries as they are stored).
+ENTRY_FIELDS = ("timestamp_start", "index", "event_id", "title", "description", "canonical_url", "type",
+                "timestamp_end", "raw_url", "session_id", "user_id", "email", "conversation_id")
 
 
 def _entry(action: SlimAction, seq: int, event_id: Optional[str]) -> _Entry:
@@ -48,9 +51,20 @@ def _action(entry: _Entry) -> SlimAction:
 
 
 @dataclass(frozen=True)
+class StoredSession:
+    """One session's activity as ``export_session`` reads it: its entries as stored, each a
+    tuple laid out as ``ENTRY_FIELDS`` says (no SDK object is made: a user's state is
+    exported on every unit of work, ``addons.stores.user_state``)."""
+
+    user_id: str
+    last_seen: float
+    entries: Tuple[Tuple[Any, ...], ...]  # stored order: by timestamp, then sequence number
+
+
+@dataclass(frozen=True)
 class SessionActivity:
-    """One session's stored activity, as ``export_session`` gives it and ``import_session``
-    takes it: what moving a user to another store needs (``addons.stores.user_state``)."""
+    """One session's activity as ``import_session`` takes it: what moving a user to another
+    store needs (``addons.stores.user_state``)."""
 
     user_id: str
     last_seen: float  # server time of the session's last ingest (idle eviction)
@@ -178,16 +192,13 @@ class InMemoryActivityStore:
         sessions = self._user_sessions.get(user_id, ())
         return sorted(sessions, key=lambda sid: (self._sessions[sid].last_seen, sid))
 
-    def export_session(self, session_id: str) -> Optional[SessionActivity]:
+    def export_session(self, session_id: str) -> Optional[StoredSession]:
+        """The session's entries (the event ids seen are theirs: a trimmed action's id goes
+        with it)."""
         session = self._sessions.get(session_id)
         if session is None:
             return None
-        return SessionActivity(
-            user_id=session.user_id,
-            last_seen=session.last_seen,
-            actions=tuple((_action(e), e[_EVENT_ID]) for e in session.entries),
-            event_ids=frozenset(session.event_ids),
-        )
+        return StoredSession(user_id=session.user_id, last_seen=session.last_seen, entries=tuple(session.entries))
 
     def import_session(self, session_id: str, activity: SessionActivity, *, now: float) -> None:
         """Replace the session (whatever this store held for it) with ``activity``: placed

@@ -62,13 +62,16 @@ class InMemoryOfferLedger:
                 return  # older than everything kept
         self._days[day].setdefault(trigger_id, Counter())[key] += amount
 
-    def counts_by_day(self) -> Dict[Tuple[str, str, str], int]:
-        """Every count kept, as (day, trigger id, key) → count: what a unit of work's own
-        ledger added, for its commit to add to the shared counts."""
-        return {
+    def drain_counts(self) -> Dict[Tuple[str, str, str], int]:
+        """Every count kept, as (day, trigger id, key) → count, and none kept after: what a
+        unit of work's ledger added since the last drain, for its commit to add to the
+        shared counts."""
+        counts = {
             (day, trigger_id, key): count
             for day, triggers in self._days.items() for trigger_id, counts in triggers.items() for key, count in counts.items()
         }
+        self._days.clear()
+        return counts
 
     def totals(self, first_day: str, last_day: str) -> Dict[str, Dict[str, int]]:
         totals: Dict[str, Counter[str]] = {}

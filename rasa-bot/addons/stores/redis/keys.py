@@ -9,6 +9,7 @@ from __future__ import annotations
 
 PREFIX = "proactive:"
 DUE_KEY = f"{PREFIX}due"  # zset: user → when the periodic pass must next look at them
+VERSIONS_KEY = f"{PREFIX}versions"  # counter: every commit's new version comes from it, so none is reused
 CHANNEL = f"{PREFIX}offers"  # pub/sub: committed offers, to every replica's streams
 REPLICA_PREFIX = f"{PREFIX}replica:"  # + replica id: the replica's heartbeat (it lives while this exists)
 
@@ -31,8 +32,14 @@ end
 
 
 def user_key(user_id: str, what: str) -> str:
-    """``proactive:{u:U}:ver`` (the document's version) and ``:state`` (the document)."""
+    """``proactive:{u:U}:ver`` (the document's version), ``:state`` (the document) and
+    ``:sessions`` (the sessions whose action rows are kept apart)."""
     return f"{PREFIX}{{u:{user_id}}}:{what}"
+
+
+def actions_prefix(user_id: str) -> str:
+    """Followed by a session id: the list of that session's action rows."""
+    return user_key(user_id, "actions:")
 
 
 def presence_key(user_id: str) -> str:

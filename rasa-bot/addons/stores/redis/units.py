@@ -8,6 +8,13 @@ more round trip (each user's commit lands or not on its own). Under load a round
 many requests; alone, a unit waits for nothing. One worker also means the units of one replica
 never race each other, only other replicas'.
 
+A replica keeps the bundles of the users it served last (``redis.cached_users``) with the
+version each holds. When the load finds a user still at that version, nobody changed the user
+since: the unit runs on the kept bundle, and the load sent neither document nor rows. The
+commit writes the document and only the action rows that changed (``rows_change``), so neither
+costs more as a user's sessions grow. A bundle whose commit did not land, or whose unit raised,
+holds what Redis does not, and is dropped.
+
 What a unit did reaches the rest of the process only once its commit landed: the offers it
 published (for the caller to hand to streams) and its counts (``StagedCounters``). A unit that
 lost the race leaves no trace, so a retry counts and publishes once.
@@ -19,27 +26,28 @@ import asyncio
 import json
 import logging
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Generic, List, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Deque, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from addons.config import ProactiveConfig
 from addons.errors import StoreUnavailable
 from addons.insights.metrics import OfferCounters, StagedCounters
-from addons.offers.delivery import DeliveryHub
+from addons.offers.delivery import DeliveryHub, Subscription
 from addons.offers.engine import ProactiveEngine
 from addons.offers.evaluation import FullRescan
 from addons.offers.offer import Offer
 from addons.stores.memory import InMemoryOfferLedger, memory_stores
 from addons.stores.protocols import OfferStore
-from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates
-from addons.stores.user_state import export_user, import_user
+from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange
+from addons.stores.user_state import export_user, import_user, join_actions, session_rows
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 8  # concurrent units on one user: each retry sees the others' commits
 MAX_BATCH = 64  # units per round trip
+ROW_SEQUENCE = 1  # where an action row holds its sequence number (``addons.stores.user_state``)
 
 
 class UserBusy(StoreUnavailable):
@@ -71,26 +79,21 @@ class _Unit(Generic[T]):
             self.done.set_exception(error)
 
 
-@dataclass
-class _UserPass:
-    """One user's units of a batch, run on one bundle, and what they came to."""
-
-    loaded: LoadedState
-    staged: StagedCounters
-    ran: List[Tuple[_Unit[Any], Any, List[Offer]]] = field(default_factory=list)
-    commit: Optional[Commit] = None
-
-
 class _UnitHub(DeliveryHub):
     """The unit's hub: it knows how many streams the user has open anywhere (read with the
     state, or more: a stream opening counts itself), and keeps what was published for after
-    the commit."""
+    the commit. It holds no stream: the replay a unit queues is handed to the real one."""
 
     def __init__(self, offers: OfferStore, user_id: str) -> None:
         super().__init__(offers)
         self._user_id = user_id
         self.streams = 0
         self.published: List[Offer] = []
+
+    def subscribe(self, user_id: str, *, last_event_id: Optional[str] = None, now: float = 0.0) -> Subscription:
+        subscription = super().subscribe(user_id, last_event_id=last_event_id, now=now)
+        self.unsubscribe(subscription)
+        return subscription
 
     def subscriber_count(self, user_id: Optional[str] = None) -> int:
         return self.streams if user_id in (None, self._user_id) else 0
@@ -101,14 +104,42 @@ class _UnitHub(DeliveryHub):
         return self.streams
 
 
+class _Bundle:
+    """One user's engine, on in-memory stores that hold that user only, and what Redis holds
+    of them: the version, and each session's list of action rows (their sequence numbers)."""
+
+    def __init__(self, config: ProactiveConfig, user_id: str, *, incremental: bool) -> None:
+        self.version = 0
+        self.rows: Dict[str, List[int]] = {}
+        self.now = 0.0  # the engine's clock: each unit's own time
+        self.stores = memory_stores(config)
+        self.hub = _UnitHub(self.stores.offers, user_id)
+        self.staged = StagedCounters()
+        self.engine = ProactiveEngine(config, stores=self.stores, hub=self.hub, clock=lambda: self.now,
+                                      incremental=incremental, counters=self.staged)
+
+
+@dataclass
+class _UserPass:
+    """One user's units of a batch, run on one bundle, and what they came to."""
+
+    loaded: LoadedState
+    bundle: _Bundle
+    ran: List[Tuple[_Unit[Any], Any, List[Offer]]] = field(default_factory=list)
+    commit: Optional[Commit] = None
+    rows: Dict[str, List[int]] = field(default_factory=dict)  # what Redis holds once the commit lands
+
+
 class UserUnits:
     def __init__(self, config: ProactiveConfig, states: RedisUserStates, *, counters: OfferCounters,
-                 incremental: bool = True, max_batch: int = MAX_BATCH) -> None:
+                 incremental: bool = True, max_batch: int = MAX_BATCH, cached_users: Optional[int] = None) -> None:
         self._config = config
         self._states = states
         self._counters = counters
         self._incremental = incremental
         self._max_batch = max_batch
+        self._cached_users = config.redis.cached_users if cached_users is None else cached_users
+        self._bundles: "OrderedDict[str, _Bundle]" = OrderedDict()  # least recently committed first
         self._waiting: Deque[_Unit[Any]] = deque()
         self._worker: Optional["asyncio.Task[None]"] = None
 
@@ -128,6 +159,10 @@ class UserUnits:
             self._worker.cancel()
             self._worker = None
 
+    def cached_users(self) -> int:
+        """Users whose bundle this replica keeps."""
+        return len(self._bundles)
+
     async def _work(self) -> None:
         while self._waiting:
             batch: List[_Unit[Any]] = []
@@ -138,12 +173,16 @@ class UserUnits:
             try:
                 await self._run_batch(batch)
             except asyncio.CancelledError:
-                for unit in batch:
-                    unit.fail(StoreUnavailable("the replica is stopping"))
+                self._fail(batch, StoreUnavailable("the replica is stopping"))
                 raise
             except Exception as e:  # the store is away (or a bug): every caller hears of it
-                for unit in batch:
-                    unit.fail(e)
+                self._fail(batch, e)
+
+    def _fail(self, batch: List[_Unit[Any]], error: BaseException) -> None:
+        """The batch's commit may or may not have landed: its users' bundles are not trusted."""
+        for unit in batch:
+            unit.fail(error)
+        self._forget(unit.user_id for unit in batch)
 
     async def _run_batch(self, batch: List[_Unit[Any]]) -> None:
         if not batch:
@@ -151,21 +190,29 @@ class UserUnits:
         by_user: Dict[str, List[_Unit[Any]]] = {}
         for unit in batch:
             by_user.setdefault(unit.user_id, []).append(unit)
-        loaded = await self._states.load_many(list(by_user))
-        passes: List[Optional[_UserPass]] = []
+        held = {user_id: self._bundles[user_id].version for user_id in by_user if user_id in self._bundles}
+        loaded = await self._states.load_many(list(by_user), held)
+        committing: List[_UserPass] = []
         for state in loaded:
-            passes.append(self._run_user(state, by_user[state.user_id]))
+            user_pass = self._run_user(state, by_user[state.user_id])
+            if user_pass is None:
+                self._forget([state.user_id])
+            elif user_pass.commit is not None:
+                committing.append(user_pass)
             await asyncio.sleep(0)  # the engine is synchronous: let streams and requests in between users
-        committing = [p for p in passes if p is not None and p.commit is not None]
         landed = await self._states.commit_many([(p.loaded, p.commit) for p in committing if p.commit is not None])
         retry: List[_Unit[Any]] = []
-        for user_pass, ok in zip(committing, landed):
-            if ok:
-                user_pass.staged.flush(self._counters)
+        for user_pass, version in zip(committing, landed):
+            user_id = user_pass.loaded.user_id
+            if version is not None:
+                user_pass.bundle.version, user_pass.bundle.rows = version, user_pass.rows
+                self._keep(user_id, user_pass.bundle)
+                user_pass.bundle.staged.flush(self._counters)
                 for unit, value, published in user_pass.ran:
                     unit.resolve(UnitResult(value, published, unit.attempts + 1))
                 continue
-            logger.debug("units of work on user %s lost a race; again", user_pass.loaded.user_id)
+            logger.debug("units of work on user %s lost a race; again", user_id)
+            self._forget([user_id])
             for unit, _, _ in user_pass.ran:
                 unit.attempts += 1
                 if unit.attempts >= MAX_ATTEMPTS:
@@ -174,47 +221,83 @@ class UserUnits:
                     retry.append(unit)
         self._waiting.extendleft(reversed(retry))  # first in the next batch, in their order
 
+    def _keep(self, user_id: str, bundle: _Bundle) -> None:
+        self._bundles[user_id] = bundle
+        self._bundles.move_to_end(user_id)
+        while len(self._bundles) > self._cached_users:
+            self._bundles.popitem(last=False)
+
+    def _forget(self, user_ids: Iterable[str]) -> None:
+        for user_id in user_ids:
+            self._bundles.pop(user_id, None)
+
+    def _bundle_for(self, loaded: LoadedState, now: float) -> _Bundle:
+        """The kept bundle if Redis is still at its version, else a new one holding what was
+        loaded (``ValueError`` and the like for a document this code cannot read)."""
+        if loaded.current:
+            kept = self._bundles.get(loaded.user_id)
+            if kept is None or kept.version != loaded.version:  # only bundles kept are asked as current
+                raise RuntimeError(f"user {loaded.user_id!r} loaded as current at version {loaded.version}, "
+                                   "but no bundle of that version is kept")
+            return kept
+        bundle = _Bundle(self._config, loaded.user_id, incremental=self._incremental)
+        if loaded.state:  # after the engine: its index and tick plan observe the import
+            import_user(bundle.stores, join_actions(loaded.state, loaded.rows), now=now)
+        bundle.version = loaded.version
+        bundle.rows = {session_id: [row[ROW_SEQUENCE] for row in rows] for session_id, rows in loaded.rows.items()}
+        return bundle
+
     def _run_user(self, loaded: LoadedState, units: List[_Unit[Any]]) -> Optional[_UserPass]:
-        """The user's units in order on one bundle made from ``loaded``, and the commit of what
-        they did. None if a unit raised: it gets the error, nothing of the user is committed,
-        and the units after it wait for the next batch (those before it run again there)."""
+        """The user's units in order on one bundle, and the commit of what they did. None if a
+        unit raised: it gets the error, nothing of the user is committed, and the units after
+        it wait for the next batch (those before it run again there)."""
         user_id = loaded.user_id
-        clock = [units[0].now]
-        stores = memory_stores(self._config)
-        hub = _UnitHub(stores.offers, user_id)
-        user_pass = _UserPass(loaded, StagedCounters())
-        engine = ProactiveEngine(self._config, stores=stores, hub=hub, clock=lambda: clock[0],
-                                 incremental=self._incremental, counters=user_pass.staged)
         try:
-            if loaded.state:  # after the engine: its index and tick plan observe the import
-                import_user(stores, loaded.state, now=clock[0])
+            bundle = self._bundle_for(loaded, units[0].now)
         except Exception as e:  # a document this code cannot read: every unit of the user hears of it
             for unit in units:
                 unit.fail(e)
             return None
-        for n, unit in enumerate(units):
-            clock[0] = unit.now
+        user_pass = _UserPass(loaded, bundle)
+        hub = bundle.hub
+        hub.published = []
+        for unit in units:
+            bundle.now = unit.now
             hub.streams = max(loaded.streams, unit.min_streams)
             first = len(hub.published)
             try:
-                value = unit.operation(engine)
+                value = unit.operation(bundle.engine)
             except Exception as e:
                 unit.fail(e)
+                bundle.staged.discard()
                 self._waiting.extendleft(reversed([u for u in units if u is not unit]))
                 return None
             user_pass.ran.append((unit, value, hub.published[first:]))
-        now = clock[0]
-        state = export_user(stores, user_id, now=now)
-        ledger = stores.ledger
-        counts = ledger.counts_by_day() if isinstance(ledger, InMemoryOfferLedger) else {}
+        now = bundle.now
+        state = export_user(bundle.stores, user_id, now=now, actions=False)
+        ledger = bundle.stores.ledger
+        counts = ledger.drain_counts() if isinstance(ledger, InMemoryOfferLedger) else {}
         # The offers leave for the streams in the commit's own script: committed and sent, or
         # neither. An offer parked while no stream seemed open is announced too (presence can be
         # behind; a replica that holds a stream of the user takes it).
         messages = [json.dumps(offer.to_stored_dict(), separators=(",", ":")) for offer in hub.published]
         if state.get("pending") and hub.streams == 0:
             messages.append(json.dumps({"pending_for": user_id}))
-        commit = Commit(state=state if _holds_anything(state) else None,
-                        due_at=self._next_due(state, engine, now), counts=counts, messages=messages)
+        changes: Dict[str, RowsChange] = {}
+        for session in state["activity"]:
+            rows = session_rows(bundle.stores, session["session_id"])
+            if rows is None:
+                continue
+            after = rows.sequence_numbers()
+            change = rows_change(bundle.rows.get(rows.session_id, []), after, rows.rows)
+            if change is not None:
+                changes[rows.session_id] = change
+            if after:
+                user_pass.rows[rows.session_id] = after
+        for session_id in bundle.rows.keys() - user_pass.rows.keys() - changes.keys():
+            changes[session_id] = RowsChange(replace=True)  # the session is gone, or has no action left
+        commit = Commit(state=state if _holds_anything(state) else None, due_at=self._next_due(state, bundle.engine, now),
+                        counts=counts, messages=messages, rows=changes)
         try:
             commit.check()
         except ValueError as e:
@@ -243,6 +326,25 @@ class UserUnits:
         times += [float(s["last_seen"]) + self._config.activity.idle_session_s for s in sessions]
         finite = [t for t in times if math.isfinite(t)]
         return min(finite) if finite else None
+
+
+def rows_change(before: Sequence[int], after: Sequence[int],
+                rows: Callable[[int], List[List[Any]]]) -> Optional[RowsChange]:
+    """How a session's list in Redis, whose rows have the sequence numbers ``before``, becomes
+    the one with ``after`` (``rows(n)``: the rows from the n-th on). None if it already is;
+    the oldest trimmed and the new appended if that is what happened (the usual ingest); else
+    written anew (an action that arrived late sorts before rows already written)."""
+    if list(after) == list(before):
+        return None
+    trim = before.index(after[0]) if after and after[0] in before else len(before)
+    kept = len(before) - trim
+    if list(before[trim:]) == list(after[:kept]):
+        return RowsChange(append=_json_rows(rows(kept)), trim=trim)
+    return RowsChange(append=_json_rows(rows(0)), replace=True)
+
+
+def _json_rows(rows: List[List[Any]]) -> Tuple[str, ...]:
+    return tuple(json.dumps(row, separators=(",", ":")) for row in rows)
 
 
 def _holds_anything(state: Mapping[str, Any]) -> bool:

@@ -1,17 +1,31 @@
-"""Each user's state in Redis as one versioned document (docs/design/cluster.md, "unit of work
-per user"): one script loads it, another commits it only if nobody committed since. Both take
-many users in one round trip (a unit-of-work batch, ``addons.stores.redis.units``).
+"""Each user's state in Redis as one versioned document and its sessions' action rows
+(docs/design/cluster.md, "unit of work per user"): one script loads them, another commits them
+only if nobody committed since. Both take many users in one round trip (a unit-of-work batch,
+``addons.stores.redis.units``).
 
 Keys, all of one user's under the hash tag ``{u:<user>}``:
-``proactive:{u:U}:ver`` (the version) and ``proactive:{u:U}:state`` (the JSON document, from
-``addons.stores.user_state.export_user``). Both expire ``ttl_s`` after the last commit, so an
-idle user's state goes the way the in-memory store's idle eviction would.
 
-Besides the document, a commit writes the facts the whole cluster reads: the user's next due
-time in ``proactive:due`` (the periodic pass claims due users from there) and the insights'
-daily counts (``proactive:insights:<day>:<trigger>`` hashes). A commit that lost the race writes
-nothing, so a retried operation never counts anything twice. Touching those shared keys in the
-same script needs a single Redis (or Sentinel): in a Redis Cluster they live on other shards.
+* ``proactive:{u:U}:ver``: the version, which every commit takes new from one counter
+  (``proactive:versions``), so a version is never seen twice, even after the user's keys
+  expired and came back. A replica that holds the state of a version may skip loading it.
+* ``proactive:{u:U}:state``: the JSON document (``addons.stores.user_state``), without the
+  action rows.
+* ``proactive:{u:U}:actions:<session>``: a list, one JSON row per action of the session. A
+  commit appends the new rows and drops the oldest ones trimmed, or, when actions moved (an
+  older event arrived late), writes the list anew; so a commit's size follows what the unit
+  changed, not the user's history.
+* ``proactive:{u:U}:sessions``: the sessions that have such a list (the load script reads them
+  from there).
+
+All of them expire ``ttl_s`` after the last commit, so an idle user's state goes the way the
+in-memory store's idle eviction would.
+
+Besides the user's keys, a commit writes the facts the whole cluster reads: the user's next
+due time in ``proactive:due`` (the periodic pass claims due users from there) and the
+insights' daily counts (``proactive:insights:<day>:<trigger>`` hashes). A commit that lost the
+race writes nothing, so a retried operation never counts anything twice. Touching those shared
+keys in the same script needs a single Redis (or Sentinel): in a Redis Cluster they live on
+other shards.
 """
 
 from __future__ import annotations
@@ -22,53 +36,96 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
-from addons.stores.redis.keys import CHANNEL, DUE_KEY, LIVE_STREAMS_LUA, insights_key, presence_key, user_key
+from addons.stores.redis.keys import (
+    CHANNEL, DUE_KEY, LIVE_STREAMS_LUA, VERSIONS_KEY, actions_prefix, insights_key, presence_key, user_key,
+)
 from addons.stores.redis.outage import RedisOutage
 
 PART = "the user states"  # in log lines and 503 messages
 
-# KEYS: per user, its version, state and presence keys. Per user: version ('' for none), the
-# document ('' for none) and the streams open on live replicas.
+# KEYS, per user: version, state, presence, sessions. ARGV, per user: the version the caller
+# holds ('' for none) and the prefix of the user's action lists. Per user, a reply of: the
+# version ('' for none), the document ('' for none, or when the caller holds that version), the
+# streams open on live replicas, and (session id, its rows) pairs (none when the caller holds
+# that version).
 _LOAD = LIVE_STREAMS_LUA + """
 local loaded = {}
-for i = 1, #KEYS, 3 do
-  loaded[#loaded + 1] = redis.call('GET', KEYS[i]) or ''
-  loaded[#loaded + 1] = redis.call('GET', KEYS[i + 1]) or ''
-  loaded[#loaded + 1] = live_streams(KEYS[i + 2])
+for u = 0, #KEYS / 4 - 1 do
+  local k, a = u * 4, u * 2
+  local version = redis.call('GET', KEYS[k + 1]) or ''
+  local entry = {version, '', live_streams(KEYS[k + 3]), {}}
+  if version == '' or version ~= ARGV[a + 1] then
+    entry[2] = redis.call('GET', KEYS[k + 2]) or ''
+    local rows = {}
+    for _, session in ipairs(redis.call('SMEMBERS', KEYS[k + 4])) do
+      rows[#rows + 1] = session
+      rows[#rows + 1] = redis.call('LRANGE', ARGV[a + 2] .. session, 0, -1)
+    end
+    entry[4] = rows
+  end
+  loaded[#loaded + 1] = entry
 end
 return loaded
 """
 
-# KEYS: version, state, due zset, then one insights hash per count.
-# ARGV: expected version, state JSON ('' deletes it), ttl, due score ('' removes), user id,
-#       insights ttl, channel, how many counts; then (field, amount) per count, in KEYS order;
-#       then the messages to publish on the channel, which leave with the commit or not at all.
+# Every user of a batch in one call. KEYS: the due zset, the versions counter, then per user:
+# version, state, sessions. ARGV: ttl, insights ttl, channel, then per user: its commit as JSON
+# (``_commit_json``) and its document ('' deletes it). Per user, the new version, or -1 if the
+# version was not the one expected (then nothing of that user is written).
 _COMMIT = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current ~= tonumber(ARGV[1]) then return -1 end
-local ttl = tonumber(ARGV[3])
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[2])
-else
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)
+local ttl, insights_ttl, channel = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local results = {}
+for u = 0, (#KEYS - 2) / 3 - 1 do
+  local version_key, state_key, sessions_key = KEYS[3 + u * 3], KEYS[4 + u * 3], KEYS[5 + u * 3]
+  local commit, state = cjson.decode(ARGV[4 + u * 2]), ARGV[5 + u * 2]
+  if tonumber(redis.call('GET', version_key) or '0') ~= commit.expect then
+    results[#results + 1] = -1
+  else
+    local version = redis.call('INCR', KEYS[2])
+    if state == '' then
+      redis.call('DEL', state_key)
+    else
+      redis.call('SET', state_key, state, 'EX', ttl)
+    end
+    redis.call('SET', version_key, version, 'EX', ttl)
+    if commit.due == '' then
+      redis.call('ZREM', KEYS[1], commit.user)
+    else
+      redis.call('ZADD', KEYS[1], commit.due, commit.user)
+    end
+    for _, count in ipairs(commit.counts) do  -- {hash, field, amount}
+      redis.call('HINCRBY', count[1], count[2], count[3])
+      redis.call('EXPIRE', count[1], insights_ttl)
+    end
+    for _, change in ipairs(commit.rows) do  -- {session, 'a' (trim, then append) or 'r' (replace), trim, rows}
+      local session, rows = change[1], change[4]
+      local list = commit.actions .. session
+      if change[2] == 'r' then
+        redis.call('DEL', list)
+      elseif change[3] > 0 then
+        redis.call('LTRIM', list, change[3], -1)
+      end
+      for i = 1, #rows, 500 do  -- unpack has a limit on how many values it spreads
+        redis.call('RPUSH', list, unpack(rows, i, math.min(i + 499, #rows)))
+      end
+      if redis.call('EXISTS', list) == 1 then
+        redis.call('SADD', sessions_key, session)
+      else
+        redis.call('SREM', sessions_key, session)
+      end
+    end
+    for _, session in ipairs(redis.call('SMEMBERS', sessions_key)) do
+      redis.call('EXPIRE', commit.actions .. session, ttl)
+    end
+    redis.call('EXPIRE', sessions_key, ttl)
+    for _, message in ipairs(commit.messages) do
+      redis.call('PUBLISH', channel, message)
+    end
+    results[#results + 1] = version
+  end
 end
-redis.call('SET', KEYS[1], current + 1, 'EX', ttl)
-if ARGV[4] == '' then
-  redis.call('ZREM', KEYS[3], ARGV[5])
-else
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-end
-for i = 4, #KEYS do
-  local at = 9 + (i - 4) * 2
-  redis.call('HINCRBY', KEYS[i], ARGV[at], ARGV[at + 1])
-  redis.call('EXPIRE', KEYS[i], ARGV[6])
-end
-for i = 9 + tonumber(ARGV[8]) * 2, #ARGV do
-  redis.call('PUBLISH', ARGV[7], ARGV[i])
-end
-return current + 1
+return results
 """
 
 # KEYS: due zset. ARGV: now, limit. Claims (removes and returns) the users due by now.
@@ -84,20 +141,33 @@ return due
 @dataclass(frozen=True)
 class LoadedState:
     user_id: str
-    version: int
-    state: Optional[Dict[str, Any]]  # None: nothing is kept for this user
+    version: int  # 0: nothing is kept for this user
+    state: Optional[Dict[str, Any]]  # None: nothing is kept, or ``current``
     streams: int = 0  # the user's toast streams open on live replicas, read with the state
+    rows: Dict[str, List[Any]] = field(default_factory=dict)  # session id → its action rows, oldest first
+    current: bool = False  # the caller holds this version: neither document nor rows were sent
+
+
+@dataclass(frozen=True)
+class RowsChange:
+    """How one session's list of action rows changes: its first ``trim`` rows dropped and
+    ``append`` added at the end; with ``replace``, the list becomes ``append`` (none: it goes)."""
+
+    append: Tuple[str, ...] = ()  # each a JSON row
+    trim: int = 0
+    replace: bool = False
 
 
 @dataclass
 class Commit:
-    """What one unit of work writes: the user's new document, when the user is next due, and
-    the insights counts it added ((day, trigger id, key) → amount)."""
+    """What one unit of work writes: the user's new document and action rows, when the user
+    is next due, and the insights counts it added ((day, trigger id, key) → amount)."""
 
     state: Optional[Mapping[str, Any]]
     due_at: Optional[float] = None
     counts: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
     messages: List[str] = field(default_factory=list)  # published on ``CHANNEL`` by the same script
+    rows: Dict[str, RowsChange] = field(default_factory=dict)  # session id → how its rows change
 
     def check(self) -> None:
         """``ValueError`` for what the script cannot take. Checked before it runs: a script
@@ -108,6 +178,9 @@ class Commit:
         for where, amount in self.counts.items():
             if isinstance(amount, bool) or not isinstance(amount, int):
                 raise ValueError(f"count {where} must be a whole number, got {amount!r}")
+        for session_id, change in self.rows.items():
+            if isinstance(change.trim, bool) or not isinstance(change.trim, int) or change.trim < 0:
+                raise ValueError(f"session {session_id!r}: rows to trim must be a whole number ≥ 0, got {change.trim!r}")
 
 
 class RedisUserStates:
@@ -124,74 +197,53 @@ class RedisUserStates:
     async def load(self, user_id: str) -> LoadedState:
         return (await self.load_many([user_id]))[0]
 
-    async def load_many(self, user_ids: Sequence[str]) -> List[LoadedState]:
-        """Each user's document, version and open streams, in one round trip."""
-        keys = [key for user_id in user_ids
-                for key in (user_key(user_id, "ver"), user_key(user_id, "state"), presence_key(user_id))]
+    async def load_many(self, user_ids: Sequence[str], held: Optional[Mapping[str, int]] = None) -> List[LoadedState]:
+        """Each user's document, action rows, version and open streams, in one round trip.
+        ``held``: user → the version the caller holds; a user still at it comes back
+        ``current``, without document or rows."""
+        held = held or {}
+        keys: List[str] = []
+        args: List[str] = []
+        for user_id in user_ids:
+            keys += [user_key(user_id, "ver"), user_key(user_id, "state"), presence_key(user_id),
+                     user_key(user_id, "sessions")]
+            version = held.get(user_id)
+            args += ["" if version is None else str(version), actions_prefix(user_id)]
         with self._outage.call(PART):
-            raw: List[Any] = await self._load(keys=keys)
-        return [
-            LoadedState(user_id, int(raw[3 * n] or 0), json.loads(raw[3 * n + 1]) if raw[3 * n + 1] else None,
-                        int(raw[3 * n + 2]))
-            for n, user_id in enumerate(user_ids)
-        ]
+            raw: List[Any] = await self._load(keys=keys, args=args)
+        loaded = []
+        for user_id, (version, document, streams, rows) in zip(user_ids, raw):
+            number = int(version or 0)
+            current = bool(version) and held.get(user_id) == number
+            loaded.append(LoadedState(
+                user_id, number, json.loads(document) if document else None, int(streams),
+                rows={rows[i]: json.loads("[" + ",".join(rows[i + 1]) + "]") for i in range(0, len(rows), 2)},
+                current=current,
+            ))
+        return loaded
 
     async def commit(self, loaded: LoadedState, commit: Commit) -> bool:
         """Writes ``commit`` if the user is still at ``loaded.version``; False if another
         unit of work committed first (then nothing was written)."""
-        return (await self.commit_many([(loaded, commit)]))[0]
+        return (await self.commit_many([(loaded, commit)]))[0] is not None
 
-    async def commit_many(self, commits: Sequence[Tuple[LoadedState, Commit]]) -> List[bool]:
-        """Each user's commit as ``commit`` does it, all in one round trip; each lands or not
-        on its own."""
+    async def commit_many(self, commits: Sequence[Tuple[LoadedState, Commit]]) -> List[Optional[int]]:
+        """Each user's commit as ``commit`` does it, all in one script call; each lands (its
+        new version) or not (None) on its own."""
+        if not commits:
+            return []
         for _, commit in commits:
             commit.check()
-        calls = [self._commit_call(loaded, commit) for loaded, commit in commits]
+        keys: List[str] = [DUE_KEY, VERSIONS_KEY]
+        args: List[Any] = [self._ttl_s, self._insights_ttl_s, CHANNEL]
+        for loaded, commit in commits:
+            user_id = loaded.user_id
+            keys += [user_key(user_id, "ver"), user_key(user_id, "state"), user_key(user_id, "sessions")]
+            args += [_commit_json(loaded, commit),
+                     json.dumps(commit.state, separators=(",", ":")) if commit.state else ""]
         with self._outage.call(PART):
-            results = await self._evalsha_all(calls)
-        return [int(result) >= 0 for result in results]
-
-    def _commit_call(self, loaded: LoadedState, commit: Commit) -> Tuple[List[str], List[Any]]:
-        counts = list(commit.counts.items())
-        keys: List[str] = [user_key(loaded.user_id, "ver"), user_key(loaded.user_id, "state"), DUE_KEY]
-        keys += [insights_key(day, trigger_id) for (day, trigger_id, _), _ in counts]
-        args: List[Any] = [
-            loaded.version,
-            json.dumps(commit.state, separators=(",", ":")) if commit.state else "",
-            self._ttl_s,
-            "" if commit.due_at is None else repr(commit.due_at),
-            loaded.user_id,
-            self._insights_ttl_s,
-            CHANNEL,
-            len(counts),
-        ]
-        for (_, _, field_name), amount in counts:
-            args += [field_name, amount]
-        args += commit.messages
-        return keys, args
-
-    async def _evalsha_all(self, calls: Sequence[Tuple[List[str], List[Any]]]) -> List[Any]:
-        """The commit script once per call, pipelined. Its SHA is sent, not its text; after a
-        Redis restart forgot it, it is loaded again and the calls Redis refused are sent again
-        (a refused call ran nothing)."""
-        results: List[Any] = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for _ in range(2):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for n in todo:
-                    keys, args = calls[n]
-                    pipe.evalsha(self._commit.sha, len(keys), *keys, *args)
-                answers = await pipe.execute(raise_on_error=False)
-            for n, answer in zip(todo, answers):
-                results[n] = answer
-            todo = [n for n in todo if isinstance(results[n], NoScriptError)]
-            if not todo:
-                break
-            self._commit.sha = await self._redis.script_load(self._commit.script)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
+            results: List[Any] = await self._commit(keys=keys, args=args)
+        return [int(result) if int(result) >= 0 else None for result in results]
 
     async def claim_due(self, now: float, limit: int = 1000) -> List[str]:
         """The users due by ``now``, each given to exactly one caller across the cluster."""
@@ -208,3 +260,19 @@ class RedisUserStates:
         with self._outage.call(PART):
             raw: Dict[str, str] = await self._redis.hgetall(insights_key(day, trigger_id))
         return {key: int(value) for key, value in raw.items()}
+
+
+def _commit_json(loaded: LoadedState, commit: Commit) -> str:
+    """What the commit script reads of one user's commit besides the document: one JSON
+    argument, not dozens (redis-py packs each argument in Python, about 1 µs apiece)."""
+    user_id = loaded.user_id
+    return json.dumps({
+        "expect": loaded.version,
+        "user": user_id,
+        "due": "" if commit.due_at is None else repr(commit.due_at),
+        "counts": [[insights_key(day, trigger_id), key, amount] for (day, trigger_id, key), amount in commit.counts.items()],
+        "actions": actions_prefix(user_id),
+        "rows": [[session_id, "r" if change.replace else "a", change.trim, list(change.append)]
+                 for session_id, change in commit.rows.items()],
+        "messages": commit.messages,
+    }, separators=(",", ":"))
