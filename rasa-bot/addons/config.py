@@ -266,9 +266,9 @@ class RedisConfig:
     ``store: redis``. ``PROACTIVE_REDIS_URL`` wins."""
 
     url: Optional[str] = None  # redis://host:port/db; none: everything stays in this process
-    # Users whose state a replica keeps between units of work (least recently used go): a unit
-    # on one whose state nobody changed since skips loading and importing it.
-    cached_users: int = 10_000
+    # Users whose state a replica keeps between units of work, the least recently used going
+    # first (about 30 KB each): a unit on one whose state nobody changed since skips loading it.
+    cached_users: int = 2_000
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,7 @@ class CountingStates(RedisUserStates):
         self.commits: List[int] = []
         self.loaded: List[LoadedState] = []
         self.row_changes: List[Dict[str, RowsChange]] = []
+        self.messages: List[str] = []
 
     async def load_many(self, user_ids, held=None):  # type: ignore[no-untyped-def]
         self.loads.append(len(user_ids))
@@ -140,6 +141,7 @@ class CountingStates(RedisUserStates):
     async def commit_many(self, commits):  # type: ignore[no-untyped-def]
         self.commits.append(len(commits))
         self.row_changes += [commit.rows for _, commit in commits]
+        self.messages += [m for _, commit in commits for m in commit.messages]
         return await super().commit_many(commits)
 
 
@@ -277,4 +279,16 @@ async def test_a_state_written_whole_by_an_earlier_version_is_read_and_its_rows_
     stored = await a.states.load("lee")
     assert all("actions" not in s for s in stored.state["activity"]) and len(stored.rows["s-lee"]) == 3
     await old.close()
+    await units.close()
+
+
+async def test_an_offer_parked_for_want_of_a_tab_is_announced_once(cluster):
+    a, _ = cluster
+    states = CountingStates(a.client)
+    units = UserUnits(CONFIG, states, counters=a.metrics)
+    now = time.time()
+    await units.run("max", lambda e: e.ingest(saves("max", now, 3), now=now), now=now)
+    for k in range(3, 6):  # more events while it waits: no new announcement
+        await units.run("max", lambda e, k=k: e.ingest(saves("max", now, 1, first=k), now=now), now=now)
+    assert states.messages == ['{"pending_for": "max"}']
     await units.close()

@@ -184,3 +184,13 @@ async def test_a_version_is_never_seen_twice_even_after_the_user_s_keys_expired(
     assert await a.commit(await a.load("hal"), Commit(state={"v": "again"}))
     again = await a.load_many(["hal"], {"hal": first})
     assert again[0].version != first and not again[0].current and again[0].state == {"v": "again"}
+
+
+async def test_versions_given_after_redis_lost_its_data_are_past_every_earlier_one(replicas, redis_server):
+    a, _ = replicas
+    assert await a.commit(await a.load("ida"), Commit(state={"v": 1}))
+    before = (await a.load("ida")).version
+    redis.Redis(port=redis_server.port).flushdb()  # as a restart without persistence would leave it
+    assert await a.commit(await a.load("ida"), Commit(state={"v": "anew"}))
+    after = await a.load_many(["ida"], {"ida": before})
+    assert after[0].version > before and not after[0].current and after[0].state == {"v": "anew"}

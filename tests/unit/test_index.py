@@ -224,6 +224,35 @@ def test_tick_visits_only_sessions_that_could_change(config, mono):
     assert engine.tick(now=T0 + 45).sessions == 0
 
 
+def test_a_session_whose_offer_waits_for_a_tab_is_not_visited_by_ticks_while_events_arrive(config, mono):
+    hub = RecordingHub()
+    engine = ProactiveEngine(config, hub=hub, clock=lambda: T0)
+    saves = [_event(("Save changes", "/projects"), T0 - 3 + i) for i in range(3)]
+    assert len(engine.ingest(to_batch(saves, received_at=T0), now=T0)) == 1  # parked: no tab is open
+    for second in range(1, 6):  # more events on the session: each is evaluated at once, not by a tick
+        more = [_event(("Edit", "/projects"), T0 + second)]
+        assert engine.ingest(to_batch(more, received_at=T0 + second), now=T0 + second) == []
+    assert engine.tick(now=T0 + 10).sessions == 0
+    engine.subscribe("user-1", now=T0 + 12)  # the tab opens: the offer is taken, the gate watched
+    assert len(hub.published) == 1
+    mono.advance(config.session.interaction_timeout_s + 0.5)
+    assert engine.tick(now=T0 + 25).sessions == 1
+
+
+def test_a_session_whose_waiting_offer_expired_is_evaluated_again_by_its_next_event(config, mono):
+    hub = RecordingHub()
+    engine = ProactiveEngine(config, hub=hub, clock=lambda: T0)
+    saves = [_event(("Save changes", "/projects"), T0 - 3 + i) for i in range(3)]
+    engine.ingest(to_batch(saves, received_at=T0), now=T0)
+    expired_at = T0 + config.delivery.pending_ttl_s + 1
+    engine.tick(now=expired_at)  # the offer expires unseen
+    assert engine.tick(now=expired_at + 5).sessions == 0  # nothing to look at until new activity
+    engine.subscribe("user-1", now=expired_at + 5)
+    later = [_event(("Save changes", "/projects"), expired_at + 5 + i) for i in range(3)]
+    assert len(engine.ingest(to_batch(later, received_at=expired_at + 8), now=expired_at + 8)) == 1
+    assert len(hub.published) == 1
+
+
 def test_a_bulk_edit_leaving_the_window_wakes_the_session(config, mono):
     engine = ProactiveEngine(config, clock=lambda: T0)
     events = [_event(("Bulk edit", "/projects"), T0 - 100)] + [_event(("Save changes", "/projects"), T0 - i) for i in range(3)]

@@ -216,6 +216,10 @@ class ProactiveEngine:
     def _evaluate(self, user_id: str, session_id: str, now: float) -> Optional[Offer]:
         offers = self.stores.offers
         if offers.expired_unseen(session_id) or offers.has_pending(session_id):
+            # Nothing changes that before the offer is taken (its stream plans a look), expires
+            # (the tick expires pending offers by their time) or new activity clears the mark
+            # (which evaluates at once): no tick needs to look until then.
+            self.strategy.wake_at(session_id, float("inf"))
             return None
         if not self.gate.check(session_id).allowed:
             self.strategy.watch(session_id)  # only a tick can open it again

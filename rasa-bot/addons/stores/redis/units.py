@@ -28,7 +28,7 @@ import logging
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Deque, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
 
 from addons.config import ProactiveConfig
 from addons.errors import StoreUnavailable
@@ -111,6 +111,7 @@ class _Bundle:
     def __init__(self, config: ProactiveConfig, user_id: str, *, incremental: bool) -> None:
         self.version = 0
         self.rows: Dict[str, List[int]] = {}
+        self.pending: Set[str] = set()  # the offers parked for the user, by id
         self.now = 0.0  # the engine's clock: each unit's own time
         self.stores = memory_stores(config)
         self.hub = _UnitHub(self.stores.offers, user_id)
@@ -128,6 +129,7 @@ class _UserPass:
     ran: List[Tuple[_Unit[Any], Any, List[Offer]]] = field(default_factory=list)
     commit: Optional[Commit] = None
     rows: Dict[str, List[int]] = field(default_factory=dict)  # what Redis holds once the commit lands
+    pending: Set[str] = field(default_factory=set)
 
 
 class UserUnits:
@@ -205,7 +207,8 @@ class UserUnits:
         for user_pass, version in zip(committing, landed):
             user_id = user_pass.loaded.user_id
             if version is not None:
-                user_pass.bundle.version, user_pass.bundle.rows = version, user_pass.rows
+                bundle = user_pass.bundle
+                bundle.version, bundle.rows, bundle.pending = version, user_pass.rows, user_pass.pending
                 self._keep(user_id, user_pass.bundle)
                 user_pass.bundle.staged.flush(self._counters)
                 for unit, value, published in user_pass.ran:
@@ -245,6 +248,7 @@ class UserUnits:
             import_user(bundle.stores, join_actions(loaded.state, loaded.rows), now=now)
         bundle.version = loaded.version
         bundle.rows = {session_id: [row[ROW_SEQUENCE] for row in rows] for session_id, rows in loaded.rows.items()}
+        bundle.pending = _pending_ids(loaded.state)
         return bundle
 
     def _run_user(self, loaded: LoadedState, units: List[_Unit[Any]]) -> Optional[_UserPass]:
@@ -278,10 +282,11 @@ class UserUnits:
         ledger = bundle.stores.ledger
         counts = ledger.drain_counts() if isinstance(ledger, InMemoryOfferLedger) else {}
         # The offers leave for the streams in the commit's own script: committed and sent, or
-        # neither. An offer parked while no stream seemed open is announced too (presence can be
-        # behind; a replica that holds a stream of the user takes it).
+        # neither. An offer parked while no stream seemed open is announced once (presence can
+        # be behind; a replica that holds a stream of the user takes it).
         messages = [json.dumps(offer.to_stored_dict(), separators=(",", ":")) for offer in hub.published]
-        if state.get("pending") and hub.streams == 0:
+        user_pass.pending = _pending_ids(state)
+        if user_pass.pending - bundle.pending and hub.streams == 0:
             messages.append(json.dumps({"pending_for": user_id}))
         changes: Dict[str, RowsChange] = {}
         for session in state["activity"]:
@@ -345,6 +350,10 @@ def rows_change(before: Sequence[int], after: Sequence[int],
 
 def _json_rows(rows: List[List[Any]]) -> Tuple[str, ...]:
     return tuple(json.dumps(row, separators=(",", ":")) for row in rows)
+
+
+def _pending_ids(state: Optional[Mapping[str, Any]]) -> Set[str]:
+    return {str(parked["offer"]["offer_id"]) for parked in (state or {}).get("pending") or ()}
 
 
 def _holds_anything(state: Mapping[str, Any]) -> bool:

@@ -6,8 +6,9 @@ only if nobody committed since. Both take many users in one round trip (a unit-o
 Keys, all of one user's under the hash tag ``{u:<user>}``:
 
 * ``proactive:{u:U}:ver``: the version, which every commit takes new from one counter
-  (``proactive:versions``), so a version is never seen twice, even after the user's keys
-  expired and came back. A replica that holds the state of a version may skip loading it.
+  (``proactive:versions``, started at the current microsecond whenever Redis has none), so a
+  version is never seen twice: not after the user's keys expired, nor after Redis lost its
+  data. A replica that holds the state of a version may skip loading it.
 * ``proactive:{u:U}:state``: the JSON document (``addons.stores.user_state``), without the
   action rows.
 * ``proactive:{u:U}:actions:<session>``: a list, one JSON row per action of the session. A
@@ -75,6 +76,12 @@ return loaded
 # version was not the one expected (then nothing of that user is written).
 _COMMIT = """
 local ttl, insights_ttl, channel = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  -- A Redis that lost its data starts the counter past every version it gave before (the
+  -- microseconds now): a replica's kept bundle must never match a version given anew.
+  local now = redis.call('TIME')
+  redis.call('SET', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
+end
 local results = {}
 for u = 0, (#KEYS - 2) / 3 - 1 do
   local version_key, state_key, sessions_key = KEYS[3 + u * 3], KEYS[4 + u * 3], KEYS[5 + u * 3]
@@ -82,7 +89,7 @@ for u = 0, (#KEYS - 2) / 3 - 1 do
   if tonumber(redis.call('GET', version_key) or '0') ~= commit.expect then
     results[#results + 1] = -1
   else
-    local version = redis.call('INCR', KEYS[2])
+    local version = string.format('%d', redis.call('INCR', KEYS[2]))  -- not '%.14g', as Lua prints numbers
     if state == '' then
       redis.call('DEL', state_key)
     else
@@ -122,7 +129,7 @@ for u = 0, (#KEYS - 2) / 3 - 1 do
     for _, message in ipairs(commit.messages) do
       redis.call('PUBLISH', channel, message)
     end
-    results[#results + 1] = version
+    results[#results + 1] = tonumber(version)
   end
 end
 return results
