@@ -94,15 +94,17 @@ T = TypeVar("T")
 Convert = Callable[[float], float]
 
 
-def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = True) -> Dict[str, Any]:
+def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = True,
+                clock_offset: Optional[float] = None) -> Dict[str, Any]:
     """Everything ``stores`` holds for ``user_id``, as JSON types (see the module);
     ``now`` is the engine's wall clock (epoch seconds). An unknown user's state is empty.
     ``actions=False``: the sessions without their ``actions`` (a store that keeps them apart
-    reads what changed with ``session_rows``)."""
+    reads what changed with ``session_rows``). ``clock_offset``: wall clock minus
+    ``SessionGate.clock()``, for the timers (see the module); by default ``now`` minus it."""
     activity = _memory(stores.activity, InMemoryActivityStore)
     offers = _memory(stores.offers, InMemoryOfferStore)
     plan = _memory(stores.tick_plan, TickSchedule)
-    to_wall = _shift(now - SessionGate.clock())
+    to_wall = _shift(now - SessionGate.clock() if clock_offset is None else clock_offset)
 
     sessions = activity.user_session_ids(user_id)
     exported = [(sid, activity.export_session(sid)) for sid in sessions]
@@ -146,10 +148,10 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
     }
 
 
-def import_user(stores: Stores, state: Mapping[str, Any], *, now: float) -> None:
+def import_user(stores: Stores, state: Mapping[str, Any], *, now: float, clock_offset: Optional[float] = None) -> None:
     """Make ``stores`` hold for the state's user exactly what ``export_user`` read (see the
     module: it replaces what ``stores`` held for that user); ``now`` is the engine's wall
-    clock (epoch seconds)."""
+    clock (epoch seconds), ``clock_offset`` as ``export_user`` takes it."""
     if state.get("format") not in READABLE_FORMATS:
         raise ValueError(f"unknown user state format {state.get('format')!r}; this code reads {READABLE_FORMATS}")
     user_id = str(state["user_id"])
@@ -157,7 +159,7 @@ def import_user(stores: Stores, state: Mapping[str, Any], *, now: float) -> None
     offers = _memory(stores.offers, InMemoryOfferStore)
     plan = _memory(stores.tick_plan, TickSchedule)
     history = _memory(stores.offer_history, InMemoryOfferHistory)
-    to_mono = _shift(SessionGate.clock() - now)
+    to_mono = _shift(SessionGate.clock() - now if clock_offset is None else -clock_offset)
 
     sessions = [_activity_from_json(s) for s in state["activity"]]
     for session_id, session in sessions:

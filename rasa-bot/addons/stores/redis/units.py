@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
@@ -36,6 +37,7 @@ from addons.insights.metrics import OfferCounters, StagedCounters
 from addons.offers.delivery import DeliveryHub, Subscription
 from addons.offers.engine import ProactiveEngine
 from addons.offers.evaluation import FullRescan
+from addons.offers.gate import SessionGate
 from addons.offers.offer import Offer
 from addons.stores.memory import InMemoryOfferLedger, memory_stores
 from addons.stores.protocols import OfferStore
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_ATTEMPTS = 8  # concurrent units on one user: each retry sees the others' commits
 MAX_BATCH = 64  # units per round trip
+YIELD_AFTER_S = 0.002  # a batch's engine work runs this long at most before others get the loop
 ROW_SEQUENCE = 1  # where an action row holds its sequence number (``addons.stores.user_state``)
 
 
@@ -112,6 +115,7 @@ class _Bundle:
         self.version = 0
         self.rows: Dict[str, List[int]] = {}
         self.pending: Set[str] = set()  # the offers parked for the user, by id
+        self.sections: Dict[str, Tuple[Any, str]] = {}  # the document's sections as last written: value, JSON
         self.now = 0.0  # the engine's clock: each unit's own time
         self.stores = memory_stores(config)
         self.hub = _UnitHub(self.stores.offers, user_id)
@@ -195,13 +199,19 @@ class UserUnits:
         held = {user_id: self._bundles[user_id].version for user_id in by_user if user_id in self._bundles}
         loaded = await self._states.load_many(list(by_user), held)
         committing: List[_UserPass] = []
+        ran_since = time.perf_counter()
+        # Wall minus monotonic clock for the timers, in ms: steady, so a section whose timers
+        # did not move exports the same numbers and is not written again (``_document_json``).
+        offset = round(time.time() - SessionGate.clock(), 3)
         for state in loaded:
-            user_pass = self._run_user(state, by_user[state.user_id])
+            user_pass = self._run_user(state, by_user[state.user_id], offset)
             if user_pass is None:
                 self._forget([state.user_id])
             elif user_pass.commit is not None:
                 committing.append(user_pass)
-            await asyncio.sleep(0)  # the engine is synchronous: let streams and requests in between users
+            if time.perf_counter() - ran_since > YIELD_AFTER_S:  # the engine is synchronous: let
+                await asyncio.sleep(0)  # streams and requests in now and then, not after every user
+                ran_since = time.perf_counter()
         landed = await self._states.commit_many([(p.loaded, p.commit) for p in committing if p.commit is not None])
         retry: List[_Unit[Any]] = []
         for user_pass, version in zip(committing, landed):
@@ -234,7 +244,7 @@ class UserUnits:
         for user_id in user_ids:
             self._bundles.pop(user_id, None)
 
-    def _bundle_for(self, loaded: LoadedState, now: float) -> _Bundle:
+    def _bundle_for(self, loaded: LoadedState, now: float, offset: float) -> _Bundle:
         """The kept bundle if Redis is still at its version, else a new one holding what was
         loaded (``ValueError`` and the like for a document this code cannot read)."""
         if loaded.current:
@@ -245,19 +255,19 @@ class UserUnits:
             return kept
         bundle = _Bundle(self._config, loaded.user_id, incremental=self._incremental)
         if loaded.state:  # after the engine: its index and tick plan observe the import
-            import_user(bundle.stores, join_actions(loaded.state, loaded.rows), now=now)
+            import_user(bundle.stores, join_actions(loaded.state, loaded.rows), now=now, clock_offset=offset)
         bundle.version = loaded.version
         bundle.rows = {session_id: [row[ROW_SEQUENCE] for row in rows] for session_id, rows in loaded.rows.items()}
         bundle.pending = _pending_ids(loaded.state)
         return bundle
 
-    def _run_user(self, loaded: LoadedState, units: List[_Unit[Any]]) -> Optional[_UserPass]:
+    def _run_user(self, loaded: LoadedState, units: List[_Unit[Any]], offset: float) -> Optional[_UserPass]:
         """The user's units in order on one bundle, and the commit of what they did. None if a
         unit raised: it gets the error, nothing of the user is committed, and the units after
         it wait for the next batch (those before it run again there)."""
         user_id = loaded.user_id
         try:
-            bundle = self._bundle_for(loaded, units[0].now)
+            bundle = self._bundle_for(loaded, units[0].now, offset)
         except Exception as e:  # a document this code cannot read: every unit of the user hears of it
             for unit in units:
                 unit.fail(e)
@@ -278,7 +288,7 @@ class UserUnits:
                 return None
             user_pass.ran.append((unit, value, hub.published[first:]))
         now = bundle.now
-        state = export_user(bundle.stores, user_id, now=now, actions=False)
+        state = export_user(bundle.stores, user_id, now=now, actions=False, clock_offset=offset)
         ledger = bundle.stores.ledger
         counts = ledger.drain_counts() if isinstance(ledger, InMemoryOfferLedger) else {}
         # The offers leave for the streams in the commit's own script: committed and sent, or
@@ -301,7 +311,8 @@ class UserUnits:
                 user_pass.rows[rows.session_id] = after
         for session_id in bundle.rows.keys() - user_pass.rows.keys() - changes.keys():
             changes[session_id] = RowsChange(replace=True)  # the session is gone, or has no action left
-        commit = Commit(state=state if _holds_anything(state) else None, due_at=self._next_due(state, bundle.engine, now),
+        document = _document_json(state, bundle.sections) if _holds_anything(state) else None
+        commit = Commit(state=document, due_at=self._next_due(state, bundle.engine, now),
                         counts=counts, messages=messages, rows=changes)
         try:
             commit.check()
@@ -350,6 +361,19 @@ def rows_change(before: Sequence[int], after: Sequence[int],
 
 def _json_rows(rows: List[List[Any]]) -> Tuple[str, ...]:
     return tuple(json.dumps(row, separators=(",", ":")) for row in rows)
+
+
+def _document_json(state: Mapping[str, Any], sections: Dict[str, Tuple[Any, str]]) -> str:
+    """``state`` as JSON, each top-level section serialised only if it differs from what
+    ``sections`` holds (an ingest changes the activity and the plan, seldom the session
+    states, offers or ledger); ``sections`` is updated."""
+    parts = []
+    for key, value in state.items():
+        kept = sections.get(key)
+        if kept is None or kept[0] != value:
+            kept = sections[key] = (value, json.dumps(value, separators=(",", ":")))
+        parts.append(f"{json.dumps(key)}:{kept[1]}")
+    return "{" + ",".join(parts) + "}"
 
 
 def _pending_ids(state: Optional[Mapping[str, Any]]) -> Set[str]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from redis.asyncio import Redis
 
@@ -170,7 +170,7 @@ class Commit:
     """What one unit of work writes: the user's new document and action rows, when the user
     is next due, and the insights counts it added ((day, trigger id, key) → amount)."""
 
-    state: Optional[Mapping[str, Any]]
+    state: Union[Mapping[str, Any], str, None]  # the document, or its JSON text; None deletes it
     due_at: Optional[float] = None
     counts: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
     messages: List[str] = field(default_factory=list)  # published on ``CHANNEL`` by the same script
@@ -246,8 +246,9 @@ class RedisUserStates:
         for loaded, commit in commits:
             user_id = loaded.user_id
             keys += [user_key(user_id, "ver"), user_key(user_id, "state"), user_key(user_id, "sessions")]
-            args += [_commit_json(loaded, commit),
-                     json.dumps(commit.state, separators=(",", ":")) if commit.state else ""]
+            document = commit.state if isinstance(commit.state, str) or not commit.state else (
+                json.dumps(commit.state, separators=(",", ":")))
+            args += [_commit_json(loaded, commit), document or ""]
         with self._outage.call(PART):
             results: List[Any] = await self._commit(keys=keys, args=args)
         return [int(result) if int(result) >= 0 else None for result in results]
