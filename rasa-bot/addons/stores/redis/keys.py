@@ -31,15 +31,24 @@ end
 """
 
 
+# Lua: the user's key names as ``user_key`` and ``presence_key`` make them, for scripts that
+# take user ids rather than keys: one argument per user instead of several (redis-py packs
+# each argument in Python, about 1 µs apiece).
+USER_KEYS_LUA = f"""
+local function user_key(user, what)
+  return '{PREFIX}{{u:' .. user .. '}}:' .. what
+end
+local function presence_key(user)
+  return '{PREFIX}streams:{{u:' .. user .. '}}'
+end
+"""
+
+
 def user_key(user_id: str, what: str) -> str:
-    """``proactive:{u:U}:ver`` (the document's version), ``:state`` (the document) and
-    ``:sessions`` (the sessions whose action rows are kept apart)."""
+    """``proactive:{u:U}:ver`` (the document's version), ``:state`` (the document),
+    ``:sessions`` (the sessions whose action rows are kept apart) and ``:actions:<session>``
+    (a session's action rows)."""
     return f"{PREFIX}{{u:{user_id}}}:{what}"
-
-
-def actions_prefix(user_id: str) -> str:
-    """Followed by a session id: the list of that session's action rows."""
-    return user_key(user_id, "actions:")
 
 
 def presence_key(user_id: str) -> str:

@@ -371,8 +371,8 @@ def _document_json(state: Mapping[str, Any], sections: Dict[str, Tuple[Any, str]
     for key, value in state.items():
         kept = sections.get(key)
         if kept is None or kept[0] != value:
-            kept = sections[key] = (value, json.dumps(value, separators=(",", ":")))
-        parts.append(f"{json.dumps(key)}:{kept[1]}")
+            kept = sections[key] = (value, f"{json.dumps(key)}:{json.dumps(value, separators=(',', ':'))}")
+        parts.append(kept[1])
     return "{" + ",".join(parts) + "}"
 
 

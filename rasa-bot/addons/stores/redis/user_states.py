@@ -39,29 +39,28 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from redis.asyncio import Redis
 
 from addons.stores.redis.keys import (
-    CHANNEL, DUE_KEY, LIVE_STREAMS_LUA, VERSIONS_KEY, actions_prefix, insights_key, presence_key, user_key,
+    CHANNEL, DUE_KEY, LIVE_STREAMS_LUA, USER_KEYS_LUA, VERSIONS_KEY, insights_key,
 )
 from addons.stores.redis.outage import RedisOutage
 
 PART = "the user states"  # in log lines and 503 messages
 
-# KEYS, per user: version, state, presence, sessions. ARGV, per user: the version the caller
-# holds ('' for none) and the prefix of the user's action lists. Per user, a reply of: the
-# version ('' for none), the document ('' for none, or when the caller holds that version), the
-# streams open on live replicas, and (session id, its rows) pairs (none when the caller holds
-# that version).
-_LOAD = LIVE_STREAMS_LUA + """
+# ARGV, per user: the user id and the version the caller holds ('' for none). Per user, a
+# reply of: the version ('' for none), the document ('' for none, or when the caller holds
+# that version), the streams open on live replicas, and (session id, its rows) pairs (none
+# when the caller holds that version).
+_LOAD = LIVE_STREAMS_LUA + USER_KEYS_LUA + """
 local loaded = {}
-for u = 0, #KEYS / 4 - 1 do
-  local k, a = u * 4, u * 2
-  local version = redis.call('GET', KEYS[k + 1]) or ''
-  local entry = {version, '', live_streams(KEYS[k + 3]), {}}
+for a = 1, #ARGV, 2 do
+  local user = ARGV[a]
+  local version = redis.call('GET', user_key(user, 'ver')) or ''
+  local entry = {version, '', live_streams(presence_key(user)), {}}
   if version == '' or version ~= ARGV[a + 1] then
-    entry[2] = redis.call('GET', KEYS[k + 2]) or ''
+    entry[2] = redis.call('GET', user_key(user, 'state')) or ''
     local rows = {}
-    for _, session in ipairs(redis.call('SMEMBERS', KEYS[k + 4])) do
+    for _, session in ipairs(redis.call('SMEMBERS', user_key(user, 'sessions'))) do
       rows[#rows + 1] = session
-      rows[#rows + 1] = redis.call('LRANGE', ARGV[a + 2] .. session, 0, -1)
+      rows[#rows + 1] = redis.call('LRANGE', user_key(user, 'actions:' .. session), 0, -1)
     end
     entry[4] = rows
   end
@@ -70,11 +69,11 @@ end
 return loaded
 """
 
-# Every user of a batch in one call. KEYS: the due zset, the versions counter, then per user:
-# version, state, sessions. ARGV: ttl, insights ttl, channel, then per user: its commit as JSON
-# (``_commit_json``) and its document ('' deletes it). Per user, the new version, or -1 if the
-# version was not the one expected (then nothing of that user is written).
-_COMMIT = """
+# Every user of a batch in one call. KEYS: the due zset, the versions counter. ARGV: ttl,
+# insights ttl, channel, then per user: its commit as JSON (``_commit_json``) and its document
+# ('' deletes it). Per user, the new version, or -1 if the version was not the one expected
+# (then nothing of that user is written).
+_COMMIT = USER_KEYS_LUA + """
 local ttl, insights_ttl, channel = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 if redis.call('EXISTS', KEYS[2]) == 0 then
   -- A Redis that lost its data starts the counter past every version it gave before (the
@@ -83,9 +82,10 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
 end
 local results = {}
-for u = 0, (#KEYS - 2) / 3 - 1 do
-  local version_key, state_key, sessions_key = KEYS[3 + u * 3], KEYS[4 + u * 3], KEYS[5 + u * 3]
-  local commit, state = cjson.decode(ARGV[4 + u * 2]), ARGV[5 + u * 2]
+for a = 4, #ARGV, 2 do
+  local commit, state = cjson.decode(ARGV[a]), ARGV[a + 1]
+  local version_key, state_key = user_key(commit.user, 'ver'), user_key(commit.user, 'state')
+  local sessions_key, actions = user_key(commit.user, 'sessions'), user_key(commit.user, 'actions:')
   if tonumber(redis.call('GET', version_key) or '0') ~= commit.expect then
     results[#results + 1] = -1
   else
@@ -107,7 +107,7 @@ for u = 0, (#KEYS - 2) / 3 - 1 do
     end
     for _, change in ipairs(commit.rows) do  -- {session, 'a' (trim, then append) or 'r' (replace), trim, rows}
       local session, rows = change[1], change[4]
-      local list = commit.actions .. session
+      local list = actions .. session
       if change[2] == 'r' then
         redis.call('DEL', list)
       elseif change[3] > 0 then
@@ -123,7 +123,7 @@ for u = 0, (#KEYS - 2) / 3 - 1 do
       end
     end
     for _, session in ipairs(redis.call('SMEMBERS', sessions_key)) do
-      redis.call('EXPIRE', commit.actions .. session, ttl)
+      redis.call('EXPIRE', actions .. session, ttl)
     end
     redis.call('EXPIRE', sessions_key, ttl)
     for _, message in ipairs(commit.messages) do
@@ -209,23 +209,19 @@ class RedisUserStates:
         ``held``: user → the version the caller holds; a user still at it comes back
         ``current``, without document or rows."""
         held = held or {}
-        keys: List[str] = []
         args: List[str] = []
         for user_id in user_ids:
-            keys += [user_key(user_id, "ver"), user_key(user_id, "state"), presence_key(user_id),
-                     user_key(user_id, "sessions")]
             version = held.get(user_id)
-            args += ["" if version is None else str(version), actions_prefix(user_id)]
+            args += [user_id, "" if version is None else str(version)]
         with self._outage.call(PART):
-            raw: List[Any] = await self._load(keys=keys, args=args)
+            raw: List[Any] = await self._load(keys=[], args=args)
         loaded = []
         for user_id, (version, document, streams, rows) in zip(user_ids, raw):
             number = int(version or 0)
-            current = bool(version) and held.get(user_id) == number
             loaded.append(LoadedState(
                 user_id, number, json.loads(document) if document else None, int(streams),
                 rows={rows[i]: json.loads("[" + ",".join(rows[i + 1]) + "]") for i in range(0, len(rows), 2)},
-                current=current,
+                current=bool(version) and held.get(user_id) == number,
             ))
         return loaded
 
@@ -241,16 +237,13 @@ class RedisUserStates:
             return []
         for _, commit in commits:
             commit.check()
-        keys: List[str] = [DUE_KEY, VERSIONS_KEY]
         args: List[Any] = [self._ttl_s, self._insights_ttl_s, CHANNEL]
         for loaded, commit in commits:
-            user_id = loaded.user_id
-            keys += [user_key(user_id, "ver"), user_key(user_id, "state"), user_key(user_id, "sessions")]
             document = commit.state if isinstance(commit.state, str) or not commit.state else (
                 json.dumps(commit.state, separators=(",", ":")))
             args += [_commit_json(loaded, commit), document or ""]
         with self._outage.call(PART):
-            results: List[Any] = await self._commit(keys=keys, args=args)
+            results: List[Any] = await self._commit(keys=[DUE_KEY, VERSIONS_KEY], args=args)
         return [int(result) if int(result) >= 0 else None for result in results]
 
     async def claim_due(self, now: float, limit: int = 1000) -> List[str]:
@@ -279,7 +272,6 @@ def _commit_json(loaded: LoadedState, commit: Commit) -> str:
         "user": user_id,
         "due": "" if commit.due_at is None else repr(commit.due_at),
         "counts": [[insights_key(day, trigger_id), key, amount] for (day, trigger_id, key), amount in commit.counts.items()],
-        "actions": actions_prefix(user_id),
         "rows": [[session_id, "r" if change.replace else "a", change.trim, list(change.append)]
                  for session_id, change in commit.rows.items()],
         "messages": commit.messages,
