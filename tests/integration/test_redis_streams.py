@@ -161,3 +161,62 @@ async def test_a_stream_whose_closing_is_cancelled_waiting_for_a_connection_stop
     finally:
         await streams.close()
         await client.close()
+
+
+async def test_a_stream_whose_count_landed_after_its_opening_gave_up_stops_counting_at_the_next_beat(redis_server):
+    """A replica so busy that a stream's increment is answered after it stopped waiting (2 s):
+    the opening fails, but the increment landed. The next beat writes the true count."""
+    alive = redis.Redis(port=redis_server.port)
+    alive.set(f"{PREFIX}replica:solo", "1", ex=60)
+    client = redis_client(redis_server.url)
+    streams = SharedStreams(client, "solo")
+    written = streams._count
+
+    async def answer_lost(user_id: str, delta: int) -> None:
+        await written(user_id, delta)  # Redis applied it; the reply is what went missing
+        raise StoreUnavailable("the toast streams: Timeout reading from Redis")
+
+    try:
+        streams._count = answer_lost  # type: ignore[method-assign]
+        with pytest.raises(StoreUnavailable):
+            await streams.subscribe("kim")
+        streams._count = written  # type: ignore[method-assign]
+        assert await open_streams(redis_server, "kim") == 1 and streams.local_count("kim") == 0
+        await streams.beat()
+        assert await open_streams(redis_server, "kim") == 0
+    finally:
+        await streams.close()
+        await client.close()
+
+
+async def test_a_stream_closing_while_a_beat_is_on_its_way_stops_counting_at_the_next_beat(redis_server):
+    """A beat of thousands of users is long, and Redis serves other connections in between: a
+    stream's decrement can land before the beat's older count of it. The next beat fixes it."""
+    alive = redis.Redis(port=redis_server.port)
+    alive.set(f"{PREFIX}replica:solo", "1", ex=60)
+    client = redis_client(redis_server.url)
+    streams = SharedStreams(client, "solo")
+    subscription = await streams.subscribe("lou")
+    make_pipeline = client.pipeline
+
+    def pipeline_after_the_close(*args, **kwargs):  # type: ignore[no-untyped-def]
+        pipe = make_pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        async def execute_late(*a, **k):  # type: ignore[no-untyped-def]
+            await streams.unsubscribe(subscription)  # its decrement reaches Redis first
+            return await execute(*a, **k)
+
+        pipe.execute = execute_late
+        return pipe
+
+    try:
+        client.pipeline = pipeline_after_the_close  # type: ignore[method-assign]
+        await streams.beat()
+        client.pipeline = make_pipeline  # type: ignore[method-assign]
+        assert await open_streams(redis_server, "lou") == 1  # the beat's count of 1 landed last
+        await streams.beat()
+        assert await open_streams(redis_server, "lou") == 0
+    finally:
+        await streams.close()
+        await client.close()

@@ -7,6 +7,7 @@ changed."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, Dict, List
 
@@ -68,7 +69,8 @@ async def test_two_saves_on_one_replica_and_the_third_on_the_other_make_the_offe
     assert (a.fired(), b.fired()) == (0, 1)
 
 
-async def test_the_third_save_on_two_replicas_at_once_makes_exactly_one_offer_200_times(cluster):
+async def test_the_third_save_on_two_replicas_at_once_makes_exactly_one_offer_200_times(cluster, caplog):
+    caplog.set_level(logging.INFO)
     a, b = cluster
     now = time.time()
     attempts = []
@@ -85,6 +87,9 @@ async def test_the_third_save_on_two_replicas_at_once_makes_exactly_one_offer_20
     assert a.fired() + b.fired() == 200  # the race's loser counted nothing
     counts = await a.states.counts(day_of(now), TRIGGER)
     assert counts["stage:fired"] == 200 and counts["stage:delivered"] == 200
+    # The loser of each race fired too, then lost the commit: its lines were never logged.
+    firing = [r for r in caplog.records if r.getMessage().startswith("proactive trigger firing")]
+    assert len(firing) == 200
     print(f"\nraces that needed a retry: {sum(1 for n in attempts if n > 1)} of 200")
 
 

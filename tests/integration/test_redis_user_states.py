@@ -88,7 +88,7 @@ async def test_a_large_claim_is_taken_whole(replicas):
     client = redis.Redis(port=a._redis.connection_pool.connection_kwargs["port"])
     client.zadd(DUE_KEY, {f"many-{n}": n for n in range(9_000)})
     assert len(await a.claim_due(10_000.0, limit=9_000)) == 9_000
-    assert client.zcard(DUE_KEY) == 0
+    assert await a.claim_due(10_000.0, limit=9_000) == []  # every one of them leased
 
 
 async def test_each_due_user_is_claimed_by_one_replica(replicas):
@@ -100,7 +100,18 @@ async def test_each_due_user_is_claimed_by_one_replica(replicas):
     everyone = claimed_a + claimed_b + claimed_rest
     assert sorted(everyone) == sorted(f"due-{n}" for n in range(300))
     assert len(set(everyone)) == 300
-    assert redis.Redis(port=a._redis.connection_pool.connection_kwargs["port"]).zcard(DUE_KEY) == 0
+    assert await b.claim_due(1_000.0) == []
+
+
+async def test_a_claimed_user_whose_pass_never_committed_is_due_again_when_the_lease_ends(replicas):
+    a, b = replicas
+    assert await a.commit(await a.load("ned"), Commit(state={"v": 1}, due_at=5.0))
+    assert await a.claim_due(10.0, lease_s=30.0) == ["ned"]  # then a's replica dies mid-pass
+    assert await b.claim_due(39.0) == []
+    assert await b.claim_due(40.0) == ["ned"]
+    # A pass that commits plans the user itself, which ends the lease.
+    assert await b.commit(await b.load("ned"), Commit(state={"v": 2}, due_at=100.0))
+    assert await a.claim_due(99.0) == [] and await a.claim_due(100.0) == ["ned"]
 
 
 async def test_redis_down_is_store_unavailable(tmp_path_factory):

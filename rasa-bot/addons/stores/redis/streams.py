@@ -96,6 +96,9 @@ class SharedStreams:
             await self._count(user_id, +1)
         except BaseException:  # also cancelled (the client went away): no stream left behind
             await self._forget(stream)
+            # A write whose answer timed out may still have landed: the next beat writes the
+            # true count (else the stream would count forever, and offers go to nobody).
+            self._recount.add(user_id)
             raise
         return stream.subscription
 
@@ -114,20 +117,23 @@ class SharedStreams:
         """Writes this replica's true stream count for every user it holds streams of, and for
         those whose count a failed write left wrong: presence heals with the replica's
         heartbeat, also after a Redis restart that lost it."""
-        users = set(self._local) | self._recount
-        if not users:
+        counts = {user_id: self.local_count(user_id) for user_id in set(self._local) | self._recount}
+        if not counts:
             return
         with self._outage.call(PART):
             async with self._redis.pipeline(transaction=False) as pipe:
-                for user_id in users:
-                    count = self.local_count(user_id)
+                for user_id, count in counts.items():
                     if count:
                         pipe.hset(presence_key(user_id), self.replica_id, count)
                         pipe.expire(presence_key(user_id), PRESENCE_TTL_S)
                     else:
                         pipe.hdel(presence_key(user_id), self.replica_id)
                 await pipe.execute()
-        self._recount.difference_update(users)
+        self._recount.difference_update(counts)
+        # A stream that opened or closed while the beat was on its way: Redis may have applied
+        # its increment before the beat's older count (a beat of thousands of users is long,
+        # and Redis serves other connections in between). The next beat writes it again.
+        self._recount.update(user_id for user_id, count in counts.items() if self.local_count(user_id) != count)
 
     async def _forget(self, stream: _Stream) -> None:
         self._by_subscription.pop(id(stream.subscription), None)

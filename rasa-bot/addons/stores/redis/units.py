@@ -28,8 +28,11 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
+from typing import (
+    Any, Callable, Deque, Dict, Generic, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar,
+)
 
 from addons.config import ProactiveConfig
 from addons.errors import StoreUnavailable
@@ -51,6 +54,47 @@ MAX_ATTEMPTS = 8  # concurrent units on one user: each retry sees the others' co
 MAX_BATCH = 64  # units per round trip
 YIELD_AFTER_S = 0.002  # a batch's engine work runs this long at most before others get the loop
 ROW_SEQUENCE = 1  # where an action row holds its sequence number (``addons.stores.user_state``)
+
+
+class _HeldLog(logging.Filter):
+    """Holds back what the engine and the SDK log during a unit of work, for after its commit:
+    a unit that lost the race runs again, and its lines (an offer firing, say) would otherwise
+    be logged once per attempt. Installed on the ``addons`` and ``autoplay_sdk`` loggers."""
+
+    ROOTS = ("addons", "autoplay_sdk")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: Optional[List[logging.LogRecord]] = None
+
+    def install(self) -> None:
+        for name in list(logging.root.manager.loggerDict):
+            if name.split(".")[0] in self.ROOTS:
+                logging.getLogger(name).addFilter(self)  # once: a filter already there is not added again
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._held is None:
+            return True
+        self._held.append(record)
+        return False
+
+    @contextmanager
+    def holding(self) -> Iterator[List[logging.LogRecord]]:
+        """The records logged inside, held (the engine is synchronous: nothing else logs then)."""
+        held: List[logging.LogRecord] = []
+        self._held = held
+        try:
+            yield held
+        finally:
+            self._held = None
+
+
+_HELD_LOG = _HeldLog()
+
+
+def _log(records: List[logging.LogRecord]) -> None:
+    for record in records:
+        logging.getLogger(record.name).handle(record)
 
 
 class UserBusy(StoreUnavailable):
@@ -133,6 +177,7 @@ class _UserPass:
     ran: List[Tuple[_Unit[Any], Any, List[Offer]]] = field(default_factory=list)
     commit: Optional[Commit] = None
     rows: Dict[str, List[int]] = field(default_factory=dict)  # what Redis holds once the commit lands
+    log: List[logging.LogRecord] = field(default_factory=list)  # logged once the commit lands
     pending: Set[str] = field(default_factory=set)
 
 
@@ -148,6 +193,7 @@ class UserUnits:
         self._bundles: "OrderedDict[str, _Bundle]" = OrderedDict()  # least recently committed first
         self._waiting: Deque[_Unit[Any]] = deque()
         self._worker: Optional["asyncio.Task[None]"] = None
+        _HELD_LOG.install()
 
     async def run(self, user_id: str, operation: Callable[[ProactiveEngine], T], *, now: float,
                   min_streams: int = 0) -> UnitResult[T]:
@@ -196,15 +242,20 @@ class UserUnits:
         by_user: Dict[str, List[_Unit[Any]]] = {}
         for unit in batch:
             by_user.setdefault(unit.user_id, []).append(unit)
-        held = {user_id: self._bundles[user_id].version for user_id in by_user if user_id in self._bundles}
-        loaded = await self._states.load_many(list(by_user), held)
+        kept = {user_id: self._bundles[user_id].version for user_id in by_user if user_id in self._bundles}
+        loaded = await self._states.load_many(list(by_user), kept)
         committing: List[_UserPass] = []
         ran_since = time.perf_counter()
         # Wall minus monotonic clock for the timers, in ms: steady, so a section whose timers
         # did not move exports the same numbers and is not written again (``_document_json``).
         offset = round(time.time() - SessionGate.clock(), 3)
         for state in loaded:
-            user_pass = self._run_user(state, by_user[state.user_id], offset)
+            with _HELD_LOG.holding() as held:
+                user_pass = self._run_user(state, by_user[state.user_id], offset)
+            if user_pass is None or user_pass.commit is None:
+                _log(held)  # a unit failed: what it logged tells why
+            else:
+                user_pass.log = held
             if user_pass is None:
                 self._forget([state.user_id])
             elif user_pass.commit is not None:
@@ -221,6 +272,7 @@ class UserUnits:
                 bundle.version, bundle.rows, bundle.pending = version, user_pass.rows, user_pass.pending
                 self._keep(user_id, user_pass.bundle)
                 user_pass.bundle.staged.flush(self._counters)
+                _log(user_pass.log)
                 for unit, value, published in user_pass.ran:
                     unit.resolve(UnitResult(value, published, unit.attempts + 1))
                 continue

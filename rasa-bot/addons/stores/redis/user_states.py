@@ -22,7 +22,8 @@ All of them expire ``ttl_s`` after the last commit, so an idle user's state goes
 in-memory store's idle eviction would.
 
 Besides the user's keys, a commit writes the facts the whole cluster reads: the user's next
-due time in ``proactive:due`` (the periodic pass claims due users from there) and the
+due time in ``proactive:due`` (the periodic pass claims due users from there, for a lease
+that the pass's own commit ends) and the
 insights' daily counts (``proactive:insights:<day>:<trigger>`` hashes). A commit that lost the
 race writes nothing, so a retried operation never counts anything twice. Touching those shared
 keys in the same script needs a single Redis (or Sentinel): in a Redis Cluster they live on
@@ -44,6 +45,7 @@ from addons.stores.redis.keys import (
 from addons.stores.redis.outage import RedisOutage
 
 PART = "the user states"  # in log lines and 503 messages
+CLAIM_LEASE_S = 30.0  # a claimed user's pass commits (and plans the next) well within this
 
 # ARGV, per user: the user id and the version the caller holds ('' for none). Per user, a
 # reply of: the version ('' for none), the document ('' for none, or when the caller holds
@@ -135,11 +137,12 @@ end
 return results
 """
 
-# KEYS: due zset. ARGV: now, limit. Claims (removes and returns) the users due by now.
+# KEYS: due zset. ARGV: now, limit, when the lease ends. Claims the users due by now: each is
+# due again when the lease ends, unless the commit of its pass plans it first.
 _CLAIM_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for i = 1, #due, 500 do  -- unpack has a limit on how many values it spreads
-  redis.call('ZREM', KEYS[1], unpack(due, i, math.min(i + 499, #due)))
+for _, user in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[3], user)
 end
 return due
 """
@@ -246,10 +249,11 @@ class RedisUserStates:
             results: List[Any] = await self._commit(keys=[DUE_KEY, VERSIONS_KEY], args=args)
         return [int(result) if int(result) >= 0 else None for result in results]
 
-    async def claim_due(self, now: float, limit: int = 1000) -> List[str]:
-        """The users due by ``now``, each given to exactly one caller across the cluster."""
+    async def claim_due(self, now: float, limit: int = 1000, *, lease_s: float = CLAIM_LEASE_S) -> List[str]:
+        """The users due by ``now``, each given to one caller across the cluster. A user whose
+        pass does not commit within ``lease_s`` (its replica died) is due again then, for any."""
         with self._outage.call(PART):
-            claimed: List[str] = await self._claim_due(keys=[DUE_KEY], args=[repr(now), limit])
+            claimed: List[str] = await self._claim_due(keys=[DUE_KEY], args=[repr(now), limit, repr(now + lease_s)])
         return claimed
 
     async def reschedule(self, user_id: str, at: float) -> None:
