@@ -267,8 +267,9 @@ class RedisConfig:
 
     url: Optional[str] = None  # redis://host:port/db; none: everything stays in this process
     # Users whose state a replica keeps between units of work, the least recently used going
-    # first (about 30 KB each): a unit on one whose state nobody changed since skips loading it.
-    cached_users: int = 2_000
+    # first: a unit on one whose state nobody changed since skips loading it. Each costs 12 KB
+    # and up (more with many actions), and more in RSS while others come and go (BENCHMARKS.md).
+    cached_users: int = 1_000
 
 
 @dataclass(frozen=True)
