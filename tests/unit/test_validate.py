@@ -168,6 +168,8 @@ def test_how_to_names_must_be_in_the_ui_vocabulary_where_a_number_may_fill_an_n(
 @pytest.mark.parametrize("old,new,expected", [
     ("product_id: demo", "product_id: demo\nsession:\n  cooldown_period_s: -1",
      "proactive.yml:3: session.cooldown_period_s: expected a positive number, got -1"),
+    ("product_id: demo", "product_id: demo\nredis:\n  cached_users: 0",
+     "proactive.yml:3: redis.cached_users: expected a whole number of at least 1, got 0"),
     ("    min_count: 3", "    min_count: 0.5",
      "proactive.yml:14: triggers[0].min_count: expected a whole number of at least 1, got 0.5"),
     ("    label: Show me\n", "",

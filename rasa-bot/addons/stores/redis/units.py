@@ -16,8 +16,9 @@ costs more as a user's sessions grow. A bundle whose commit did not land, or who
 holds what Redis does not, and is dropped.
 
 What a unit did reaches the rest of the process only once its commit landed: the offers it
-published (for the caller to hand to streams) and its counts (``StagedCounters``). A unit that
-lost the race leaves no trace, so a retry counts and publishes once.
+published (for the caller to hand to streams), its counts (``StagedCounters``) and its log lines
+(``_HeldLog``). A unit that lost the race leaves no trace, so a retry counts, publishes and logs
+once.
 """
 
 from __future__ import annotations
@@ -183,13 +184,13 @@ class _UserPass:
 
 class UserUnits:
     def __init__(self, config: ProactiveConfig, states: RedisUserStates, *, counters: OfferCounters,
-                 incremental: bool = True, max_batch: int = MAX_BATCH, cached_users: Optional[int] = None) -> None:
+                 incremental: bool = True, max_batch: int = MAX_BATCH) -> None:
         self._config = config
         self._states = states
         self._counters = counters
         self._incremental = incremental
         self._max_batch = max_batch
-        self._cached_users = config.redis.cached_users if cached_users is None else cached_users
+        self._cached_users = config.redis.cached_users
         self._bundles: "OrderedDict[str, _Bundle]" = OrderedDict()  # least recently committed first
         self._waiting: Deque[_Unit[Any]] = deque()
         self._worker: Optional["asyncio.Task[None]"] = None
