@@ -226,7 +226,7 @@ GROUPS = {"tick": tick_figures, "memory": memory_figures, "hub": hub_figures, "t
 
 
 if __name__ == "__main__":
-    from bench.common import write_results, print_table
+    from bench.common import print_table
 
     setup_logging()
     chosen = sys.argv[1:] or list(GROUPS)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from clients import SOURCE_SECRETS, ToastStream, signed, three_saves
-from posthog_events import PROJECT_KEY, iso
+from posthog_events import PROJECT_KEY
 from rasa_server import RasaServer
 
 POSTHOG_PYTHON = "posthog==7.91.1"

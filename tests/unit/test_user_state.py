@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from typing import Any, Dict, List, Tuple
 
 import pytest
