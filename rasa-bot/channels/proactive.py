@@ -9,7 +9,6 @@ settings (see ``from_credentials``). Handlers parse, call one thing of the copil
 from __future__ import annotations
 
 import functools
-import gc
 import json
 import logging
 import os
@@ -83,11 +82,6 @@ class ProactiveInput(InputChannel):
         async def start(app: Any, _loop: Any) -> None:
             runtime.start(app.ctx.agent, _socketio_input(app))
             app.add_task(runtime.driver.run(), name="proactive_driver")
-            # Rasa, TensorFlow and the model are millions of objects that live as long as the
-            # process; frozen, the full collections that requests trigger no longer walk them
-            # (BENCHMARKS.md: about 80 µs per request with store: redis).
-            gc.collect()
-            gc.freeze()
 
         @bp.listener("before_server_stop")
         async def stop(app: Any, _loop: Any) -> None:
