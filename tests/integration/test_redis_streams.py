@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Iterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, List, Sequence
 
 import pytest
 import redis
@@ -14,7 +14,7 @@ import redis
 from addons.errors import StoreUnavailable
 from addons.offers.offer import Offer
 from addons.stores.redis.keys import CHANNEL, PREFIX
-from addons.stores.redis.client import redis_client
+from addons.stores.redis.client import MAX_CONNECTIONS, redis_client
 from addons.stores.redis.streams import SharedStreams
 from addons.stores.redis.user_states import RedisUserStates
 
@@ -138,85 +138,90 @@ async def test_a_burst_of_streams_opening_waits_for_a_few_connections_instead_of
         await streams._redis.close()
 
 
-async def test_a_stream_whose_closing_is_cancelled_waiting_for_a_connection_stops_counting_at_the_next_beat(redis_server):
-    """Thousands of tabs closing at once: a request cancelled while its decrement waits for a
-    pooled connection must not leave the stream counted (offers would go to nobody)."""
-    alive = redis.Redis(port=redis_server.port)
-    alive.set(f"{PREFIX}replica:solo", "1", ex=60)
-    client = redis_client(redis_server.url, max_connections=1)
-    streams = SharedStreams(client, "solo")
-    try:
-        subscription = await streams.subscribe("ivy")
-        busy = asyncio.ensure_future(client.blpop("nothing-comes", timeout=1))  # holds the one connection
-        await asyncio.sleep(0.1)
-        closing = asyncio.ensure_future(streams.unsubscribe(subscription))
-        await asyncio.sleep(0.1)
-        closing.cancel()  # the client went away while the decrement waited
-        with pytest.raises(asyncio.CancelledError):
-            await closing
-        await busy
-        assert await open_streams(redis_server, "ivy") == 1  # the decrement never ran
-        await streams.beat()
-        assert await open_streams(redis_server, "ivy") == 0
-    finally:
+@pytest.fixture
+async def solo(redis_server: RedisServer) -> AsyncIterator[Callable[..., SharedStreams]]:
+    """Makes the streams of one live replica ("solo") on a pool of ``max_connections``; all
+    closed after the test."""
+    made: List[SharedStreams] = []
+
+    def make(max_connections: int = MAX_CONNECTIONS) -> SharedStreams:
+        redis.Redis(port=redis_server.port).set(f"{PREFIX}replica:solo", "1", ex=60)
+        made.append(SharedStreams(redis_client(redis_server.url, max_connections=max_connections), "solo"))
+        return made[-1]
+
+    yield make
+    for streams in made:
         await streams.close()
-        await client.close()
+        await streams._redis.close()
 
 
-async def test_a_stream_whose_count_landed_after_its_opening_gave_up_stops_counting_at_the_next_beat(redis_server):
-    """A replica so busy that a stream's increment is answered after it stopped waiting (2 s):
-    the opening fails, but the increment landed. The next beat writes the true count."""
-    alive = redis.Redis(port=redis_server.port)
-    alive.set(f"{PREFIX}replica:solo", "1", ex=60)
-    client = redis_client(redis_server.url)
-    streams = SharedStreams(client, "solo")
-    written = streams._count
+def each_pipeline(client: Any, around: Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]) -> None:
+    """From now on, every pipeline ``client`` makes runs ``around(its execute)`` instead: how
+    a busy replica's timing can order its writes. ``del client.pipeline`` undoes it."""
+    make = client.pipeline
 
-    async def answer_lost(user_id: str, delta: int) -> None:
-        await written(user_id, delta)  # Redis applied it; the reply is what went missing
-        raise StoreUnavailable("the toast streams: Timeout reading from Redis")
-
-    try:
-        streams._count = answer_lost  # type: ignore[method-assign]
-        with pytest.raises(StoreUnavailable):
-            await streams.subscribe("kim")
-        streams._count = written  # type: ignore[method-assign]
-        assert await open_streams(redis_server, "kim") == 1 and streams.local_count("kim") == 0
-        await streams.beat()
-        assert await open_streams(redis_server, "kim") == 0
-    finally:
-        await streams.close()
-        await client.close()
-
-
-async def test_a_stream_closing_while_a_beat_is_on_its_way_stops_counting_at_the_next_beat(redis_server):
-    """A beat of thousands of users is long, and Redis serves other connections in between: a
-    stream's decrement can land before the beat's older count of it. The next beat fixes it."""
-    alive = redis.Redis(port=redis_server.port)
-    alive.set(f"{PREFIX}replica:solo", "1", ex=60)
-    client = redis_client(redis_server.url)
-    streams = SharedStreams(client, "solo")
-    subscription = await streams.subscribe("lou")
-    make_pipeline = client.pipeline
-
-    def pipeline_after_the_close(*args, **kwargs):  # type: ignore[no-untyped-def]
-        pipe = make_pipeline(*args, **kwargs)
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = make(*args, **kwargs)
         execute = pipe.execute
 
-        async def execute_late(*a, **k):  # type: ignore[no-untyped-def]
-            await streams.unsubscribe(subscription)  # its decrement reaches Redis first
-            return await execute(*a, **k)
+        async def executed(*a: Any, **k: Any) -> Any:
+            return await around(lambda: execute(*a, **k))
 
-        pipe.execute = execute_late
+        pipe.execute = executed
         return pipe
 
-    try:
-        client.pipeline = pipeline_after_the_close  # type: ignore[method-assign]
-        await streams.beat()
-        client.pipeline = make_pipeline  # type: ignore[method-assign]
-        assert await open_streams(redis_server, "lou") == 1  # the beat's count of 1 landed last
-        await streams.beat()
-        assert await open_streams(redis_server, "lou") == 0
-    finally:
-        await streams.close()
-        await client.close()
+    client.pipeline = pipeline
+
+
+async def test_a_stream_whose_closing_is_cancelled_waiting_for_a_connection_stops_counting_at_the_next_beat(redis_server, solo):
+    """Thousands of tabs closing at once: a request cancelled while its decrement waits for a
+    pooled connection must not leave the stream counted (offers would go to nobody)."""
+    streams = solo(max_connections=1)
+    subscription = await streams.subscribe("ivy")
+    busy = asyncio.ensure_future(streams._redis.blpop("nothing-comes", timeout=1))  # holds the one connection
+    await asyncio.sleep(0.1)
+    closing = asyncio.ensure_future(streams.unsubscribe(subscription))
+    await asyncio.sleep(0.1)
+    closing.cancel()  # the client went away while the decrement waited
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    await busy
+    assert await open_streams(redis_server, "ivy") == 1  # the decrement never ran
+    await streams.beat()
+    assert await open_streams(redis_server, "ivy") == 0
+
+
+async def test_a_stream_whose_count_landed_after_its_opening_gave_up_stops_counting_at_the_next_beat(redis_server, solo):
+    """A replica so busy that a stream's increment is answered after it stopped waiting (2 s):
+    the opening fails, but the increment landed. The next beat writes the true count."""
+    streams = solo()
+
+    async def answer_lost(execute: Callable[[], Awaitable[Any]]) -> Any:
+        await execute()  # Redis applied it; the reply is what went missing
+        raise redis.exceptions.TimeoutError("Timeout reading from Redis")
+
+    each_pipeline(streams._redis, answer_lost)
+    with pytest.raises(StoreUnavailable):
+        await streams.subscribe("kim")
+    del streams._redis.pipeline
+    assert await open_streams(redis_server, "kim") == 1 and streams.local_count("kim") == 0
+    await streams.beat()
+    assert await open_streams(redis_server, "kim") == 0
+
+
+async def test_a_stream_closing_while_a_beat_is_on_its_way_stops_counting_at_the_next_beat(redis_server, solo):
+    """A beat of thousands of users is long, and Redis serves other connections in between: a
+    stream's decrement can land before the beat's older count of it. The next beat fixes it."""
+    streams = solo()
+    subscription = await streams.subscribe("lou")
+
+    async def after_the_close(execute: Callable[[], Awaitable[Any]]) -> Any:
+        del streams._redis.pipeline  # the decrement's own pipeline runs as usual
+        await streams.unsubscribe(subscription)  # and reaches Redis first
+        return await execute()
+
+    each_pipeline(streams._redis, after_the_close)
+    await streams.beat()
+    assert await open_streams(redis_server, "lou") == 1  # the beat's count of 1 landed last
+    await streams.beat()
+    assert await open_streams(redis_server, "lou") == 0

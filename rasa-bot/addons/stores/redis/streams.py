@@ -96,9 +96,6 @@ class SharedStreams:
             await self._count(user_id, +1)
         except BaseException:  # also cancelled (the client went away): no stream left behind
             await self._forget(stream)
-            # A write whose answer timed out may still have landed: the next beat writes the
-            # true count (else the stream would count forever, and offers go to nobody).
-            self._recount.add(user_id)
             raise
         return stream.subscription
 
@@ -107,11 +104,7 @@ class SharedStreams:
         if stream is None:
             return
         await self._forget(stream)
-        try:
-            await self._count(subscription.user_id, -1)
-        except BaseException:  # Redis away, or the request cancelled mid-write: the next beat writes the true count
-            self._recount.add(subscription.user_id)
-            raise
+        await self._count(subscription.user_id, -1)
 
     async def beat(self) -> None:
         """Writes this replica's true stream count for every user it holds streams of, and for
@@ -168,11 +161,18 @@ class SharedStreams:
 
     async def _count(self, user_id: str, delta: int) -> None:
         key = presence_key(user_id)
-        with self._outage.call(PART):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hincrby(key, self.replica_id, delta)
-                pipe.expire(key, PRESENCE_TTL_S)
-                await pipe.execute()
+        try:
+            with self._outage.call(PART):
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.hincrby(key, self.replica_id, delta)
+                    pipe.expire(key, PRESENCE_TTL_S)
+                    await pipe.execute()
+        except BaseException:
+            # Redis away, the request cancelled mid-write, or an answer that timed out after the
+            # write landed: the count may be wrong either way, so the next beat writes the true
+            # one (else a closed stream could count forever, and offers go to nobody).
+            self._recount.add(user_id)
+            raise
 
     async def _listen(self) -> None:
         """Offers from every replica to this one's streams; reconnects when Redis comes back."""
