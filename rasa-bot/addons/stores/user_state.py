@@ -80,6 +80,7 @@ from addons.stores.protocols import NOW, Stores
 # (``_activity_to_json``) and the ids listed apart; 1, still read: actions as objects.
 FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)
+ROW_INDEX = 1  # where an action row (and a stored entry) holds the action's sequence number
 
 # The monotonic timers of ``SessionState.to_dict()``, as paths into it.
 MONOTONIC_FIELDS = (
@@ -220,7 +221,7 @@ class SessionRows:
     stored: StoredSession
 
     def sequence_numbers(self) -> List[int]:
-        return [entry[1] for entry in self.stored.entries]
+        return [entry[ROW_INDEX] for entry in self.stored.entries]
 
     def rows(self, start: int = 0) -> List[List[Any]]:
         """The rows from the ``start``-th action on (see ``_activity_to_json``)."""

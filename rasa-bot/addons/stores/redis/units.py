@@ -46,7 +46,7 @@ from addons.offers.offer import Offer
 from addons.stores.memory import InMemoryOfferLedger, memory_stores
 from addons.stores.protocols import OfferStore
 from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange
-from addons.stores.user_state import export_user, import_user, join_actions, session_rows
+from addons.stores.user_state import ROW_INDEX, export_user, import_user, join_actions, session_rows
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 8  # concurrent units on one user: each retry sees the others' commits
 MAX_BATCH = 64  # units per round trip
 YIELD_AFTER_S = 0.002  # a batch's engine work runs this long at most before others get the loop
-ROW_SEQUENCE = 1  # where an action row holds its sequence number (``addons.stores.user_state``)
 
 
 class _HeldLog(logging.Filter):
@@ -253,13 +252,11 @@ class UserUnits:
         for state in loaded:
             with _HELD_LOG.holding() as held:
                 user_pass = self._run_user(state, by_user[state.user_id], offset)
-            if user_pass is None or user_pass.commit is None:
+            if user_pass is None:
                 _log(held)  # a unit failed: what it logged tells why
+                self._forget([state.user_id])
             else:
                 user_pass.log = held
-            if user_pass is None:
-                self._forget([state.user_id])
-            elif user_pass.commit is not None:
                 committing.append(user_pass)
             if time.perf_counter() - ran_since > YIELD_AFTER_S:  # the engine is synchronous: let
                 await asyncio.sleep(0)  # streams and requests in now and then, not after every user
@@ -310,14 +307,15 @@ class UserUnits:
         if loaded.state:  # after the engine: its index and tick plan observe the import
             import_user(bundle.stores, join_actions(loaded.state, loaded.rows), now=now, clock_offset=offset)
         bundle.version = loaded.version
-        bundle.rows = {session_id: [row[ROW_SEQUENCE] for row in rows] for session_id, rows in loaded.rows.items()}
+        bundle.rows = {session_id: [row[ROW_INDEX] for row in rows] for session_id, rows in loaded.rows.items()}
         bundle.pending = _pending_ids(loaded.state)
         return bundle
 
     def _run_user(self, loaded: LoadedState, units: List[_Unit[Any]], offset: float) -> Optional[_UserPass]:
-        """The user's units in order on one bundle, and the commit of what they did. None if a
-        unit raised: it gets the error, nothing of the user is committed, and the units after
-        it wait for the next batch (those before it run again there)."""
+        """The user's units in order on one bundle, and the commit of what they did (always set
+        on the pass returned). None if a unit raised: it gets the error, nothing of the user is
+        committed, and the units after it wait for the next batch (those before it run again
+        there)."""
         user_id = loaded.user_id
         try:
             bundle = self._bundle_for(loaded, units[0].now, offset)

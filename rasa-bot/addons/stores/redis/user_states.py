@@ -242,9 +242,7 @@ class RedisUserStates:
             commit.check()
         args: List[Any] = [self._ttl_s, self._insights_ttl_s, CHANNEL]
         for loaded, commit in commits:
-            document = commit.state if isinstance(commit.state, str) or not commit.state else (
-                json.dumps(commit.state, separators=(",", ":")))
-            args += [_commit_json(loaded, commit), document or ""]
+            args += [_commit_json(loaded, commit), _document(commit.state)]
         with self._outage.call(PART):
             results: List[Any] = await self._commit(keys=[DUE_KEY, VERSIONS_KEY], args=args)
         return [int(result) if int(result) >= 0 else None for result in results]
@@ -265,6 +263,13 @@ class RedisUserStates:
         with self._outage.call(PART):
             raw: Dict[str, str] = await self._redis.hgetall(insights_key(day, trigger_id))
         return {key: int(value) for key, value in raw.items()}
+
+
+def _document(state: Union[Mapping[str, Any], str, None]) -> str:
+    """The document as the commit script takes it: JSON text, '' for none."""
+    if isinstance(state, str):
+        return state
+    return json.dumps(state, separators=(",", ":")) if state else ""
 
 
 def _commit_json(loaded: LoadedState, commit: Commit) -> str:
