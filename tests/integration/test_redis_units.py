@@ -150,10 +150,17 @@ class CountingStates(RedisUserStates):
         return await super().commit_many(commits)
 
 
-async def test_concurrent_units_share_round_trips_and_each_user_s_run_in_order(cluster):
-    a, _ = cluster
-    states = CountingStates(a.client)
-    units = UserUnits(CONFIG, states, counters=a.metrics)
+@pytest.fixture
+async def counted(cluster):
+    """Replica A's units over states that count what crosses to Redis; closed after."""
+    states = CountingStates(cluster[0].client)
+    units = UserUnits(CONFIG, states, counters=cluster[0].metrics)
+    yield states, units
+    await units.close()
+
+
+async def test_concurrent_units_share_round_trips_and_each_user_s_run_in_order(counted):
+    states, units = counted
     now = time.time()
     users = [f"batch-{n}" for n in range(10)]
     # Five units per user at once: each adds one save; the third makes the offer.
@@ -169,7 +176,6 @@ async def test_concurrent_units_share_round_trips_and_each_user_s_run_in_order(c
         assert loaded.version >= 1
         assert sum(len(rows) for rows in loaded.rows.values()) == 5  # no unit's save was lost
         assert len(loaded.state["delivered"]) == 1  # one offer each, made by the third save
-    await units.close()
 
 
 async def test_a_unit_that_raises_fails_alone_and_its_user_s_other_units_still_land(cluster):
@@ -204,10 +210,9 @@ def _sequence_numbers(loaded: LoadedState) -> List[int]:
     return [row[1] for rows in loaded.rows.values() for row in rows]
 
 
-async def test_a_replica_reuses_its_bundle_only_while_nobody_else_changed_the_user(cluster):
+async def test_a_replica_reuses_its_bundle_only_while_nobody_else_changed_the_user(cluster, counted):
     a, b = cluster
-    states = CountingStates(a.client)
-    units = UserUnits(CONFIG, states, counters=a.metrics)
+    states, units = counted
     now = time.time()
     await units.run("ivy", lambda e: e.ingest(saves("ivy", now, 1), now=now), now=now)
     await units.run("ivy", lambda e: e.ingest(saves("ivy", now, 1, first=1), now=now), now=now)
@@ -220,13 +225,11 @@ async def test_a_replica_reuses_its_bundle_only_while_nobody_else_changed_the_us
     assert made.published == []  # B's offer is seen: the gate is closed, no second offer
     assert a.fired() + b.fired() == 1
     assert len(_sequence_numbers(await states.load("ivy"))) == 4
-    await units.close()
 
 
-async def test_a_commit_appends_the_new_rows_and_a_late_action_writes_the_list_anew(cluster):
+async def test_a_commit_appends_the_new_rows_and_a_late_action_writes_the_list_anew(cluster, counted):
     a, _ = cluster
-    states = CountingStates(a.client)
-    units = UserUnits(CONFIG, states, counters=a.metrics)
+    states, units = counted
     now = time.time()
     for k in range(30):
         await units.run("jo", lambda e, k=k: e.ingest(saves("jo", now, 1, first=k), now=now), now=now)
@@ -244,14 +247,11 @@ async def test_a_commit_appends_the_new_rows_and_a_late_action_writes_the_list_a
     fresh = UserUnits(CONFIG, RedisUserStates(a.client), counters=a.metrics)
     seen = await fresh.run("jo", lambda e: len(e.activity.recent_actions("s-jo")), now=now)
     assert seen.value == 31
-    await units.close()
     await fresh.close()
 
 
-async def test_a_unit_that_raises_drops_the_kept_bundle(cluster):
-    a, _ = cluster
-    states = CountingStates(a.client)
-    units = UserUnits(CONFIG, states, counters=a.metrics)
+async def test_a_unit_that_raises_drops_the_kept_bundle(counted):
+    states, units = counted
     now = time.time()
     await units.run("kai", lambda e: e.ingest(saves("kai", now, 1), now=now), now=now)
 
@@ -264,7 +264,6 @@ async def test_a_unit_that_raises_drops_the_kept_bundle(cluster):
     assert units.cached_users() == 0
     seen = await units.run("kai", lambda e: len(e.activity.recent_actions("s-kai")), now=now)
     assert states.loaded[-1].current is False and seen.value == 1  # the half-done save never landed
-    await units.close()
 
 
 async def test_a_state_written_whole_by_an_earlier_version_is_read_and_its_rows_moved_apart(cluster):
@@ -287,13 +286,10 @@ async def test_a_state_written_whole_by_an_earlier_version_is_read_and_its_rows_
     await units.close()
 
 
-async def test_an_offer_parked_for_want_of_a_tab_is_announced_once(cluster):
-    a, _ = cluster
-    states = CountingStates(a.client)
-    units = UserUnits(CONFIG, states, counters=a.metrics)
+async def test_an_offer_parked_for_want_of_a_tab_is_announced_once(counted):
+    states, units = counted
     now = time.time()
     await units.run("max", lambda e: e.ingest(saves("max", now, 3), now=now), now=now)
     for k in range(3, 6):  # more events while it waits: no new announcement
         await units.run("max", lambda e, k=k: e.ingest(saves("max", now, 1, first=k), now=now), now=now)
     assert states.messages == ['{"pending_for": "max"}']
-    await units.close()
