@@ -96,16 +96,19 @@ Convert = Callable[[float], float]
 
 
 def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = True,
-                clock_offset: Optional[float] = None) -> Dict[str, Any]:
+                clock_offset: Optional[float] = None, known: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Everything ``stores`` holds for ``user_id``, as JSON types (see the module);
     ``now`` is the engine's wall clock (epoch seconds). An unknown user's state is empty.
     ``actions=False``: the sessions without their ``actions`` (a store that keeps them apart
     reads what changed with ``session_rows``). ``clock_offset``: wall clock minus
-    ``SessionGate.clock()``, for the timers (see the module); by default ``now`` minus it."""
+    ``SessionGate.clock()``, for the timers (see the module); by default ``now`` minus it.
+    ``known``: sections of ``section_revisions`` the caller holds as they are now, given
+    back as they are instead of exported again."""
     activity = _memory(stores.activity, InMemoryActivityStore)
     offers = _memory(stores.offers, InMemoryOfferStore)
     plan = _memory(stores.tick_plan, TickSchedule)
     to_wall = _shift(now - SessionGate.clock() if clock_offset is None else clock_offset)
+    known = known or {}
 
     sessions = activity.user_session_ids(user_id)
     exported = [(sid, activity.export_session(sid)) for sid in sessions]
@@ -127,7 +130,7 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
             expired[session_id] = at
 
     history = stores.offer_history.delivered(user_id, now)
-    ledger = _memory(stores.ledger, InMemoryOfferLedger).export_user(user_id)
+    ledger = _memory(stores.ledger, InMemoryOfferLedger)
     return {
         "format": FORMAT,
         "user_id": user_id,
@@ -138,15 +141,23 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
         "offer_history": [] if history is None else [
             {"at": at, "session_id": sid} for at, sid in zip(history.times, history.sessions)
         ],
-        "pending": [{"offer": o.to_stored_dict(), "expires_at": at} for o, at in user_offers.pending],
-        "delivered": [{"offer": o.to_stored_dict(), "at": at} for o, at in user_offers.delivered],
+        "pending": known["pending"] if "pending" in known else [
+            {"offer": o.to_stored_dict(), "expires_at": at} for o, at in user_offers.pending
+        ],
+        "delivered": known["delivered"] if "delivered" in known else [
+            {"offer": o.to_stored_dict(), "at": at} for o, at in user_offers.delivered
+        ],
         "first_name": stores.first_names.get(user_id),
-        "ledger": {
-            "records": [r.to_dict() for r in ledger.records],
-            "latest": dict(ledger.latest),
-            "baselines": dict(ledger.baselines),
-        },
+        "ledger": known["ledger"] if "ledger" in known else _ledger_to_json(ledger.export_user(user_id)),
     }
+
+
+def section_revisions(stores: Stores) -> Dict[str, int]:
+    """The sections of ``export_user`` that only a write to one store changes, each with that
+    store's ``revision``: a section exported at the revision the store still has is as it
+    was (the offers are the costly part of an export, and seldom change)."""
+    offers = _memory(stores.offers, InMemoryOfferStore).revision
+    return {"pending": offers, "delivered": offers, "ledger": _memory(stores.ledger, InMemoryOfferLedger).revision}
 
 
 def import_user(stores: Stores, state: Mapping[str, Any], *, now: float, clock_offset: Optional[float] = None) -> None:
@@ -220,8 +231,15 @@ class SessionRows:
     session_id: str
     stored: StoredSession
 
-    def sequence_numbers(self) -> List[int]:
-        return [entry[ROW_INDEX] for entry in self.stored.entries]
+    def __len__(self) -> int:
+        return len(self.stored.entries)
+
+    def sequence_number(self, position: int) -> int:
+        return int(self.stored.entries[position][ROW_INDEX])
+
+    def sequence_numbers(self, start: int = 0) -> List[int]:
+        """The rows' sequence numbers from the ``start``-th on."""
+        return [entry[ROW_INDEX] for entry in self.stored.entries[start:]]
 
     def rows(self, start: int = 0) -> List[List[Any]]:
         """The rows from the ``start``-th action on (see ``_activity_to_json``)."""
@@ -314,6 +332,14 @@ def _activity_from_json(data: Mapping[str, Any]) -> Tuple[str, SessionActivity]:
         actions=tuple(actions),
         event_ids=frozenset(event_ids),
     )
+
+
+def _ledger_to_json(ledger: UserLedger) -> Dict[str, Any]:
+    return {
+        "records": [r.to_dict() for r in ledger.records],
+        "latest": dict(ledger.latest),
+        "baselines": dict(ledger.baselines),
+    }
 
 
 def _state_to_json(state: SessionState, to_wall: Convert) -> Dict[str, Any]:

@@ -35,6 +35,14 @@ class InMemoryOfferLedger:
         self._user_baselines: Dict[str, Set[str]] = {}
         self._days: Dict[str, Dict[str, Counter[str]]] = {}
         self._retention_days = retention_days
+        self._revision = 0
+
+    @property
+    def revision(self) -> int:
+        """Changes with every write to the records or baselines (the daily counts aside): while
+        it stands still, so does what ``export_user`` gives. A record changed in place is
+        saved, as for any store."""
+        return self._revision
 
     def add(self, record: OfferRecord) -> None:
         self._unindex_record(record.offer_id)  # an id added again moves to the end
@@ -42,6 +50,7 @@ class InMemoryOfferLedger:
         if record.offer_id in self._records:
             self._user_records.setdefault(record.user_id, {})[record.offer_id] = None
         self._latest.touch((record.user_id, record.trigger_id), record.offer_id)
+        self._revision += 1
 
     def get(self, offer_id: str) -> Optional[OfferRecord]:
         return self._records.get(offer_id)
@@ -49,6 +58,7 @@ class InMemoryOfferLedger:
     def save(self, record: OfferRecord) -> None:
         if record.offer_id in self._records:  # live objects: nothing to write; an evicted one stays gone
             self._records[record.offer_id] = record
+            self._revision += 1
 
     def latest(self, user_id: str, trigger_id: str) -> Optional[OfferRecord]:
         offer_id = self._latest.get((user_id, trigger_id))
@@ -86,6 +96,7 @@ class InMemoryOfferLedger:
 
     def note_baseline(self, user_id: str, trigger_id: str, at: float) -> None:
         self._baselines.touch((user_id, trigger_id), at)
+        self._revision += 1
         if (user_id, trigger_id) in self._baselines:
             self._user_baselines.setdefault(user_id, set()).add(trigger_id)
 
@@ -108,6 +119,7 @@ class InMemoryOfferLedger:
     def import_user(self, user_id: str, ledger: UserLedger) -> None:
         """Replace the user's records, latest offers and baselines with ``ledger`` (the
         records become the most recently added; the bound applies)."""
+        self._revision += 1
         for offer_id in list(self._user_records.get(user_id, ())):
             record = self._records.pop(offer_id)
             self._latest.pop((user_id, record.trigger_id), None)

@@ -38,6 +38,13 @@ class InMemoryOfferStore:
         self._delivered_times: Deque[float] = deque()
         self._delivered_users: Deque[str] = deque()
         self._expired_unseen: BoundedMap[str, float] = BoundedMap(max_sessions)  # session → when
+        self._revision = 0
+
+    @property
+    def revision(self) -> int:
+        """Changes with every write: while it stands still, so does what ``export_user`` gives
+        (a unit of work exports a user's offers again only then)."""
+        return self._revision
 
     def park(self, offer: Offer, *, expires_at: float) -> None:
         offers = self._pending.setdefault(offer.user_id, {})
@@ -45,6 +52,7 @@ class InMemoryOfferStore:
             self._pending_sessions[offer.session_id] = self._pending_sessions.get(offer.session_id, 0) + 1
         offers[offer.offer_id] = (offer, expires_at)
         self._pending_order.append((expires_at, offer.user_id, offer.offer_id))
+        self._revision += 1
 
     def has_pending(self, session_id: str) -> bool:
         return session_id in self._pending_sessions
@@ -53,10 +61,13 @@ class InMemoryOfferStore:
         offers = self._pending.pop(user_id, {})
         for offer, _ in offers.values():
             self._unpark(offer)
+        if offers:
+            self._revision += 1
         return [offer for offer, expires_at in offers.values() if expires_at > now]
 
     def expire(self, now: float) -> List[Offer]:
         expired: List[Offer] = []
+        revision = self._revision
         while self._pending_order and self._pending_order[0][0] <= now:
             expires_at, user_id, offer_id = self._pending_order.popleft()
             offers = self._pending.get(user_id)
@@ -64,6 +75,7 @@ class InMemoryOfferStore:
             if offers is None or entry is None or entry[1] != expires_at:
                 continue  # taken by a tab already, or parked again (by an import) with another expiry
             del offers[offer_id]
+            self._revision = revision + 1
             expired.append(entry[0])
             self._unpark(entry[0])
             self._expired_unseen.touch(entry[0].session_id, now)
@@ -76,6 +88,7 @@ class InMemoryOfferStore:
             while times and times[0] <= at:
                 times.popleft()
                 self._delivered[user_id].popleft()
+                self._revision = revision + 1
             if times is not None and not times:
                 del self._delivered_at[user_id], self._delivered[user_id]
         return expired
@@ -84,7 +97,8 @@ class InMemoryOfferStore:
         return session_id in self._expired_unseen
 
     def clear_expired(self, session_id: str) -> None:
-        self._expired_unseen.pop(session_id, None)
+        if self._expired_unseen.pop(session_id, None) is not None:
+            self._revision += 1
 
     def record_delivered(self, offer: Offer, now: float) -> None:
         offers = self._delivered.get(offer.user_id)
@@ -95,6 +109,7 @@ class InMemoryOfferStore:
         self._delivered_at[offer.user_id].append(now)
         self._delivered_times.append(now)
         self._delivered_users.append(offer.user_id)
+        self._revision += 1
 
     def missed_since(self, user_id: str, last_event_id: str, now: float) -> List[Offer]:
         offers = self._delivered.get(user_id, ())
@@ -121,6 +136,7 @@ class InMemoryOfferStore:
     def import_user(self, user_id: str, offers: UserOffers) -> None:
         """Replace the user's pending and replayable offers with ``offers`` (the replay
         history keeps its per-user bound). Importing the same offers again changes nothing."""
+        self._revision += 1
         previous = self._pending.pop(user_id, {})
         for offer, _ in previous.values():
             self._unpark(offer)
@@ -156,6 +172,7 @@ class InMemoryOfferStore:
 
     def mark_expired_unseen(self, session_id: str, at: float) -> None:
         self._expired_unseen.touch(session_id, at)
+        self._revision += 1
 
     def _unpark(self, offer: Offer) -> None:
         left = self._pending_sessions.get(offer.session_id, 0) - 1

@@ -45,8 +45,10 @@ from addons.offers.gate import SessionGate
 from addons.offers.offer import Offer
 from addons.stores.memory import InMemoryOfferLedger, memory_stores
 from addons.stores.protocols import OfferStore
-from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange
-from addons.stores.user_state import ROW_INDEX, export_user, import_user, join_actions, session_rows
+from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange, compact_json
+from addons.stores.user_state import (
+    ROW_INDEX, SessionRows, export_user, import_user, join_actions, section_revisions, session_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +153,15 @@ class _UnitHub(DeliveryHub):
         return self.streams
 
 
+@dataclass
+class _Section:
+    """One top-level section of a user's document as last written."""
+
+    value: Any
+    json: str  # '"key":value', as it goes into the document
+    revision: Optional[int] = None  # of the store it was exported from, if ``section_revisions`` has one
+
+
 class _Bundle:
     """One user's engine, on in-memory stores that hold that user only, and what Redis holds
     of them: the version, and each session's list of action rows (their sequence numbers)."""
@@ -159,7 +170,7 @@ class _Bundle:
         self.version = 0
         self.rows: Dict[str, List[int]] = {}
         self.pending: Set[str] = set()  # the offers parked for the user, by id
-        self.sections: Dict[str, Tuple[Any, str]] = {}  # the document's sections as last written: value, JSON
+        self.sections: Dict[str, _Section] = {}  # the document's sections as last written
         self.now = 0.0  # the engine's clock: each unit's own time
         self.stores = memory_stores(config)
         self.hub = _UnitHub(self.stores.offers, user_id)
@@ -339,13 +350,16 @@ class UserUnits:
                 return None
             user_pass.ran.append((unit, value, hub.published[first:]))
         now = bundle.now
-        state = export_user(bundle.stores, user_id, now=now, actions=False, clock_offset=offset)
+        revisions = section_revisions(bundle.stores)
+        known = {key: bundle.sections[key].value for key, revision in revisions.items()
+                 if key in bundle.sections and bundle.sections[key].revision == revision}
+        state = export_user(bundle.stores, user_id, now=now, actions=False, clock_offset=offset, known=known)
         ledger = bundle.stores.ledger
         counts = ledger.drain_counts() if isinstance(ledger, InMemoryOfferLedger) else {}
         # The offers leave for the streams in the commit's own script: committed and sent, or
         # neither. An offer parked while no stream seemed open is announced once (presence can
         # be behind; a replica that holds a stream of the user takes it).
-        messages = [json.dumps(offer.to_stored_dict(), separators=(",", ":")) for offer in hub.published]
+        messages = [compact_json(offer.to_stored_dict()) for offer in hub.published]
         user_pass.pending = _pending_ids(state)
         if user_pass.pending - bundle.pending and hub.streams == 0:
             messages.append(json.dumps({"pending_for": user_id}))
@@ -354,15 +368,14 @@ class UserUnits:
             rows = session_rows(bundle.stores, session["session_id"])
             if rows is None:
                 continue
-            after = rows.sequence_numbers()
-            change = rows_change(bundle.rows.get(rows.session_id, []), after, rows.rows)
+            change, after = rows_change(bundle.rows.get(rows.session_id, []), rows)
             if change is not None:
                 changes[rows.session_id] = change
             if after:
                 user_pass.rows[rows.session_id] = after
         for session_id in bundle.rows.keys() - user_pass.rows.keys() - changes.keys():
             changes[session_id] = RowsChange(replace=True)  # the session is gone, or has no action left
-        document = _document_json(state, bundle.sections) if _holds_anything(state) else None
+        document = _document_json(state, bundle.sections, revisions) if _holds_anything(state) else None
         commit = Commit(state=document, due_at=self._next_due(state, bundle.engine, now),
                         counts=counts, messages=messages, rows=changes)
         try:
@@ -395,35 +408,45 @@ class UserUnits:
         return min(finite) if finite else None
 
 
-def rows_change(before: Sequence[int], after: Sequence[int],
-                rows: Callable[[int], List[List[Any]]]) -> Optional[RowsChange]:
+def rows_change(before: List[int], rows: SessionRows) -> Tuple[Optional[RowsChange], List[int]]:
     """How a session's list in Redis, whose rows have the sequence numbers ``before``, becomes
-    the one with ``after`` (``rows(n)``: the rows from the n-th on). None if it already is;
-    the oldest trimmed and the new appended if that is what happened (the usual ingest); else
-    written anew (an action that arrived late sorts before rows already written)."""
-    if list(after) == list(before):
-        return None
-    trim = before.index(after[0]) if after and after[0] in before else len(before)
+    ``rows``, and the sequence numbers it then has. No change if it already is; the oldest
+    trimmed and the new appended if that is what happened (the usual ingest); else written
+    anew (an action that arrived late sorts before rows already written).
+
+    The activity store inserts each action in its place and drops only the oldest
+    (``InMemoryActivityStore._trim``), so the rows of ``before`` still held are the session's
+    first ones: where the session's first row is in ``before`` and whether its last one follows
+    tell what happened, at a cost that follows the new rows, not the session's length."""
+    count = len(rows)
+    if not count:
+        return (RowsChange(replace=True) if before else None), []
+    first = rows.sequence_number(0)
+    trim = before.index(first) if first in before else len(before)
     kept = len(before) - trim
-    if list(before[trim:]) == list(after[:kept]):
-        return RowsChange(append=_json_rows(rows(kept)), trim=trim)
-    return RowsChange(append=_json_rows(rows(0)), replace=True)
+    if kept and (kept > count or rows.sequence_number(kept - 1) != before[-1]):  # one arrived among them
+        return RowsChange(append=_json_rows(rows.rows(0)), replace=True), rows.sequence_numbers()
+    if not trim and kept == count:
+        return None, before
+    return RowsChange(append=_json_rows(rows.rows(kept)), trim=trim), before[trim:] + rows.sequence_numbers(kept)
 
 
 def _json_rows(rows: List[List[Any]]) -> Tuple[str, ...]:
-    return tuple(json.dumps(row, separators=(",", ":")) for row in rows)
+    return tuple(compact_json(row) for row in rows)
 
 
-def _document_json(state: Mapping[str, Any], sections: Dict[str, Tuple[Any, str]]) -> str:
+def _document_json(state: Mapping[str, Any], sections: Dict[str, _Section], revisions: Mapping[str, int]) -> str:
     """``state`` as JSON, each top-level section serialised only if it differs from what
     ``sections`` holds (an ingest changes the activity and the plan, seldom the session
-    states, offers or ledger); ``sections`` is updated."""
+    states, offers or ledger); ``sections`` is updated, with the stores' ``revisions`` the
+    state was exported at."""
     parts = []
     for key, value in state.items():
         kept = sections.get(key)
-        if kept is None or kept[0] != value:
-            kept = sections[key] = (value, f"{json.dumps(key)}:{json.dumps(value, separators=(',', ':'))}")
-        parts.append(kept[1])
+        if kept is None or (kept.value is not value and kept.value != value):
+            kept = sections[key] = _Section(value, f"{json.dumps(key)}:{compact_json(value)}")
+        kept.revision = revisions.get(key)
+        parts.append(kept.json)
     return "{" + ",".join(parts) + "}"
 
 
