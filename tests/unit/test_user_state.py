@@ -25,7 +25,7 @@ from addons.offers.offer import Offer, TourOffer
 from addons.stores.memory import InMemoryOfferLedger, InMemoryOfferStore, UserOffers, memory_stores
 from addons.stores.protocols import Stores
 from addons.stores.memory.activity import ENTRY_FIELDS
-from addons.stores.user_state import FORMAT, MONOTONIC_FIELDS, export_user, import_user
+from addons.stores.user_state import FORMAT, MONOTONIC_FIELDS, export_user, import_user, section_revisions
 
 T0 = 1779188762.919
 USER, SID = "user-1", "sess-1"  # posthog_event's defaults
@@ -315,6 +315,66 @@ def test_the_baseline_spell_survives_the_move(config, mono, ph):
     assert _counts(b) == {}
     _ingest(b, ph, [ph.event(ts=T0 + 1900, text="Apply to 3")], 1900)
     assert _counts(b) == {"adopted:baseline": 1}
+
+
+class _RevisionWatch:
+    """Exports the user whole after each step and checks ``section_revisions``' promise: a
+    section whose store revision did not move is the section exported before."""
+
+    def __init__(self, engine: ProactiveEngine) -> None:
+        self.engine = engine
+        self.last: Dict[str, Any] = {}
+        self.revisions: Dict[str, int] = {}
+        self.moved: Dict[str, int] = {key: 0 for key in section_revisions(engine.stores)}
+
+    def step(self, what: str, at: float) -> None:
+        revisions = section_revisions(self.engine.stores)
+        state = json.loads(json.dumps(export_user(self.engine.stores, USER, now=T0 + at)))
+        for key, revision in revisions.items():
+            if self.revisions.get(key) == revision:
+                assert state[key] == self.last[key], f"{what}: {key} changed, its store's revision did not"
+            elif key in self.last:
+                self.moved[key] += 1
+        self.last, self.revisions = state, revisions
+
+
+def test_a_section_whose_store_revision_stood_still_exports_the_same(config, mono, ph):
+    engine = _engine(config)
+    journal = engine.journal
+    watch = _RevisionWatch(engine)
+    watch.step("nothing yet", 0)
+    _ingest(engine, ph, [ph.event("$identify", ts=T0, **{"$set": {"first_name": "Ada"}})], 0)
+    watch.step("a name", 0)
+    [expired] = _ingest(engine, ph, _saves(ph, 1, 2, 3, session="sess-0"), 3)
+    watch.step("parked", 3)
+    mono.advance(127)
+    engine.tick(now=T0 + 130)
+    watch.step("expired unseen", 130)
+    subscription = engine.subscribe(USER, now=T0 + 140)
+    watch.step("a stream opened", 140)
+    [shown] = _ingest(engine, ph, _saves(ph, 141, 142, 143), 143)
+    watch.step("delivered", 143)
+    for event in ("shown", "show_me"):
+        assert journal.report(USER, shown.offer_id, event, None, now=T0 + 144)
+        watch.step(event, 144)
+    assert journal.tour_step(USER, shown.offer_id, 2)
+    watch.step("a tour step", 145)
+    assert journal.tour_ended(USER, shown.offer_id, "completed", None, 3)
+    watch.step("the tour ended", 146)
+    _ingest(engine, ph, [ph.event(ts=T0 + 150, text="Apply to 3")], 150)
+    watch.step("adopted", 150)
+    mono.advance(30)
+    engine.unsubscribe(subscription)
+    [parked] = _ingest(engine, ph, _saves(ph, 160, 161, 162, session="sess-2"), 163)
+    watch.step("parked again", 163)
+    engine.subscribe(USER, now=T0 + 170)
+    watch.step("taken by a new stream", 170)
+    mono.advance(600)
+    engine.tick(now=T0 + 800)
+    watch.step("the replay window passed", 800)
+    _ingest(engine, ph, _saves(ph, 801, session="sess-2"), 801)
+    watch.step("an ingest that offers nothing", 801)
+    assert all(watch.moved.values()), watch.moved  # every revision moved, and was checked when it did not
 
 
 # -- 4. other users, twice, nobody --------------------------------------------------------------
