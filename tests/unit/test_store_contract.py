@@ -2,7 +2,9 @@
 protocol in ``addons/stores/protocols.py``.
 
 A new backend adds its factory to ``BACKENDS`` (and, if it needs a server, a fixture that
-starts one); it is done when this suite passes for it.
+starts one); it is done when this suite passes for it. A backend shared by replicas runs the
+engine on these in-memory stores one user at a time (``store: redis``); what it adds is held
+to ``tests/integration/test_offer_service_contract.py``, which both backends pass.
 """
 
 from __future__ import annotations
