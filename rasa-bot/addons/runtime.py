@@ -37,7 +37,7 @@ from addons.offers.sources import autoplay_destination_batch, connector_batch, p
 from addons.rasa.chat import FollowUpRequest, send_proactive_question
 from addons.rasa.chat_sessions import ChatSessionRegistry, ChatSessions
 from addons.rasa.shared_chat_sessions import RedisChatSessions
-from addons.stores.redis.client import redis_client
+from addons.stores.redis.client import redis_client, units_client
 from addons.stores.redis.offers import SharedOffers
 from addons.stores.redis.outage import RedisOutage
 from addons.rasa.driver import ProactiveDriver, tune_gc_for_serving
@@ -95,7 +95,7 @@ class CopilotRuntime:
             self.offers = SharedOffers(config, redis_client(self.redis_url), self.replica_id, counters=self.offer_metrics,
                                        subscriber=Redis.from_url(self.redis_url, decode_responses=True,
                                                                  socket_connect_timeout=2.0, health_check_interval=30),
-                                       outage=self.redis_outage)
+                                       outage=self.redis_outage, units_client=units_client(self.redis_url))
             logger.info("proactive offers shared through Redis (%s) as replica %s", _without_password(self.redis_url),
                         self.replica_id)
         elif self.redis_url:

@@ -6,12 +6,16 @@ reused; due users claimed by exactly one replica."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from typing import AsyncIterator
 
 import pytest
 import redis
 
 from addons.errors import StoreUnavailable
+from addons.stores.redis.client import CALL_TIMEOUT_S, units_client
 from addons.stores.redis.keys import CHANNEL, DUE_KEY
 from addons.stores.redis.user_states import Commit, RedisUserStates, RowsChange
 from redis_server import RedisServer, start_redis
@@ -123,6 +127,27 @@ async def test_redis_down_is_store_unavailable(tmp_path_factory):
         await states.load("ada")
     assert refused.value.status == 503 and refused.value.headers() == {"Retry-After": "1"}
     await client.close()
+
+
+async def test_on_the_units_own_connection_a_hung_redis_is_store_unavailable_and_then_heals(tmp_path_factory):
+    server = start_redis(tmp_path_factory.mktemp("redis-hung"))
+    client = units_client(server.url)
+    states = RedisUserStates(client)
+    try:
+        assert (await states.load("ada")).version == 0  # the connection is up
+        os.kill(server.process.pid, signal.SIGSTOP)  # accepts nothing, answers nothing
+        started = time.monotonic()
+        try:
+            with pytest.raises(StoreUnavailable):
+                await states.load("ada")
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        assert time.monotonic() - started < CALL_TIMEOUT_S + 1  # bounded by the deadline, not the socket
+        assert await states.commit(await states.load("ada"), Commit(state={"v": 1}))  # a fresh connection
+        assert (await states.load("ada")).state == {"v": 1}
+    finally:
+        await client.close()
+        server.stop()
 
 
 async def test_a_commit_s_messages_leave_with_it_and_a_loser_s_never(replicas, redis_server):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from types import TracebackType
+from typing import Any, Optional, Type
 
+import async_timeout
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
@@ -12,6 +15,7 @@ from redis.exceptions import ConnectionError, TimeoutError
 
 MAX_CONNECTIONS = 64
 POOL_WAIT_S = 2
+CALL_TIMEOUT_S = 2.0  # no call waits longer for its answer
 
 
 class PoolBusy(ConnectionError):
@@ -38,7 +42,42 @@ def redis_client(url: str, *, max_connections: int = MAX_CONNECTIONS) -> "Redis[
     waits more than about 2 s for a connection or an answer."""
     pool = _WaitingPool.from_url(
         url, max_connections=max_connections, timeout=POOL_WAIT_S, decode_responses=True,
-        socket_timeout=2.0, socket_connect_timeout=2.0,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2), retry_on_error=[ConnectionError, TimeoutError],
+        socket_timeout=CALL_TIMEOUT_S, socket_connect_timeout=CALL_TIMEOUT_S,
+        retry=_retry(), retry_on_error=[ConnectionError, TimeoutError],
     )
     return Redis(connection_pool=pool)
+
+
+def units_client(url: str) -> "Redis[str]":
+    """One connection of its own for a replica's units of work (``addons.stores.redis.units``),
+    whose one worker sends one call at a time: no pool to take it from and give back (each
+    costs a read of the socket), and no socket timeout, which redis-py enforces with a task per
+    write and a timer per read. Each call is bounded as a whole instead (``Deadline``)."""
+    return Redis.from_url(url, decode_responses=True, single_connection_client=True,
+                          socket_connect_timeout=CALL_TIMEOUT_S,
+                          retry=_retry(), retry_on_error=[ConnectionError, TimeoutError])
+
+
+class Deadline:
+    """``async with Deadline():`` around one call on a client without a socket timeout: past
+    ``seconds`` the call is cancelled (redis-py then drops the connection, half-read) and
+    raises redis's ``TimeoutError``, as a socket timeout would have."""
+
+    def __init__(self, seconds: float = CALL_TIMEOUT_S) -> None:
+        self._timeout = async_timeout.timeout(seconds)
+        self._seconds = seconds
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(self, kind: Optional[Type[BaseException]], error: Optional[BaseException],
+                        traceback: Optional[TracebackType]) -> None:
+        try:
+            await self._timeout.__aexit__(kind, error, traceback)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"Redis did not answer within {self._seconds:g} s") from None
+
+
+def _retry() -> Retry:
+    """A call whose connection died with a Redis restart is tried again on a fresh one."""
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)

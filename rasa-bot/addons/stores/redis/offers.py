@@ -37,16 +37,21 @@ DUE_PER_TICK = 1000  # users one replica takes per pass; the rest wait for the n
 
 class SharedOffers:
     def __init__(self, config: ProactiveConfig, client: "Redis[str]", replica_id: str, *, counters: OfferCounters,
-                 subscriber: "Optional[Redis[str]]" = None, outage: Optional[RedisOutage] = None) -> None:
+                 subscriber: "Optional[Redis[str]]" = None, outage: Optional[RedisOutage] = None,
+                 units_client: "Optional[Redis[str]]" = None) -> None:
         """``outage``: the replica's one record of Redis outages (logged once each), shared
-        with its other Redis parts."""
+        with its other Redis parts. ``units_client``: the units' own connection
+        (``client.units_client``; by default they share ``client``), closed with this."""
         self._config = config
         outage = outage or RedisOutage()
-        self._states = RedisUserStates(
-            client, ttl_s=config.activity.idle_session_s + config.delivery.pending_ttl_s + 60,
-            insights_ttl_s=config.insights.retention_days * 86_400, outage=outage,
-        )
-        self._units = UserUnits(config, self._states, counters=counters)
+
+        def states(redis: "Redis[str]") -> RedisUserStates:
+            return RedisUserStates(redis, ttl_s=config.activity.idle_session_s + config.delivery.pending_ttl_s + 60,
+                                   insights_ttl_s=config.insights.retention_days * 86_400, outage=outage)
+
+        self._states = states(client)
+        self._units_client = units_client
+        self._units = UserUnits(config, states(units_client or client), counters=counters)
         self.streams = SharedStreams(client, replica_id, subscriber=subscriber, outage=outage)
         self.streams.on_pending = self._take_pending
         self.streams.on_resync = self._resync
@@ -64,6 +69,8 @@ class SharedOffers:
             self._beat = None
         await self._units.close()
         await self.streams.close()
+        if self._units_client is not None:
+            await self._units_client.close()
 
     async def run(self, user_id: str, operation: Callable[[ProactiveEngine], T], *, now: float) -> T:
         unit = await self._units.run(user_id, operation, now=now)  # its commit published the offers

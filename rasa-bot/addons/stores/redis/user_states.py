@@ -39,6 +39,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from redis.asyncio import Redis
 
+from addons.stores.redis.client import Deadline
+
 from addons.stores.redis.keys import (
     CHANNEL, DUE_KEY, LIVE_STREAMS_LUA, USER_KEYS_LUA, VERSIONS_KEY, insights_key,
 )
@@ -219,7 +221,8 @@ class RedisUserStates:
             version = held.get(user_id)
             args += [user_id, "" if version is None else str(version)]
         with self._outage.call(PART):
-            raw: List[Any] = await self._load(keys=[], args=args)
+            async with Deadline():
+                raw: List[Any] = await self._load(keys=[], args=args)
         loaded = []
         for user_id, (version, document, streams, rows) in zip(user_ids, raw):
             number = int(version or 0)
@@ -246,7 +249,8 @@ class RedisUserStates:
         for loaded, commit in commits:
             args += [_commit_json(loaded, commit), _document(commit.state)]
         with self._outage.call(PART):
-            results: List[Any] = await self._commit(keys=[DUE_KEY, VERSIONS_KEY], args=args)
+            async with Deadline():
+                results: List[Any] = await self._commit(keys=[DUE_KEY, VERSIONS_KEY], args=args)
         return [int(result) if int(result) >= 0 else None for result in results]
 
     async def claim_due(self, now: float, limit: int = 1000, *, lease_s: float = CLAIM_LEASE_S) -> List[str]:
