@@ -111,7 +111,7 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
     known = known or {}
 
     sessions = activity.user_session_ids(user_id)
-    exported = [(sid, activity.export_session(sid)) for sid in sessions]
+    exported = [(sid, activity.export_session(sid, entries=actions)) for sid in sessions]
     user_offers = offers.export_user(user_id)
     session_ids = _sessions_of(sessions, user_offers)
 

@@ -192,13 +192,14 @@ class InMemoryActivityStore:
         sessions = self._user_sessions.get(user_id, ())
         return sorted(sessions, key=lambda sid: (self._sessions[sid].last_seen, sid))
 
-    def export_session(self, session_id: str) -> Optional[StoredSession]:
+    def export_session(self, session_id: str, *, entries: bool = True) -> Optional[StoredSession]:
         """The session's entries (the event ids seen are theirs: a trimmed action's id goes
-        with it)."""
+        with it); none with ``entries=False`` (who and when only)."""
         session = self._sessions.get(session_id)
         if session is None:
             return None
-        return StoredSession(user_id=session.user_id, last_seen=session.last_seen, entries=tuple(session.entries))
+        return StoredSession(user_id=session.user_id, last_seen=session.last_seen,
+                             entries=tuple(session.entries) if entries else ())
 
     def import_session(self, session_id: str, activity: SessionActivity, *, now: float) -> None:
         """Replace the session (whatever this store held for it) with ``activity``: placed

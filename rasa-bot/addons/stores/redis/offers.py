@@ -78,6 +78,11 @@ class SharedOffers:
 
     async def ingest(self, batch: NormalisedBatch, *, now: float) -> None:
         """Each user's part of the batch as its own unit of work."""
+        users = {tracked.user_id for tracked in batch.actions} | {person.user_id for person in batch.people}
+        if len(users) == 1:  # the usual batch: one browser's events
+            [user_id] = users
+            await self.run(user_id, lambda engine: engine.ingest(batch, now=now), now=now)
+            return
         actions: Dict[str, List[TrackedAction]] = defaultdict(list)
         for tracked in batch.actions:
             actions[tracked.user_id].append(tracked)

@@ -29,10 +29,9 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import (
-    Any, Callable, Deque, Dict, Generic, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar,
+    Any, Callable, Deque, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar,
 )
 
 from addons.config import ProactiveConfig
@@ -61,7 +60,9 @@ YIELD_AFTER_S = 0.002  # a batch's engine work runs this long at most before oth
 class _HeldLog(logging.Filter):
     """Holds back what the engine and the SDK log during a unit of work, for after its commit:
     a unit that lost the race runs again, and its lines (an offer firing, say) would otherwise
-    be logged once per attempt. Installed on the ``addons`` and ``autoplay_sdk`` loggers."""
+    be logged once per attempt. Installed on the ``addons`` and ``autoplay_sdk`` loggers;
+    ``with _HELD_LOG as held:`` holds what is logged inside (the engine is synchronous:
+    nothing else logs then)."""
 
     ROOTS = ("addons", "autoplay_sdk")
 
@@ -80,15 +81,12 @@ class _HeldLog(logging.Filter):
         self._held.append(record)
         return False
 
-    @contextmanager
-    def holding(self) -> Iterator[List[logging.LogRecord]]:
-        """The records logged inside, held (the engine is synchronous: nothing else logs then)."""
-        held: List[logging.LogRecord] = []
-        self._held = held
-        try:
-            yield held
-        finally:
-            self._held = None
+    def __enter__(self) -> List[logging.LogRecord]:
+        self._held = []
+        return self._held
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._held = None
 
 
 _HELD_LOG = _HeldLog()
@@ -178,6 +176,16 @@ class _Bundle:
         self.engine = ProactiveEngine(config, stores=self.stores, hub=self.hub, clock=lambda: self.now,
                                       incremental=incremental, counters=self.staged)
 
+    def unchanged(self, revisions: Mapping[str, int]) -> Dict[str, Any]:
+        """The sections last written at the stores' ``revisions`` (``section_revisions``): as
+        they are now."""
+        unchanged = {}
+        for key, revision in revisions.items():
+            section = self.sections.get(key)
+            if section is not None and section.revision == revision:
+                unchanged[key] = section.value
+        return unchanged
+
 
 @dataclass
 class _UserPass:
@@ -261,7 +269,7 @@ class UserUnits:
         # did not move exports the same numbers and is not written again (``_document_json``).
         offset = round(time.time() - SessionGate.clock(), 3)
         for state in loaded:
-            with _HELD_LOG.holding() as held:
+            with _HELD_LOG as held:
                 user_pass = self._run_user(state, by_user[state.user_id], offset)
             if user_pass is None:
                 _log(held)  # a unit failed: what it logged tells why
@@ -351,9 +359,8 @@ class UserUnits:
             user_pass.ran.append((unit, value, hub.published[first:]))
         now = bundle.now
         revisions = section_revisions(bundle.stores)
-        known = {key: bundle.sections[key].value for key, revision in revisions.items()
-                 if key in bundle.sections and bundle.sections[key].revision == revision}
-        state = export_user(bundle.stores, user_id, now=now, actions=False, clock_offset=offset, known=known)
+        state = export_user(bundle.stores, user_id, now=now, actions=False, clock_offset=offset,
+                            known=bundle.unchanged(revisions))
         ledger = bundle.stores.ledger
         counts = ledger.drain_counts() if isinstance(ledger, InMemoryOfferLedger) else {}
         # The offers leave for the streams in the commit's own script: committed and sent, or
