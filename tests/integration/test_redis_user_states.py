@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from addons.errors import StoreUnavailable
-from addons.stores.redis.client import CALL_TIMEOUT_S, units_client
+from addons.stores.redis.client import UNITS_CALL_TIMEOUT_S, units_client
 from addons.stores.redis.keys import CHANNEL, DUE_KEY
 from addons.stores.redis.user_states import Commit, RedisUserStates, RowsChange
 from redis_server import RedisServer, start_redis
@@ -142,7 +142,7 @@ async def test_on_the_units_own_connection_a_hung_redis_is_store_unavailable_and
                 await states.load("ada")
         finally:
             os.kill(server.process.pid, signal.SIGCONT)
-        assert time.monotonic() - started < CALL_TIMEOUT_S + 1  # bounded by the deadline, not the socket
+        assert time.monotonic() - started < UNITS_CALL_TIMEOUT_S + 1  # bounded by the deadline, not the socket
         assert await states.commit(await states.load("ada"), Commit(state={"v": 1}))  # a fresh connection
         assert (await states.load("ada")).state == {"v": 1}
     finally:

@@ -15,7 +15,11 @@ from redis.exceptions import ConnectionError, TimeoutError
 
 MAX_CONNECTIONS = 64
 POOL_WAIT_S = 2
-CALL_TIMEOUT_S = 2.0  # no call waits longer for its answer
+CALL_TIMEOUT_S = 2.0  # no pooled call waits longer for a write, or for its answer
+# A units call carries a whole batch, and its answer can wait behind what this replica's own
+# loop has queued (tens of thousands of streams each taking an offer): a Redis that is away,
+# not a busy replica, is what ends it.
+UNITS_CALL_TIMEOUT_S = 5.0
 
 
 class PoolBusy(ConnectionError):
@@ -63,7 +67,7 @@ class Deadline:
     ``seconds`` the call is cancelled (redis-py then drops the connection, half-read) and
     raises redis's ``TimeoutError``, as a socket timeout would have."""
 
-    def __init__(self, seconds: float = CALL_TIMEOUT_S) -> None:
+    def __init__(self, seconds: float = UNITS_CALL_TIMEOUT_S) -> None:
         self._timeout = async_timeout.timeout(seconds)
         self._seconds = seconds
 
