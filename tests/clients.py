@@ -120,6 +120,9 @@ class ToastStream:
         assert self._response.headers["Content-Type"].startswith("text/event-stream")
         first = await asyncio.wait_for(self._response.content.readline(), 10)
         assert first.startswith(b"retry:"), first  # the server has subscribed us by now
+        cursor = (await asyncio.wait_for(self._response.content.readline(), 10)).decode().rstrip("\n")
+        assert cursor.startswith("id: "), cursor
+        self.last_event_id = cursor[len("id: "):]  # what EventSource would send back: the cursor, then each offer's id
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -145,6 +148,8 @@ class ToastStream:
                 return None  # stream closed
             line = raw.decode().rstrip("\n")
             if line == "":
+                if "id" in frame:
+                    self.last_event_id = frame["id"]
                 if "event" in frame:
                     return frame
                 frame = {}

@@ -24,7 +24,7 @@ from addons.checks.validate import raise_if_invalid
 from addons.config import load_config
 from addons.errors import ProactiveError
 from addons.offers.delivery import CLOSED, Subscription
-from addons.offers.offer import Offer
+from addons.offers.offer import Offer, stream_cursor
 from addons.offers.ingest import json_object, require_identifier, text_field
 from addons.runtime import CopilotRuntime
 from addons.security.identity import HEADER, QUERY
@@ -209,7 +209,9 @@ class ProactiveInput(InputChannel):
             content_type="text/event-stream; charset=utf-8",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-        await sse.send("retry: 3000\n\n")
+        # The cursor is the stream's first event id: one that dies before its first offer comes
+        # back (Last-Event-ID) for what was delivered since it opened, as the others do.
+        await sse.send(f"retry: 3000\nid: {stream_cursor(subscription.opened_at)}\n\n")
         while (item := await subscription.next(self.heartbeat_seconds)) is not CLOSED:
             if isinstance(item, Offer):
                 data = json.dumps(item.to_dict(), ensure_ascii=False)

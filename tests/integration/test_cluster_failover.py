@@ -1,6 +1,7 @@
 """Failover: two replicas (`store: redis`) behind nginx and a real redis-server. The replica
 holding a toast stream is killed with SIGKILL while offers keep firing; the stream reconnects
-through the balancer with Last-Event-ID and gets every offer exactly once."""
+through the balancer with Last-Event-ID and gets every offer exactly once: the id of the last
+offer it got, or, before its first, the cursor the stream opened with."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from redis_server import RedisServer, start_redis
 OFFERS_BEFORE, OFFERS_AFTER = 3, 3
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # each test kills a replica
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[RedisServer, List[RasaServer], NginxServer]]:
     redis_server = start_redis(tmp_path_factory.mktemp("failover-redis"), appendonly=True)
     replicas = start_replicas(redis_server, tmp_path_factory.mktemp("failover"), 2)
@@ -77,3 +78,23 @@ async def test_killing_the_stream_s_replica_loses_and_repeats_no_offer(setup):
     print(f"\nfailover: the reconnected stream delivered its first missed offer {back_after:.2f} s after the kill")
     assert len(received) == OFFERS_BEFORE + OFFERS_AFTER, received
     assert len(set(received)) == len(received), "an offer arrived twice"
+
+
+async def test_a_stream_killed_before_its_first_offer_comes_back_with_its_cursor_and_misses_none(setup):
+    """For up to 15 s the killed replica's stream still counts as open, so offers made then are
+    delivered, not parked: the tab finds them only by replaying from its cursor."""
+    redis_server, replicas, balancer = setup
+    user = f"failover-{uuid.uuid4().hex[:6]}"
+    async with ToastStream(balancer.proactive, user) as stream:
+        cursor = stream.last_event_id
+        holder = replica_holding(redis_server, replicas, user)
+        other = next(r for r in replicas if r is not holder)
+        holder.process.send_signal(signal.SIGKILL)
+        holder.process.wait(10)
+        for n in range(OFFERS_AFTER):
+            await fire(other, user, n)
+    received: List[str] = []
+    async with ToastStream(balancer.proactive, user, last_event_id=cursor) as stream:
+        while (frame := await stream.next_event(timeout=3)) is not None:
+            received.append(frame["id"])
+    assert len(received) == OFFERS_AFTER and len(set(received)) == OFFERS_AFTER, received

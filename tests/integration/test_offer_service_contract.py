@@ -24,7 +24,7 @@ from addons.config import ProactiveConfig, load_config
 from addons.insights.records import day_of
 from addons.offers.delivery import CLOSED, Subscription
 from addons.offers.ingest import NormalisedBatch, normalise_batch, parse_capture_payload
-from addons.offers.offer import Offer
+from addons.offers.offer import Offer, stream_cursor
 from addons.offers.service import OfferService
 from addons.runtime import CopilotRuntime
 from posthog_events import posthog_event
@@ -140,6 +140,22 @@ async def test_a_stream_back_with_last_event_id_gets_exactly_what_it_missed(serv
     unknown = await service.open_stream(user, "no-such-offer", now=now + 3)
     assert await _received(unknown, expected=False) == []  # replaying everything could repeat toasts already seen
     for stream in (kept, back, unknown):
+        await service.close_stream(stream)
+
+
+async def test_a_stream_gone_before_its_first_offer_comes_back_with_its_cursor_for_what_it_missed(
+        service: OfferService):
+    user, now = _user(), time.time()
+    kept = await service.open_stream(user, None, now=now)  # another tab: the offers are delivered, not parked
+    gone = await service.open_stream(user, None, now=now)
+    cursor = stream_cursor(gone.opened_at)  # the first event id it sent
+    await service.close_stream(gone)
+    await service.ingest(_saves(user, "s1", now + 1), now=now + 1)
+    await service.ingest(_saves(user, "s2", now + 2), now=now + 2)
+    delivered = await _received(kept)
+    back = await service.open_stream(user, cursor, now=now + 3)
+    assert [o.offer_id for o in await _received(back)] == [o.offer_id for o in delivered] and len(delivered) == 2
+    for stream in (kept, back):
         await service.close_stream(stream)
 
 

@@ -8,7 +8,7 @@ import pytest
 from addons.offers.caps import OfferCaps
 from addons.config import OfferCapsConfig
 from addons.offers.delivery import DeliveryHub
-from addons.offers.offer import Offer
+from addons.offers.offer import Offer, cursor_time, stream_cursor
 from addons.stores.memory import InMemoryOfferHistory, InMemoryOfferStore
 from addons.offers.engine import ProactiveEngine
 
@@ -149,3 +149,12 @@ def test_caps_forget_the_least_recently_offered_users():
     for user in ("a", "b", "c"):
         caps.record(user, "s", T0)
     assert caps.history.user_count() == 2 and caps.check("a", "s", T0 + 1).allowed
+
+
+def test_a_stream_cursor_reads_back_as_the_millisecond_it_opened_in():
+    opened = cursor_time(stream_cursor(T0))
+    assert opened is not None and T0 - 0.001 < opened <= T0  # never later: a replay from it misses nothing
+    hub = DeliveryHub(InMemoryOfferStore())
+    assert hub.subscribe("u1", now=T0).opened_at == T0
+    for not_a_cursor in ("o1", "opened-", "opened-12x", "opened--5", "opened-" + "9" * 40, "OPENED-1"):
+        assert cursor_time(not_a_cursor) is None, not_a_cursor

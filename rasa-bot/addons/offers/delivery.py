@@ -27,8 +27,9 @@ Delivery = Union[Offer, _Closed, None]  # None: nothing arrived before the timeo
 class Subscription:
     """One open stream of one user: a bounded queue the hub fills."""
 
-    def __init__(self, user_id: str, maxsize: int) -> None:
+    def __init__(self, user_id: str, maxsize: int, *, opened_at: float = 0.0) -> None:
         self.user_id = user_id
+        self.opened_at = opened_at  # epoch seconds: where a replay of what it missed starts (``stream_cursor``)
         self._queue: "asyncio.Queue[Union[Offer, _Closed]]" = asyncio.Queue(maxsize=maxsize)
 
     async def next(self, timeout: float) -> Delivery:
@@ -63,7 +64,7 @@ class DeliveryHub:
 
     def subscribe(self, user_id: str, *, last_event_id: Optional[str] = None, now: float = 0.0) -> Subscription:
         """A new stream; with ``last_event_id``, the offers delivered after it are queued first."""
-        subscription = Subscription(user_id, self._queue_size)
+        subscription = Subscription(user_id, self._queue_size, opened_at=now)
         self._subscribers.setdefault(user_id, set()).add(subscription)
         if last_event_id:
             for offer in self.offers.missed_since(user_id, last_event_id, now):

@@ -3,7 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+# A toast stream's events carry their offer's id, which EventSource sends back as
+# ``Last-Event-ID`` when it reconnects. A stream that opens is first given a cursor id, so that
+# one which dies before its first offer also comes back with a place to replay from.
+CURSOR_PREFIX = "opened-"
+
+
+def stream_cursor(opened_at: float) -> str:
+    """The event id that stands for "everything delivered since ``opened_at``" (epoch seconds,
+    kept to the millisecond below: a replay from it misses nothing delivered after)."""
+    return f"{CURSOR_PREFIX}{int(opened_at * 1000)}"
+
+
+def cursor_time(last_event_id: str) -> Optional[float]:
+    """When the stream whose cursor this is opened; None for an offer's id (or anything else)."""
+    if not last_event_id.startswith(CURSOR_PREFIX):
+        return None
+    digits = last_event_id[len(CURSOR_PREFIX):]
+    return int(digits) / 1000 if digits.isdigit() and len(digits) <= 16 else None
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,9 @@ class OfferStore(Protocol):
         ...
 
     def missed_since(self, user_id: str, last_event_id: str, now: float) -> List[Offer]:
-        """Offers delivered to the user after ``last_event_id`` (none if that id is unknown)."""
+        """Offers delivered to the user after ``last_event_id``: an offer's id, or a stream's
+        cursor (``offer.stream_cursor``: since that stream opened). None if the id is unknown,
+        or older than the replay window."""
 
     def pending_count(self) -> int:
         ...

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from addons.bounded import BoundedMap
-from addons.offers.offer import Offer
+from addons.offers.offer import Offer, cursor_time
 
 DAY_S = 86400.0
 
@@ -114,6 +114,9 @@ class InMemoryOfferStore:
     def missed_since(self, user_id: str, last_event_id: str, now: float) -> List[Offer]:
         offers = self._delivered.get(user_id, ())
         times = self._delivered_at.get(user_id, ())
+        opened_at = cursor_time(last_event_id)
+        if opened_at is not None:  # a stream that had no offer yet: what was delivered since it opened
+            return [offer for at, offer in zip(times, offers) if now - at <= self._replay_s and at >= opened_at]
         recent = [offer for at, offer in zip(times, offers) if now - at <= self._replay_s]
         ids = [offer.offer_id for offer in recent]
         if last_event_id not in ids:

@@ -87,7 +87,8 @@ class SharedStreams:
 
     async def subscribe(self, user_id: str, replay: Sequence[Offer] = ()) -> Subscription:
         """A stream opened here; ``replay``: what it missed, given first."""
-        stream = _Stream(Subscription(user_id, self._queue_size), time.time())
+        opened_at = time.time()
+        stream = _Stream(Subscription(user_id, self._queue_size, opened_at=opened_at), opened_at)
         self._local.setdefault(user_id, set()).add(stream)
         self._by_subscription[id(stream.subscription)] = stream
         for offer in replay:
