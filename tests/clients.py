@@ -120,9 +120,13 @@ class ToastStream:
         assert self._response.headers["Content-Type"].startswith("text/event-stream")
         first = await asyncio.wait_for(self._response.content.readline(), 10)
         assert first.startswith(b"retry:"), first  # the server has subscribed us by now
-        cursor = (await asyncio.wait_for(self._response.content.readline(), 10)).decode().rstrip("\n")
-        assert cursor.startswith("id: "), cursor
-        self.last_event_id = cursor[len("id: "):]  # what EventSource would send back: the cursor, then each offer's id
+        # What EventSource would send back: the position it came with, or the cursor a stream
+        # without one is given as its first id; then each offer's id.
+        self.last_event_id = self.headers.get("Last-Event-ID")
+        if self.last_event_id is None:
+            cursor = (await asyncio.wait_for(self._response.content.readline(), 10)).decode().rstrip("\n")
+            assert cursor.startswith("id: since-"), cursor
+            self.last_event_id = cursor[len("id: "):]
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -118,8 +118,12 @@ class ProactiveInput(InputChannel):
             # EventSource resends the last id it saw when it reconnects.
             last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
             subscription = await runtime.open_stream(user_id, last_event_id)
+            # A stream that comes with no position gets one: a cursor as its first event id.
+            # One that comes with a position keeps it until its next offer (a new cursor sent
+            # before the offers it is replaying would skip them on the next reconnect).
+            cursor = None if last_event_id else stream_cursor(subscription.opened_at)
             try:
-                await self._send_events(request, subscription)
+                await self._send_events(request, subscription, cursor)
             finally:
                 await runtime.close_stream(subscription)
 
@@ -202,16 +206,15 @@ class ProactiveInput(InputChannel):
 
         return bp
 
-    async def _send_events(self, request: Request, subscription: Subscription) -> None:
-        """Server-Sent Events: each offer as ``event: proactive`` with its id, heartbeats
-        while idle (proxies and Sanic cut idle streams), until the server closes it."""
+    async def _send_events(self, request: Request, subscription: Subscription, cursor: Optional[str]) -> None:
+        """Server-Sent Events: ``retry:`` and the ``cursor`` id if any, then each offer as
+        ``event: proactive`` with its id, heartbeats while idle (proxies and Sanic cut idle
+        streams), until the server closes it."""
         sse = await request.respond(
             content_type="text/event-stream; charset=utf-8",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-        # The cursor is the stream's first event id: one that dies before its first offer comes
-        # back (Last-Event-ID) for what was delivered since it opened, as the others do.
-        await sse.send(f"retry: 3000\nid: {stream_cursor(subscription.opened_at)}\n\n")
+        await sse.send("retry: 3000\n" + (f"id: {cursor}\n" if cursor else "") + "\n")
         while (item := await subscription.next(self.heartbeat_seconds)) is not CLOSED:
             if isinstance(item, Offer):
                 data = json.dumps(item.to_dict(), ensure_ascii=False)

@@ -4,12 +4,13 @@ import asyncio
 import base64
 import json
 import re
+from typing import List
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from clients import ChatClient, ToastStream, app_event, inject, posthog_js_body, signed, three_saves
+from clients import ChatClient, ToastStream, app_event, inject, posthog_js_body, signed, stream_url, three_saves
 
 BODY = (
     "Updating projects one by one? There's a multi-select bulk edit you might not have seen "
@@ -214,3 +215,26 @@ async def test_closing_a_stream_leaves_no_subscriber(rasa_server, user_id):
                 break
             await asyncio.sleep(0.1)
     assert subscribers == 0
+
+
+async def _first_block(server, user_id: str, **headers: str) -> List[str]:
+    """The stream's lines up to its first blank one, as EventSource reads them."""
+    lines: List[str] = []
+    async with httpx.AsyncClient(timeout=10) as client:
+        async with client.stream("GET", stream_url(server.proactive, user_id), headers=headers) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line == "":
+                    return lines
+                lines.append(line)
+    return lines
+
+
+async def test_a_stream_without_a_position_gets_a_cursor_and_one_with_a_position_keeps_it(rasa_server, user_id, session_id):
+    [retry, cursor] = await _first_block(rasa_server, user_id)
+    assert retry == "retry: 3000" and re.fullmatch(r"id: since-[0-9]+", cursor), cursor
+    frame = await fire_offer(rasa_server, user_id, session_id)
+    # Back with its cursor, or an offer's id: no new cursor, which would come before the
+    # offers it replays and skip them at the next reconnect.
+    assert await _first_block(rasa_server, user_id, **{"Last-Event-ID": cursor[len("id: "):]}) == ["retry: 3000"]
+    assert await _first_block(rasa_server, user_id, **{"Last-Event-ID": frame["id"]}) == ["retry: 3000"]

@@ -8,7 +8,7 @@ import pytest
 from addons.offers.caps import OfferCaps
 from addons.config import OfferCapsConfig
 from addons.offers.delivery import DeliveryHub
-from addons.offers.offer import Offer, cursor_time, stream_cursor
+from addons.offers.offer import CURSOR_MARGIN_S, Offer, cursor_time, stream_cursor
 from addons.stores.memory import InMemoryOfferHistory, InMemoryOfferStore
 from addons.offers.engine import ProactiveEngine
 
@@ -151,10 +151,19 @@ def test_caps_forget_the_least_recently_offered_users():
     assert caps.history.user_count() == 2 and caps.check("a", "s", T0 + 1).allowed
 
 
-def test_a_stream_cursor_reads_back_as_the_millisecond_it_opened_in():
-    opened = cursor_time(stream_cursor(T0))
-    assert opened is not None and T0 - 0.001 < opened <= T0  # never later: a replay from it misses nothing
+def test_a_stream_cursor_reaches_back_its_margin_before_the_stream_opened():
+    since = cursor_time(stream_cursor(T0))
+    assert since is not None and T0 - CURSOR_MARGIN_S - 0.001 < since <= T0 - CURSOR_MARGIN_S
     hub = DeliveryHub(InMemoryOfferStore())
     assert hub.subscribe("u1", now=T0).opened_at == T0
-    for not_a_cursor in ("o1", "opened-", "opened-12x", "opened--5", "opened-" + "9" * 40, "OPENED-1"):
-        assert cursor_time(not_a_cursor) is None, not_a_cursor
+
+
+@pytest.mark.parametrize("last_event_id", ["o1", "since-", "since-12x", "since--5", "since- 1", "since-" + "9" * 17,
+                                           "SINCE-1", "since-\u00b2", "since-\u0661\u0662", "since-1\n2"])
+def test_whatever_a_client_sends_as_last_event_id_is_a_cursor_or_nothing_and_never_an_error(last_event_id):
+    assert cursor_time(last_event_id) is None
+    offers = InMemoryOfferStore()
+    offers.record_delivered(Offer("o1", "u1", "s1", "t1", "body", (), T0), T0)
+    hub = DeliveryHub(offers)
+    subscription = hub.subscribe("u1", last_event_id=last_event_id, now=T0 + 1)
+    assert subscription.drain() == [] and hub.subscriber_count("u1") == 1

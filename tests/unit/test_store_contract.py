@@ -19,7 +19,7 @@ from autoplay_sdk.core.models import SlimAction
 from addons.config import ProactiveConfig
 from addons.insights.records import OfferRecord
 from addons.offers.ingest import TrackedAction
-from addons.offers.offer import Offer, stream_cursor
+from addons.offers.offer import CURSOR_MARGIN_S, Offer, stream_cursor
 from addons.stores.memory import memory_stores
 from addons.stores.protocols import NOW, Stores
 
@@ -202,14 +202,15 @@ def test_a_stream_s_cursor_replays_what_was_delivered_since_it_opened(config: Pr
                                                                      make_stores: Callable[..., Stores]):
     offers = make_stores().offers
     offers.record_delivered(_offer(1), T0 + 1)
-    cursor = stream_cursor(T0 + 1.5)  # a stream opened then, and went before its first offer
+    opened = T0 + 1.5 + CURSOR_MARGIN_S  # a stream opened then, and went before its first offer
     for n in (2, 3):
-        offers.record_delivered(_offer(n), T0 + n)
-    assert [o.offer_id for o in offers.missed_since("u1", cursor, T0 + 4)] == ["o2", "o3"]
-    assert offers.missed_since("u2", cursor, T0 + 4) == []
-    assert offers.missed_since("u1", stream_cursor(T0 + 4), T0 + 4) == []
-    assert [o.offer_id for o in offers.missed_since("u1", stream_cursor(T0 + 3), T0 + 4)] == ["o3"]
-    late = T0 + 3 + config.delivery.replay_s + 1
+        offers.record_delivered(_offer(n), opened + n)
+    cursor = stream_cursor(opened)
+    assert [o.offer_id for o in offers.missed_since("u1", cursor, opened + 4)] == ["o2", "o3"]
+    assert offers.missed_since("u2", cursor, opened + 4) == []
+    assert offers.missed_since("u1", stream_cursor(opened + 4 + CURSOR_MARGIN_S), opened + 4) == []
+    assert [o.offer_id for o in offers.missed_since("u1", stream_cursor(opened + 3 + CURSOR_MARGIN_S), opened + 4)] == ["o3"]
+    late = opened + 3 + config.delivery.replay_s + 1
     offers.expire(late)
     assert offers.missed_since("u1", cursor, late) == []  # past the window, as for an offer's id
 

@@ -64,11 +64,11 @@ class DeliveryHub:
 
     def subscribe(self, user_id: str, *, last_event_id: Optional[str] = None, now: float = 0.0) -> Subscription:
         """A new stream; with ``last_event_id``, the offers delivered after it are queued first."""
+        missed = self.offers.missed_since(user_id, last_event_id, now) if last_event_id else []
         subscription = Subscription(user_id, self._queue_size, opened_at=now)
         self._subscribers.setdefault(user_id, set()).add(subscription)
-        if last_event_id:
-            for offer in self.offers.missed_since(user_id, last_event_id, now):
-                subscription.put(offer)
+        for offer in missed:
+            subscription.put(offer)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 # A toast stream's events carry their offer's id, which EventSource sends back as
-# ``Last-Event-ID`` when it reconnects. A stream that opens is first given a cursor id, so that
-# one which dies before its first offer also comes back with a place to replay from.
-CURSOR_PREFIX = "opened-"
+# ``Last-Event-ID`` when it reconnects. A stream opened without one is first given a cursor id,
+# so that one which dies before its first offer also comes back with a place to replay from.
+CURSOR_PREFIX = "since-"
+# A delivered offer is stamped with its unit of work's time, which can come before it reaches
+# the streams by the unit's wait (up to the units' call deadline) and the replicas' clock skew:
+# the cursor reaches back that far. The page drops offers it has shown already.
+CURSOR_MARGIN_S = 6.0
+_CURSOR_DIGITS = re.compile(r"[0-9]{1,16}")
 
 
 def stream_cursor(opened_at: float) -> str:
-    """The event id that stands for "everything delivered since ``opened_at``" (epoch seconds,
-    kept to the millisecond below: a replay from it misses nothing delivered after)."""
-    return f"{CURSOR_PREFIX}{int(opened_at * 1000)}"
+    """The event id that stands for "every offer delivered since a stream opened at
+    ``opened_at``" (epoch seconds), in milliseconds, from ``CURSOR_MARGIN_S`` before."""
+    return f"{CURSOR_PREFIX}{int((opened_at - CURSOR_MARGIN_S) * 1000)}"
 
 
 def cursor_time(last_event_id: str) -> Optional[float]:
-    """When the stream whose cursor this is opened; None for an offer's id (or anything else)."""
+    """Since when the cursor replays; None for an offer's id (or anything else, whatever a
+    client put in its ``Last-Event-ID``)."""
     if not last_event_id.startswith(CURSOR_PREFIX):
         return None
     digits = last_event_id[len(CURSOR_PREFIX):]
-    return int(digits) / 1000 if digits.isdigit() and len(digits) <= 16 else None
+    return int(digits) / 1000 if _CURSOR_DIGITS.fullmatch(digits) else None
 
 
 @dataclass(frozen=True)

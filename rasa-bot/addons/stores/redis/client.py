@@ -56,9 +56,11 @@ def units_client(url: str) -> "Redis[str]":
     """One connection of its own for a replica's units of work (``addons.stores.redis.units``),
     whose one worker sends one call at a time: no pool to take it from and give back (each
     costs a read of the socket), and no socket timeout, which redis-py enforces with a task per
-    write and a timer per read. Each call is bounded as a whole instead (``Deadline``)."""
+    write and a timer per read. Each call is bounded as a whole instead (``Deadline``), and a
+    connection idle for 30 s is checked with a PING first (a balancer or NAT may have dropped
+    it)."""
     return Redis.from_url(url, decode_responses=True, single_connection_client=True,
-                          socket_connect_timeout=CALL_TIMEOUT_S,
+                          socket_connect_timeout=CALL_TIMEOUT_S, health_check_interval=30,
                           retry=_retry(), retry_on_error=[ConnectionError, TimeoutError])
 
 
