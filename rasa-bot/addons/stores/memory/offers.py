@@ -67,7 +67,7 @@ class InMemoryOfferStore:
 
     def expire(self, now: float) -> List[Offer]:
         expired: List[Offer] = []
-        revision = self._revision
+        pruned = False
         while self._pending_order and self._pending_order[0][0] <= now:
             expires_at, user_id, offer_id = self._pending_order.popleft()
             offers = self._pending.get(user_id)
@@ -75,7 +75,6 @@ class InMemoryOfferStore:
             if offers is None or entry is None or entry[1] != expires_at:
                 continue  # taken by a tab already, or parked again (by an import) with another expiry
             del offers[offer_id]
-            self._revision = revision + 1
             expired.append(entry[0])
             self._unpark(entry[0])
             self._expired_unseen.touch(entry[0].session_id, now)
@@ -88,9 +87,11 @@ class InMemoryOfferStore:
             while times and times[0] <= at:
                 times.popleft()
                 self._delivered[user_id].popleft()
-                self._revision = revision + 1
+                pruned = True
             if times is not None and not times:
                 del self._delivered_at[user_id], self._delivered[user_id]
+        if expired or pruned:
+            self._revision += 1
         return expired
 
     def expired_unseen(self, session_id: str) -> bool:

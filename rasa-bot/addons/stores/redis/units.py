@@ -194,7 +194,6 @@ class _UserPass:
     loaded: LoadedState
     bundle: _Bundle
     ran: List[Tuple[_Unit[Any], Any, List[Offer]]] = field(default_factory=list)
-    commit: Optional[Commit] = None
     rows: Dict[str, List[int]] = field(default_factory=dict)  # what Redis holds once the commit lands
     log: List[logging.LogRecord] = field(default_factory=list)  # logged once the commit lands
     pending: Set[str] = field(default_factory=set)
@@ -263,26 +262,26 @@ class UserUnits:
             by_user.setdefault(unit.user_id, []).append(unit)
         kept = {user_id: self._bundles[user_id].version for user_id in by_user if user_id in self._bundles}
         loaded = await self._states.load_many(list(by_user), kept)
-        committing: List[_UserPass] = []
+        committing: List[Tuple[_UserPass, Commit]] = []
         ran_since = time.perf_counter()
         # Wall minus monotonic clock for the timers, in ms: steady, so a section whose timers
         # did not move exports the same numbers and is not written again (``_document_json``).
         offset = round(time.time() - SessionGate.clock(), 3)
         for state in loaded:
             with _HELD_LOG as held:
-                user_pass = self._run_user(state, by_user[state.user_id], offset)
-            if user_pass is None:
+                ran = self._run_user(state, by_user[state.user_id], offset)
+            if ran is None:
                 _log(held)  # a unit failed: what it logged tells why
                 self._forget([state.user_id])
             else:
-                user_pass.log = held
-                committing.append(user_pass)
+                ran[0].log = held
+                committing.append(ran)
             if time.perf_counter() - ran_since > YIELD_AFTER_S:  # the engine is synchronous: let
                 await asyncio.sleep(0)  # streams and requests in now and then, not after every user
                 ran_since = time.perf_counter()
-        landed = await self._states.commit_many([(p.loaded, p.commit) for p in committing if p.commit is not None])
+        landed = await self._states.commit_many([(user_pass.loaded, commit) for user_pass, commit in committing])
         retry: List[_Unit[Any]] = []
-        for user_pass, version in zip(committing, landed):
+        for (user_pass, _), version in zip(committing, landed):
             user_id = user_pass.loaded.user_id
             if version is not None:
                 bundle = user_pass.bundle
@@ -330,11 +329,11 @@ class UserUnits:
         bundle.pending = _pending_ids(loaded.state)
         return bundle
 
-    def _run_user(self, loaded: LoadedState, units: List[_Unit[Any]], offset: float) -> Optional[_UserPass]:
-        """The user's units in order on one bundle, and the commit of what they did (always set
-        on the pass returned). None if a unit raised: it gets the error, nothing of the user is
-        committed, and the units after it wait for the next batch (those before it run again
-        there)."""
+    def _run_user(self, loaded: LoadedState, units: List[_Unit[Any]],
+                  offset: float) -> Optional[Tuple[_UserPass, Commit]]:
+        """The user's units in order on one bundle, and the commit of what they did. None if a
+        unit raised: it gets the error, nothing of the user is committed, and the units after
+        it wait for the next batch (those before it run again there)."""
         user_id = loaded.user_id
         try:
             bundle = self._bundle_for(loaded, units[0].now, offset)
@@ -391,8 +390,7 @@ class UserUnits:
             for unit in units:
                 unit.fail(e)
             return None
-        user_pass.commit = commit
-        return user_pass
+        return user_pass, commit
 
     def _next_due(self, state: Mapping[str, Any], engine: ProactiveEngine, now: float) -> Optional[float]:
         """When the periodic pass must next look at the user: the earliest planned look, pending

@@ -40,7 +40,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from redis.asyncio import Redis
 
 from addons.stores.redis.client import Deadline
-
 from addons.stores.redis.keys import (
     CHANNEL, DUE_KEY, LIVE_STREAMS_LUA, USER_KEYS_LUA, VERSIONS_KEY, insights_key,
 )
