@@ -6,6 +6,10 @@ total. Each user repeats a four-event cycle in a fresh PostHog session — a pag
 /projects and three "Save changes" — so every third save should bring a toast; the figure
 is the time from sending that save's request to that toast's SSE frame arriving.
 
+The requests and streams use the lean client in ``bench/raw_http.py``: the generator shares
+the cores with the servers it measures, and with aiohttp it needed most of a core at 2,000
+events/s.
+
 Run: ``python -m bench.loadgen BASE_URL USERS RATE SECONDS OUT.json [STREAM_BASE_URL]``: the
 streams go to STREAM_BASE_URL when given (another replica of a cluster), else to BASE_URL. The
 output also holds the generator's own CPU use over the load (``cpu_share``: CPU seconds per wall
@@ -15,20 +19,26 @@ second, 1.0 = one core busy), so a figure can show the generator was not the bot
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import sys
 import time
+import zlib
 from typing import Any, Dict, List, Optional
 
-import aiohttp
-
 from bench.common import raise_nofile
+from bench.raw_http import KeepAlivePool, ProtocolError, SseStream, open_sse, post_request
 from clients import stream_url
 from posthog_events import PROJECT_KEY, iso, posthog_event
 
 CYCLE = ("$pageview", "Save changes", "Save changes", "Save changes")
 GRACE_S = 5.0  # how long a toast may take before it counts as missing
+INGEST_CONNECTIONS = 64  # keep-alive connections for the events, as a busy set of browsers would hold
+
+
+def gzipped(data: bytes) -> bytes:
+    """gzip format, as ``gzip.compress`` makes it, without its file object per call."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return compressor.compress(data) + compressor.flush()
 
 
 class LoadRun:
@@ -45,55 +55,49 @@ class LoadRun:
         self.sent = 0
         self.ingest_ms: List[float] = []
 
-    async def stream(self, http: aiohttp.ClientSession, user: str, ready: asyncio.Event, opened: List[int]) -> None:
-        try:
-            async with http.get(stream_url(self.stream_base, user), timeout=aiohttp.ClientTimeout(total=None)) as response:
-                if response.status != 200:
-                    self.stream_errors.append(f"{user}: HTTP {response.status}")
-                    return
-                await response.content.readline()  # "retry:": subscribed
-                opened[0] += 1
-                if opened[0] == self.users:
-                    ready.set()
-                async for raw in response.content:
-                    if raw.startswith(b"data: "):
-                        arrived = time.monotonic()
-                        self.toast_at.setdefault(json.loads(raw[6:])["session_id"], arrived)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # a stream that dies mid-run is an error of the run
-            self.stream_errors.append(f"{user}: {type(e).__name__}: {e}")
+    def on_toast(self, data: bytes) -> None:
+        self.toast_at.setdefault(json.loads(data)["session_id"], time.monotonic())
 
-    async def send(self, http: aiohttp.ClientSession, user: str, n: int) -> None:
+    async def open_stream(self, user: str) -> Optional[SseStream]:
+        try:
+            stream = await open_sse(stream_url(self.stream_base, user), self.on_toast)
+            await stream.opened  # the server's first block: it has subscribed the stream
+        except (OSError, ProtocolError) as e:
+            self.stream_errors.append(f"{user}: {type(e).__name__}: {e}")
+            return None
+        stream.ended.add_done_callback(lambda ended: self.stream_ended(user, ended))
+        return stream
+
+    def stream_ended(self, user: str, ended: "asyncio.Future[None]") -> None:
+        if not ended.cancelled() and ended.exception() is not None:  # died mid-run, not closed by us
+            self.stream_errors.append(f"{user}: {ended.exception()}")
+
+    async def send(self, ingest: KeepAlivePool, user: str, n: int) -> None:
         cycle, step = divmod(n, len(CYCLE))
         session = f"{user}-c{cycle}"
         kind = CYCLE[step]
         event = posthog_event("$pageview" if step == 0 else "$autocapture", ts=time.time(), user=user, session=session,
                               text=None if step == 0 else kind, base_url="http://localhost:3000")
-        body = gzip.compress(json.dumps({"api_key": PROJECT_KEY, "batch": [event], "sent_at": iso(time.time())}).encode())
+        body = gzipped(json.dumps({"api_key": PROJECT_KEY, "batch": [event], "sent_at": iso(time.time())}).encode())
+        request = post_request(f"{self.base}/e/", body, "text/plain")
         started = time.monotonic()
         if step == len(CYCLE) - 1:
             self.third_save_sent[session] = started
         try:
-            async with http.post(f"{self.base}/e/", data=body, headers={"Content-Type": "text/plain"}) as response:
-                await response.read()
-                if response.status != 200:
-                    self.request_errors.append(f"HTTP {response.status}")
-        except Exception as e:
+            status, _ = await ingest.request(request)
+            if status != 200:
+                self.request_errors.append(f"HTTP {status}")
+        except (OSError, ProtocolError) as e:
             self.request_errors.append(f"{type(e).__name__}: {e}")
         self.ingest_ms.append((time.monotonic() - started) * 1000)
 
     async def run(self) -> Dict[str, Any]:
-        streams_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        ingest_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
-        ready = asyncio.Event()
-        opened = [0]
+        ingest = KeepAlivePool(self.base, INGEST_CONNECTIONS)
         users = [f"lu{i}" for i in range(self.users)]
-        readers = []
+        streams: List[SseStream] = []
         for i in range(0, self.users, 100):  # open in waves: Sanic's accept backlog is 100
-            readers += [asyncio.create_task(self.stream(streams_http, u, ready, opened)) for u in users[i:i + 100]]
-            await asyncio.sleep(0.05)
-        await asyncio.wait_for(ready.wait(), 60)
+            opened = await asyncio.wait_for(asyncio.gather(*(self.open_stream(u) for u in users[i:i + 100])), 60)
+            streams += [stream for stream in opened if stream is not None]
         sends = set()
         started = time.monotonic()
         cpu_started = time.process_time()
@@ -102,7 +106,7 @@ class LoadRun:
             delay = started + j / self.rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            task = asyncio.create_task(self.send(ingest_http, users[j % self.users], j // self.users))
+            task = asyncio.create_task(self.send(ingest, users[j % self.users], j // self.users))
             sends.add(task)
             task.add_done_callback(sends.discard)
         elapsed = time.monotonic() - started
@@ -111,11 +115,9 @@ class LoadRun:
         cpu_s = time.process_time() - cpu_started
         load_wall_s = time.monotonic() - started
         await asyncio.sleep(GRACE_S)
-        for reader in readers:
-            reader.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
-        await streams_http.close()
-        await ingest_http.close()
+        for stream in streams:
+            stream.close()
+        ingest.close()
         latencies = [(self.toast_at[s] - t) * 1000 for s, t in self.third_save_sent.items() if s in self.toast_at]
         missing = [s for s in self.third_save_sent if s not in self.toast_at]
         return {
