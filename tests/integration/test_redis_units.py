@@ -7,6 +7,7 @@ changed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any, Dict, List
@@ -292,4 +293,4 @@ async def test_an_offer_parked_for_want_of_a_tab_is_announced_once(counted):
     await units.run("max", lambda e: e.ingest(saves("max", now, 3), now=now), now=now)
     for k in range(3, 6):  # more events while it waits: no new announcement
         await units.run("max", lambda e, k=k: e.ingest(saves("max", now, 1, first=k), now=now), now=now)
-    assert states.messages == ['{"pending_for": "max"}']
+    assert [json.loads(message) for message in states.messages] == [{"pending_for": "max"}]

@@ -24,6 +24,7 @@ from addons.offers.engine import ProactiveEngine
 from addons.offers.offer import Offer, TourOffer
 from addons.stores.memory import InMemoryOfferLedger, InMemoryOfferStore, UserOffers, memory_stores
 from addons.stores.protocols import Stores
+from addons.stores.redis.user_states import compact_json
 from addons.stores.memory.activity import ENTRY_FIELDS
 from addons.stores.user_state import FORMAT, MONOTONIC_FIELDS, export_user, import_user, section_revisions
 
@@ -127,6 +128,21 @@ def test_an_export_through_json_imports_into_a_fresh_bundle_that_exports_the_sam
                 x, y = x[key], y[key]
             assert y == pytest.approx(x + SHIFT, abs=1e-5), (session_id, field)
         assert after.metadata == before.metadata and after.current_state is before.current_state
+
+
+def test_the_document_as_redis_keeps_it_reads_back_exactly(config, mono, ph):
+    """``compact_json`` (ujson) writes what the stdlib reads back as the same values: every
+    float to the bit (timers and timestamps are ~1.8e9 with sub-millisecond parts), names and
+    texts beyond ASCII, URLs."""
+    engine = _engine(config)
+    _rich_story(engine, ph, mono)
+    engine.stores.first_names.set(USER, "Zoë \u2028 <b>/ 名前")
+    state = export_user(engine.stores, USER, now=T0 + 165.000123456)
+    text = compact_json(state)
+    assert text.isascii() and ": " not in text and ", " not in text and "\\/" not in text
+    assert json.loads(text) == state == json.loads(json.dumps(state))
+    timers = [1779188762.9190001, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, -0.0, 2 ** 63 + 1]
+    assert json.loads(compact_json(timers)) == timers
 
 
 def test_the_gate_watch_is_carried_on_the_new_monotonic_clock(config, mono, ph):

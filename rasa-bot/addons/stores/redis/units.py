@@ -24,7 +24,6 @@ once.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -368,7 +367,7 @@ class UserUnits:
         messages = [compact_json(offer.to_stored_dict()) for offer in hub.published]
         user_pass.pending = _pending_ids(state)
         if user_pass.pending - bundle.pending and hub.streams == 0:
-            messages.append(json.dumps({"pending_for": user_id}))
+            messages.append(compact_json({"pending_for": user_id}))
         changes: Dict[str, RowsChange] = {}
         for session in state["activity"]:
             rows = session_rows(bundle.stores, session["session_id"])
@@ -442,14 +441,14 @@ def _json_rows(rows: List[List[Any]]) -> Tuple[str, ...]:
 
 def _document_json(state: Mapping[str, Any], sections: Dict[str, _Section], revisions: Mapping[str, int]) -> str:
     """``state`` as JSON, each top-level section serialised only if it differs from what
-    ``sections`` holds (an ingest changes the activity and the plan, seldom the session
-    states, offers or ledger); ``sections`` is updated, with the stores' ``revisions`` the
-    state was exported at."""
+    ``sections`` holds (an ingest changes the activity, seldom the session states, plan,
+    offers or ledger; comparing costs less than writing); ``sections`` is updated, with the
+    stores' ``revisions`` the state was exported at."""
     parts = []
     for key, value in state.items():
         kept = sections.get(key)
         if kept is None or (kept.value is not value and kept.value != value):
-            kept = sections[key] = _Section(value, f"{json.dumps(key)}:{compact_json(value)}")
+            kept = sections[key] = _Section(value, f'"{key}":{compact_json(value)}')
         kept.revision = revisions.get(key)
         parts.append(kept.json)
     return "{" + ",".join(parts) + "}"
