@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from autoplay_sdk.agent_state.v2 import AgentStateV2, SessionState
 from autoplay_sdk.proactive.triggers.tour_registry import TourRegistry
 
-from addons.config import ProactiveConfig
+from addons.config import ProactiveConfig, SessionTimings, TourConfig
 from addons.stores.protocols import NOW, SessionStateStore
 
 ACTIVE_TOUR = "active_tour"  # SessionState.metadata key: {"tour_id", "flow_id", "trigger_id"}
@@ -197,12 +198,19 @@ class SessionGate:
 
 def sdk_tour_registry(config: ProactiveConfig) -> TourRegistry:
     """proactive.yml's tours as autoplay-sdk's registry (keyed by the renderer's flow id,
-    which is how ``SessionState`` looks up a running tour's timeout)."""
+    which is how ``SessionState`` looks up a running tour's timeout). One registry per set of
+    tours, shared by the gates that only read it: a replica on Redis makes a gate for every
+    user it loads."""
+    return _tour_registry(config.product_id, config.session, config.tours)
+
+
+@lru_cache(maxsize=16)
+def _tour_registry(product_id: str, session: SessionTimings, tours: Tuple[TourConfig, ...]) -> TourRegistry:
     return TourRegistry.from_dict(
         {
-            "product_id": config.product_id,
-            "default_interaction_timeout_s": config.session.interaction_timeout_s,
-            "default_cooldown_period_s": config.session.cooldown_period_s,
+            "product_id": product_id,
+            "default_interaction_timeout_s": session.interaction_timeout_s,
+            "default_cooldown_period_s": session.cooldown_period_s,
             "tours": [
                 {
                     "id": t.id,
@@ -211,7 +219,7 @@ def sdk_tour_registry(config: ProactiveConfig) -> TourRegistry:
                     "interaction_timeout_s": t.interaction_timeout_s,
                     "cooldown_period_s": t.cooldown_period_s,
                 }
-                for t in config.tours
+                for t in tours
             ],
         }
     )
