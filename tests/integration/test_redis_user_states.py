@@ -16,7 +16,7 @@ import redis
 
 from addons.errors import StoreUnavailable
 from addons.stores.redis.client import UNITS_CALL_TIMEOUT_S, units_client
-from addons.stores.redis.keys import CHANNEL, DUE_KEY
+from addons.stores.redis.keys import CHANNEL, DUE_KEY, DUE_OWNERS_KEY, replica_key
 from addons.stores.redis.user_states import Commit, RedisUserStates, RowsChange
 from redis_server import RedisServer, start_redis
 
@@ -116,6 +116,40 @@ async def test_a_claimed_user_whose_pass_never_committed_is_due_again_when_the_l
     # A pass that commits plans the user itself, which ends the lease.
     assert await b.commit(await b.load("ned"), Commit(state={"v": 2}, due_at=100.0))
     assert await a.claim_due(99.0) == [] and await a.claim_due(100.0) == ["ned"]
+
+
+async def test_a_due_user_goes_to_the_replica_that_keeps_it_unless_that_one_is_dead_or_late(redis_server):
+    """The pass of a user another replica committed would make that replica's kept state
+    stale: the claim leaves it to that replica while it beats, for ``others_after_s``."""
+    server = redis.Redis(port=redis_server.port, decode_responses=True)
+    server.flushdb()
+    clients = [_client(redis_server) for _ in range(3)]
+    a, b, anyone = (RedisUserStates(clients[0], replica_id="ra"), RedisUserStates(clients[1], replica_id="rb"),
+                    RedisUserStates(clients[2]))
+    server.set(replica_key("ra"), "1")
+    server.set(replica_key("rb"), "1")
+    try:
+        for user, states in (("ada", a), ("bob", b), ("cy", anyone)):
+            assert await states.commit(await states.load(user), Commit(state={"u": user}, due_at=100.0))
+        assert sorted(await a.claim_due(105.0, others_after_s=10.0)) == ["ada", "cy"]  # its own, and nobody's
+        for user in ("ada", "cy"):  # their passes plan them later
+            assert await a.commit(await a.load(user), Commit(state={"u": user}, due_at=1_000.0))
+        assert await a.claim_due(105.0, others_after_s=10.0) == []  # bob is b's, which beats
+        assert await a.claim_due(110.0, others_after_s=10.0) == ["bob"]  # b let him wait too long
+        assert await b.commit(await b.load("bob"), Commit(state={"u": "bob"}, due_at=200.0))  # b's again
+        server.delete(replica_key("rb"))  # b died
+        assert await a.claim_due(200.0, others_after_s=10.0) == ["bob"]
+        assert await a.commit(await a.load("bob"), Commit(state={"u": "bob"}))  # nothing planned: no owner kept
+        assert server.hgetall(DUE_OWNERS_KEY) == {"ada": "ra", "cy": "ra"}
+        for n in range(15):  # many of b's due first: a finds its own behind them, CLAIM_SCAN per one it may take
+            assert await b.commit(await b.load(f"b{n}"), Commit(state={}, due_at=300.0 + n))
+        assert await a.commit(await a.load("ada"), Commit(state={"u": "ada"}, due_at=400.0))
+        server.set(replica_key("rb"), "1")
+        assert await a.claim_due(400.0, limit=3, others_after_s=1_000.0) == []  # 12 looked at
+        assert await a.claim_due(400.0, limit=4, others_after_s=1_000.0) == ["ada"]  # 16
+    finally:
+        for client in clients:
+            await client.close()
 
 
 async def test_redis_down_is_store_unavailable(tmp_path_factory):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 PREFIX = "proactive:"
 DUE_KEY = f"{PREFIX}due"  # zset: user → when the periodic pass must next look at them
+DUE_OWNERS_KEY = f"{PREFIX}due:owners"  # hash: due user → the replica whose commit planned it (it keeps the state)
 VERSIONS_KEY = f"{PREFIX}versions"  # counter: every commit's new version comes from it, so none is reused
 CHANNEL = f"{PREFIX}offers"  # pub/sub: committed offers, to every replica's streams
 REPLICA_PREFIX = f"{PREFIX}replica:"  # + replica id: the replica's heartbeat (it lives while this exists)

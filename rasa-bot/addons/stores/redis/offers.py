@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 BEAT_S = 5.0
 DUE_PER_TICK = 1000  # users one replica takes per pass; the rest wait for the next pass (on any replica)
+OTHERS_AFTER_TICKS = 2  # a live replica's due users are its own to claim for this many ticks
 
 
 class SharedOffers:
@@ -47,7 +48,8 @@ class SharedOffers:
 
         def states(redis: "Redis[str]") -> RedisUserStates:
             return RedisUserStates(redis, ttl_s=config.activity.idle_session_s + config.delivery.pending_ttl_s + 60,
-                                   insights_ttl_s=config.insights.retention_days * 86_400, outage=outage)
+                                   insights_ttl_s=config.insights.retention_days * 86_400, outage=outage,
+                                   replica_id=replica_id)
 
         self._states = states(client)
         self._units_client = units_client
@@ -143,7 +145,9 @@ class SharedOffers:
 
     async def tick(self, *, now: float) -> TickReport:
         sessions = offers = failures = evicted = 0
-        for user_id in await self._states.claim_due(now, DUE_PER_TICK):
+        # Another live replica's due users wait for its own pass, which keeps their state.
+        others_after_s = OTHERS_AFTER_TICKS * self._config.driver.tick_seconds
+        for user_id in await self._states.claim_due(now, DUE_PER_TICK, others_after_s=others_after_s):
             try:
                 report = await self.run(user_id, lambda engine: engine.tick(now=now), now=now)
             except Exception as e:

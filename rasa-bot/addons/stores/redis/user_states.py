@@ -23,7 +23,8 @@ in-memory store's idle eviction would.
 
 Besides the user's keys, a commit writes the facts the whole cluster reads: the user's next
 due time in ``proactive:due`` (the periodic pass claims due users from there, for a lease
-that the pass's own commit ends) and the
+that the pass's own commit ends), the replica that planned it in ``proactive:due:owners``
+(that replica keeps the user's state, so its pass claims the user first) and the
 insights' daily counts (``proactive:insights:<day>:<trigger>`` hashes). A commit that lost the
 race writes nothing, so a retried operation never counts anything twice. Touching those shared
 keys in the same script needs a single Redis (or Sentinel): in a Redis Cluster they live on
@@ -43,7 +44,7 @@ from redis.asyncio import Redis
 
 from addons.stores.redis.client import Deadline
 from addons.stores.redis.keys import (
-    CHANNEL, DUE_KEY, LIVE_STREAMS_LUA, USER_KEYS_LUA, VERSIONS_KEY, insights_key,
+    CHANNEL, DUE_KEY, DUE_OWNERS_KEY, LIVE_STREAMS_LUA, REPLICA_PREFIX, USER_KEYS_LUA, VERSIONS_KEY, insights_key,
 )
 from addons.stores.redis.outage import RedisOutage
 
@@ -54,6 +55,7 @@ PART = "the user states"  # in log lines and 503 messages
 # floats read back as the same number, and it escapes non-ASCII as the stdlib does.
 compact_json: Callable[[Any], str] = partial(ujson.dumps, ensure_ascii=True, escape_forward_slashes=False)
 CLAIM_LEASE_S = 30.0  # a claimed user's pass commits (and plans the next) well within this
+CLAIM_SCAN = 4  # a claim looks at this many due users per one it may take (others' wait for their replica)
 
 # ARGV, per user: the user id and the version the caller holds ('' for none). Per user, a
 # reply of: the version ('' for none), the document ('' for none, or when the caller holds
@@ -79,12 +81,12 @@ end
 return loaded
 """
 
-# Every user of a batch in one call. KEYS: the due zset, the versions counter. ARGV: ttl,
-# insights ttl, channel, then per user: its commit as JSON (``_commit_json``) and its document
-# ('' deletes it). Per user, the new version, or -1 if the version was not the one expected
-# (then nothing of that user is written).
+# Every user of a batch in one call. KEYS: the due zset, the versions counter, the due owners.
+# ARGV: ttl, insights ttl, channel, the committing replica ('' for none), then per user: its
+# commit as JSON (``_commit_json``) and its document ('' deletes it). Per user, the new
+# version, or -1 if the version was not the one expected (then nothing of that user is written).
 _COMMIT = USER_KEYS_LUA + """
-local ttl, insights_ttl, channel = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local ttl, insights_ttl, channel, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 if redis.call('EXISTS', KEYS[2]) == 0 then
   -- A Redis that lost its data starts the counter past every version it gave before (the
   -- microseconds now): a replica's kept bundle must never match a version given anew.
@@ -92,7 +94,7 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
 end
 local results = {}
-for a = 4, #ARGV, 2 do
+for a = 5, #ARGV, 2 do
   local commit, state = cjson.decode(ARGV[a]), ARGV[a + 1]
   local version_key, state_key = user_key(commit.user, 'ver'), user_key(commit.user, 'state')
   local sessions_key, actions = user_key(commit.user, 'sessions'), user_key(commit.user, 'actions:')
@@ -108,8 +110,14 @@ for a = 4, #ARGV, 2 do
     redis.call('SET', version_key, version, 'EX', ttl)
     if commit.due == '' then
       redis.call('ZREM', KEYS[1], commit.user)
+      redis.call('HDEL', KEYS[3], commit.user)
     else
       redis.call('ZADD', KEYS[1], commit.due, commit.user)
+      if owner == '' then
+        redis.call('HDEL', KEYS[3], commit.user)
+      else
+        redis.call('HSET', KEYS[3], commit.user, owner)
+      end
     end
     for _, count in ipairs(commit.counts) do  -- {hash, field, amount}
       redis.call('HINCRBY', count[1], count[2], count[3])
@@ -145,14 +153,28 @@ end
 return results
 """
 
-# KEYS: due zset. ARGV: now, limit, when the lease ends. Claims the users due by now: each is
-# due again when the lease ends, unless the commit of its pass plans it first.
-_CLAIM_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, user in ipairs(due) do
-  redis.call('ZADD', KEYS[1], ARGV[3], user)
+# KEYS: due zset, due owners. ARGV: now, limit, when the lease ends, the claiming replica,
+# the due time up to which another live replica's users are taken too. Claims the users due
+# by now that are the replica's own, nobody's, a dead replica's, or due since long enough
+# (their replica is alive but has not taken them): each is due again when the lease ends,
+# unless the commit of its pass plans it first.
+_CLAIM_DUE = f"""
+local limit, others_by = tonumber(ARGV[2]), tonumber(ARGV[5])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, {CLAIM_SCAN} * limit)
+local claimed = {{}}
+for i = 1, #due, 2 do
+  local user = due[i]
+  local owner = redis.call('HGET', KEYS[2], user)
+  if not owner or owner == ARGV[4] or tonumber(due[i + 1]) <= others_by
+      or redis.call('EXISTS', '{REPLICA_PREFIX}' .. owner) == 0 then
+    redis.call('ZADD', KEYS[1], ARGV[3], user)
+    claimed[#claimed + 1] = user
+    if #claimed == limit then
+      break
+    end
+  end
 end
-return due
+return claimed
 """
 
 
@@ -203,8 +225,11 @@ class Commit:
 
 class RedisUserStates:
     def __init__(self, client: "Redis[str]", *, ttl_s: float = 86_400.0, insights_ttl_s: float = 90 * 86_400.0,
-                 outage: Optional[RedisOutage] = None) -> None:
+                 outage: Optional[RedisOutage] = None, replica_id: str = "") -> None:
+        """``replica_id``: the replica this runs in (its heartbeat key names it), recorded as
+        the owner of the users it commits, whose passes it then claims first; '' for none."""
         self._redis = client
+        self._replica_id = replica_id
         self._outage = outage or RedisOutage()
         self._ttl_s = max(1, int(ttl_s))
         self._insights_ttl_s = max(1, int(insights_ttl_s))
@@ -249,19 +274,26 @@ class RedisUserStates:
             return []
         for _, commit in commits:
             commit.check()
-        args: List[Any] = [self._ttl_s, self._insights_ttl_s, CHANNEL]
+        args: List[Any] = [self._ttl_s, self._insights_ttl_s, CHANNEL, self._replica_id]
         for loaded, commit in commits:
             args += [_commit_json(loaded, commit), _document(commit.state)]
         with self._outage.call(PART):
             async with Deadline():
-                results: List[Any] = await self._commit(keys=[DUE_KEY, VERSIONS_KEY], args=args)
+                results: List[Any] = await self._commit(keys=[DUE_KEY, VERSIONS_KEY, DUE_OWNERS_KEY], args=args)
         return [int(result) if int(result) >= 0 else None for result in results]
 
-    async def claim_due(self, now: float, limit: int = 1000, *, lease_s: float = CLAIM_LEASE_S) -> List[str]:
+    async def claim_due(self, now: float, limit: int = 1000, *, lease_s: float = CLAIM_LEASE_S,
+                        others_after_s: float = 0.0) -> List[str]:
         """The users due by ``now``, each given to one caller across the cluster. A user whose
-        pass does not commit within ``lease_s`` (its replica died) is due again then, for any."""
+        pass does not commit within ``lease_s`` (its replica died) is due again then, for any.
+        A user another live replica committed last is its replica's to claim (it keeps the
+        state, which a pass elsewhere would make stale there) until ``others_after_s`` past
+        its due time."""
         with self._outage.call(PART):
-            claimed: List[str] = await self._claim_due(keys=[DUE_KEY], args=[repr(now), limit, repr(now + lease_s)])
+            claimed: List[str] = await self._claim_due(
+                keys=[DUE_KEY, DUE_OWNERS_KEY],
+                args=[repr(now), limit, repr(now + lease_s), self._replica_id, repr(now - others_after_s)],
+            )
         return claimed
 
     async def reschedule(self, user_id: str, at: float) -> None:
