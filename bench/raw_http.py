@@ -109,10 +109,12 @@ class KeepAlivePool:
         self.idle: Deque[_KeepAliveConnection] = deque()
         self.all: List[_KeepAliveConnection] = []
 
-    async def request(self, raw: bytes) -> Tuple[int, bytes]:
+    async def request(self, build: Callable[[], bytes]) -> Tuple[int, bytes]:
+        """The request ``build`` makes once a connection is free (a client stamps what it
+        sends when it sends it), and its answer."""
         async with self.slots:
             connection = await self._take()
-            result = await connection.request(raw)
+            result = await connection.request(build())
             self.idle.append(connection)
             return result
 
