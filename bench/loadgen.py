@@ -90,7 +90,7 @@ class LoadRun:
             status, _ = await ingest.request(request)
             if status != 200:
                 self.request_errors.append(f"HTTP {status}")
-        except (OSError, ProtocolError) as e:
+        except Exception as e:  # refused, reset, timed out, or an answer this client cannot read
             self.request_errors.append(f"{type(e).__name__}: {e}")
         self.ingest_ms.append((time.monotonic() - started) * 1000)
 

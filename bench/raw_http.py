@@ -92,6 +92,11 @@ class _KeepAliveConnection(asyncio.Protocol):
         self.closed = True
         self._fail(ProtocolError(f"connection closed: {exc}"))
 
+    def drop(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
     def _fail(self, error: Exception) -> None:
         waiting, self.waiting = self.waiting, None
         if waiting is not None and not waiting.done():
@@ -101,11 +106,13 @@ class _KeepAliveConnection(asyncio.Protocol):
 
 
 class KeepAlivePool:
-    """At most ``size`` keep-alive connections to one server; a request waits for a free one."""
+    """At most ``size`` keep-alive connections to one server; a request waits for a free one,
+    and fails after ``timeout_s`` (its connection is dropped)."""
 
-    def __init__(self, base: str, size: int) -> None:
+    def __init__(self, base: str, size: int, timeout_s: float = 60.0) -> None:
         self.host, self.port = host_port(base)
         self.slots = asyncio.Semaphore(size)
+        self.timeout_s = timeout_s
         self.idle: Deque[_KeepAliveConnection] = deque()
         self.all: List[_KeepAliveConnection] = []
 
@@ -113,14 +120,24 @@ class KeepAlivePool:
         """The request ``build`` makes once a connection is free (a client stamps what it
         sends when it sends it), and its answer."""
         async with self.slots:
-            connection = await self._take()
+            try:
+                return await asyncio.wait_for(self._exchange(build), self.timeout_s)
+            except asyncio.TimeoutError:
+                raise ProtocolError(f"no answer in {self.timeout_s:g} s") from None
+
+    async def _exchange(self, build: Callable[[], bytes]) -> Tuple[int, bytes]:
+        connection = await self._take()
+        try:
             result = await connection.request(build())
-            self.idle.append(connection)
-            return result
+        except BaseException:  # failed or timed out: the connection's state is unknown
+            connection.drop()
+            raise
+        self.idle.append(connection)
+        return result
 
     async def _take(self) -> _KeepAliveConnection:
         while self.idle:
-            connection = self.idle.popleft()
+            connection = self.idle.pop()  # the most recently used: the least likely to have idled out
             if not connection.closed:
                 return connection
         _, connection = await asyncio.get_running_loop().create_connection(_KeepAliveConnection, self.host, self.port)

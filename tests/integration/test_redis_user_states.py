@@ -147,6 +147,10 @@ async def test_a_due_user_goes_to_the_replica_that_keeps_it_unless_that_one_is_d
         server.set(replica_key("rb"), "1")
         assert await a.claim_due(400.0, limit=3, others_after_s=1_000.0) == []  # 12 looked at
         assert await a.claim_due(400.0, limit=4, others_after_s=1_000.0) == ["ada"]  # 16
+        assert await b.commit(await b.load("dee"), Commit(state={}, due_at=500.0))
+        assert "dee" in await b.claim_due(500.0)
+        await b.reschedule("dee", 505.0)  # b's pass failed: nobody's now, or b would keep failing it
+        assert "dee" in await a.claim_due(505.0, others_after_s=1_000.0)
     finally:
         for client in clients:
             await client.close()

@@ -145,6 +145,20 @@ def test_the_document_as_redis_keeps_it_reads_back_exactly(config, mono, ph):
     assert json.loads(compact_json(timers)) == timers
 
 
+def test_an_export_is_a_snapshot_that_later_changes_to_a_session_state_leave_alone(config, mono, ph):
+    """The gate changes a session's metadata in place (the last offer, the evidence consumed):
+    an export taken before must not change with it, or a unit comparing the new export with
+    the one it last wrote would see no change and leave Redis behind."""
+    engine = _engine(config)
+    _rich_story(engine, ph, mono)
+    state = export_user(engine.stores, USER, now=T0 + 165)
+    before = copy.deepcopy(state)
+    engine.gate.record_offer("sess-1", "later-offer", "another_trigger", T0 + 166, evidence_until=T0 + 166)
+    assert state == before
+    after = export_user(engine.stores, USER, now=T0 + 165)
+    assert after["session_states"]["sess-1"]["metadata"] != before["session_states"]["sess-1"]["metadata"]
+
+
 def test_the_gate_watch_is_carried_on_the_new_monotonic_clock(config, mono, ph):
     a = _engine(config)
     a.subscribe(USER, now=T0)

@@ -343,7 +343,20 @@ def _ledger_to_json(ledger: UserLedger) -> Dict[str, Any]:
 
 
 def _state_to_json(state: SessionState, to_wall: Convert) -> Dict[str, Any]:
-    return _converted(state.to_dict(), to_wall)
+    """A snapshot: ``to_dict`` hands out the live ``metadata``, which the gate changes in
+    place (the last offer, the evidence consumed, the active tour), so it is copied."""
+    exported = _converted(state.to_dict(), to_wall)
+    exported["metadata"] = _json_copy(exported["metadata"])
+    return exported
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars), faster than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    return value
 
 
 def _state_from_json(data: Mapping[str, Any], to_mono: Convert) -> SessionState:

@@ -297,9 +297,13 @@ class RedisUserStates:
         return claimed
 
     async def reschedule(self, user_id: str, at: float) -> None:
-        """A claimed user whose pass failed: due again at ``at`` (a later pass, on any replica)."""
+        """A claimed user whose pass failed: due again at ``at``, for any replica (nobody's: a
+        failure of this replica's own would otherwise keep the user here)."""
         with self._outage.call(PART):
-            await self._redis.zadd(DUE_KEY, {user_id: at})
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(DUE_KEY, {user_id: at})
+                pipe.hdel(DUE_OWNERS_KEY, user_id)
+                await pipe.execute()
 
     async def counts(self, day: str, trigger_id: str) -> Dict[str, int]:
         with self._outage.call(PART):
