@@ -115,14 +115,14 @@ class InMemoryOfferStore:
     def missed_since(self, user_id: str, last_event_id: str, now: float) -> List[Offer]:
         offers = self._delivered.get(user_id, ())
         times = self._delivered_at.get(user_id, ())
+        recent = [(at, offer) for at, offer in zip(times, offers) if now - at <= self._replay_s]
         opened_at = cursor_time(last_event_id)
         if opened_at is not None:  # a stream that had no offer yet: what was delivered since it opened
-            return [offer for at, offer in zip(times, offers) if now - at <= self._replay_s and at >= opened_at]
-        recent = [offer for at, offer in zip(times, offers) if now - at <= self._replay_s]
-        ids = [offer.offer_id for offer in recent]
+            return [offer for at, offer in recent if at >= opened_at]
+        ids = [offer.offer_id for _, offer in recent]
         if last_event_id not in ids:
             return []  # unknown or too old: replaying everything could repeat toasts already seen
-        return recent[ids.index(last_event_id) + 1 :]
+        return [offer for _, offer in recent[ids.index(last_event_id) + 1 :]]
 
     def pending_count(self) -> int:
         return sum(len(offers) for offers in self._pending.values())

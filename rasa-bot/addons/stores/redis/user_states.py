@@ -110,14 +110,13 @@ for a = 5, #ARGV, 2 do
     redis.call('SET', version_key, version, 'EX', ttl)
     if commit.due == '' then
       redis.call('ZREM', KEYS[1], commit.user)
-      redis.call('HDEL', KEYS[3], commit.user)
     else
       redis.call('ZADD', KEYS[1], commit.due, commit.user)
-      if owner == '' then
-        redis.call('HDEL', KEYS[3], commit.user)
-      else
-        redis.call('HSET', KEYS[3], commit.user, owner)
-      end
+    end
+    if commit.due == '' or owner == '' then  -- not due, or nobody's
+      redis.call('HDEL', KEYS[3], commit.user)
+    else
+      redis.call('HSET', KEYS[3], commit.user, owner)
     end
     for _, count in ipairs(commit.counts) do  -- {hash, field, amount}
       redis.call('HINCRBY', count[1], count[2], count[3])
