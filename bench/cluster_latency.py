@@ -122,7 +122,7 @@ def load(workdir: Path, ingest_base: str, stream_base: str, users: int, rate: fl
         sent = int(rate * seconds)
         result: Dict[str, Any] = {
             "sent": sent, "achieved_rate": float("nan"), "latencies_ms": [], "ingest_ms": [], "request_errors": 0,
-            "stream_errors": 0, "missing_toasts": sent // 4, "cpu_share": float("nan"),
+            "stream_errors": 0, "missing_toasts": sent // 4, "superseded_sessions": 0, "cpu_share": float("nan"),
             "load_wall_s": time.monotonic() - started, "timed_out": True,
             "error_examples": [f"load generator still running after {timeout:.0f} s (the servers fell behind): stopped"],
         }
@@ -142,7 +142,8 @@ def run_detail(result: Dict[str, Any]) -> Dict[str, Any]:
     """What a figure's detail keeps of one load run (not the raw samples)."""
     return {
         "achieved_rate": result["achieved_rate"], "sent": result["sent"], "toasts": len(result["latencies_ms"]),
-        "missing_toasts": result["missing_toasts"], "request_errors": result["request_errors"],
+        "missing_toasts": result["missing_toasts"], "superseded_sessions": result["superseded_sessions"],
+        "request_errors": result["request_errors"],
         "stream_errors": result["stream_errors"], "error_examples": result["error_examples"],
         "ingest_request_ms": Summary.of(result["ingest_ms"]).__dict__,
         "loadgen_cpu_share": round(result["cpu_share"], 3), "load_wall_s": round(result["load_wall_s"], 2),
@@ -188,7 +189,7 @@ def errors_figure(runs: Runs) -> Figure:
         id="cluster_latency.errors", label="event → toast errors, 2 replicas on Redis (requests, streams, missing toasts)",
         value=errors, unit="", samples=sum(pair["cluster"]["sent"] for pair in runs.values()), target="0", met=errors == 0,
         detail={name: {"cluster": {k: pair["cluster"][k] for k in ("request_errors", "stream_errors", "missing_toasts",
-                                                                    "error_examples")},
+                                                                    "superseded_sessions", "error_examples")},
                        "in_memory_errors": pair["in_memory"]["errors"]} for name, pair in runs.items()},
     )
 

@@ -46,6 +46,7 @@ def run() -> List[Figure]:
     detail = {
         "users": users, "rate": rate, "seconds": seconds, "achieved_rate": result["achieved_rate"],
         "sent": result["sent"], "toasts": latency.n, "missing_toasts": result["missing_toasts"],
+        "superseded_sessions": result["superseded_sessions"],
         "request_errors": result["request_errors"], "stream_errors": result["stream_errors"],
         "error_examples": result["error_examples"], "ingest_request_ms": ingest.__dict__,
     }

@@ -10,6 +10,13 @@ The requests and streams use the lean client in ``bench/raw_http.py``: the gener
 the cores with the servers it measures, and with aiohttp it needed most of a core at 2,000
 events/s.
 
+A third save whose toast never came is ``missing``, unless the server answered the user's next
+session's first event before that save: the engine evaluates a user's latest session only
+(SPEC §3, "Driver"), so a save that arrives after the next
+session began is stored but brings no offer. That happens only when the server is behind
+(requests of one user overtake each other on the generator's connections) and is counted apart,
+as ``superseded``.
+
 Run: ``python -m bench.loadgen BASE_URL USERS RATE SECONDS OUT.json [STREAM_BASE_URL]``: the
 streams go to STREAM_BASE_URL when given (another replica of a cluster), else to BASE_URL. The
 output also holds the generator's own CPU use over the load (``cpu_share``: CPU seconds per wall
@@ -50,6 +57,8 @@ class LoadRun:
         self.seconds = seconds
         self.third_save_sent: Dict[str, float] = {}  # session → monotonic send time
         self.toast_at: Dict[str, float] = {}  # session → monotonic arrival of its frame
+        self.third_save_answered: Dict[str, float] = {}  # session → monotonic arrival of the answer
+        self.first_event_answered: Dict[str, float] = {}  # session → monotonic arrival of the answer
         self.request_errors: List[str] = []
         self.stream_errors: List[str] = []
         self.sent = 0
@@ -92,7 +101,20 @@ class LoadRun:
                 self.request_errors.append(f"HTTP {status}")
         except Exception as e:  # refused, reset, timed out, or an answer this client cannot read
             self.request_errors.append(f"{type(e).__name__}: {e}")
-        self.ingest_ms.append((time.monotonic() - started) * 1000)
+        answered = time.monotonic()
+        self.ingest_ms.append((answered - started) * 1000)
+        if step == 0:
+            self.first_event_answered[session] = answered
+        elif step == len(CYCLE) - 1:
+            self.third_save_answered[session] = answered
+
+    def superseded(self, session: str) -> bool:
+        """The server answered the user's next session's first event before this session's
+        third save (see the module)."""
+        user, cycle = session.rsplit("-c", 1)
+        next_started = self.first_event_answered.get(f"{user}-c{int(cycle) + 1}")
+        saved = self.third_save_answered.get(session)
+        return next_started is not None and saved is not None and next_started < saved
 
     async def run(self) -> Dict[str, Any]:
         ingest = KeepAlivePool(self.base, INGEST_CONNECTIONS)
@@ -122,10 +144,13 @@ class LoadRun:
             stream.close()
         ingest.close()
         latencies = [(self.toast_at[s] - t) * 1000 for s, t in self.third_save_sent.items() if s in self.toast_at]
-        missing = [s for s in self.third_save_sent if s not in self.toast_at]
+        no_toast = [s for s in self.third_save_sent if s not in self.toast_at]
+        superseded = [s for s in no_toast if self.superseded(s)]
+        missing = [s for s in no_toast if not self.superseded(s)]
         return {
             "users": self.users, "rate": self.rate, "seconds": self.seconds, "sent": total,
             "achieved_rate": total / elapsed, "latencies_ms": latencies, "missing_toasts": len(missing),
+            "superseded_sessions": len(superseded),
             "request_errors": len(self.request_errors), "stream_errors": len(self.stream_errors),
             "error_examples": (self.request_errors + self.stream_errors + [f"no toast for {s}" for s in missing])[:5],
             "ingest_ms": self.ingest_ms,
