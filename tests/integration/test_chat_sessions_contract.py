@@ -3,6 +3,8 @@ through a real redis-server (``RedisChatSessions``): one suite over both."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import AsyncIterator, List
 
 import pytest
@@ -10,6 +12,7 @@ import redis
 
 from addons.errors import StoreUnavailable, UnknownChatSession
 from addons.rasa.chat_sessions import ChatSessionRegistry, ChatSessions
+from addons.rasa import shared_chat_sessions
 from addons.rasa.shared_chat_sessions import PREFIX, RedisChatSessions
 from addons.security.identity import Forbidden
 from addons.stores.memory import InMemoryChatOwners
@@ -120,6 +123,26 @@ async def test_no_session_id_names_another_session_s_keys(redis_server: RedisSer
             await registry.claim_for(session_id, f"user-{n}")
     finally:
         await registry.close()
+
+
+async def test_a_replica_whose_start_up_held_the_loop_past_its_heartbeat_ttl_is_alive_once_the_loop_is_free(
+        redis_server: RedisServer, monkeypatch):
+    """As `rasa run` starts: the heartbeat starts, then loading the model holds the loop (here
+    1.5 s past a 1 s TTL; a model can take longer than the real 15 s)."""
+    redis.Redis(port=redis_server.port).flushdb()
+    monkeypatch.setattr(shared_chat_sessions, "REPLICA_TTL_S", 1)
+    starting, other = RedisChatSessions.from_url(redis_server.url), RedisChatSessions.from_url(redis_server.url)
+    await other.start()
+    await starting.start()
+    try:
+        time.sleep(1.5)  # the model loads, before the heartbeat task first ran: nothing else runs
+        await asyncio.sleep(0.1)  # the server is up
+        await starting.connected("sid-s", "sal")
+        await starting.joined("chat-8", "sid-s")
+        await other.claim_for("chat-8", "sal")  # B finds the socket: its replica is alive
+    finally:
+        await starting.close()
+        await other.close()
 
 
 async def test_a_leave_that_failed_is_done_by_the_next_heartbeat(redis_server: RedisServer, monkeypatch):

@@ -182,13 +182,16 @@ class RedisChatSessions:
             raise
 
     async def _beat(self) -> None:
+        # A beat first: the task's first step runs when the loop is next free, and at start-up
+        # that can be after Rasa loaded its model, longer than ``REPLICA_TTL_S``. Sleeping first
+        # left the replica dead for one more beat once it was serving.
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
             try:
                 with self._outage.call(PART):
                     await self.beat()
             except StoreUnavailable as e:  # the outage is logged once; the next beat heals
                 logger.debug("replica heartbeat to Redis failed: %s", e)
+            await asyncio.sleep(HEARTBEAT_S)
 
     async def beat(self) -> None:
         """The replica is alive, and its sockets are where they are: said again every beat, so
