@@ -1,7 +1,8 @@
 """Failover: two replicas (`store: redis`) behind nginx and a real redis-server. The replica
 holding a toast stream is killed with SIGKILL while offers keep firing; the stream reconnects
 through the balancer with Last-Event-ID and gets every offer exactly once: the id of the last
-offer it got, or, before its first, the cursor the stream opened with."""
+offer it got, or, before its first, the cursor the stream opened with. A tab opened anew
+instead gets the offers no tab showed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from clients import ToastStream, three_saves
+from clients import ToastStream, report_offer, three_saves
 from cluster_servers import start_replicas
 from nginx_server import NginxServer, start_nginx
 from rasa_server import RasaServer
@@ -35,12 +36,18 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[RedisServe
     redis_server.stop()
 
 
-def replica_holding(redis_server: RedisServer, replicas: List[RasaServer], user: str) -> RasaServer:
-    """The replica whose id counts the user's stream in Redis (each logs its id at start)."""
+def holder_and_other(redis_server: RedisServer, replicas: List[RasaServer], user: str) -> Tuple[RasaServer, RasaServer]:
+    """The replica whose id counts the user's stream in Redis (each logs its id at start), and the other."""
     counts = redis.Redis(port=redis_server.port, decode_responses=True).hgetall(f"proactive:streams:{{u:{user}}}")
     holders = [replica_id for replica_id, count in counts.items() if int(count) > 0]
     assert len(holders) == 1, counts
-    return next(r for r in replicas if f"as replica {holders[0]}" in r.log())
+    holder = next(r for r in replicas if f"as replica {holders[0]}" in r.log())
+    return holder, next(r for r in replicas if r is not holder)
+
+
+def kill(replica: RasaServer) -> None:
+    replica.process.send_signal(signal.SIGKILL)
+    replica.process.wait(10)
 
 
 async def fire(server: RasaServer, user: str, n: int) -> None:
@@ -55,15 +62,13 @@ async def test_killing_the_stream_s_replica_loses_and_repeats_no_offer(setup):
     user = f"failover-{uuid.uuid4().hex[:6]}"
     received: List[str] = []
     async with ToastStream(balancer.proactive, user) as stream:
-        holder = replica_holding(redis_server, replicas, user)
-        other = next(r for r in replicas if r is not holder)
+        holder, other = holder_and_other(redis_server, replicas, user)
         for n in range(OFFERS_BEFORE):
             await fire(other, user, n)
             frame = await stream.next_event(timeout=10)
             assert frame is not None
             received.append(frame["id"])
-        holder.process.send_signal(signal.SIGKILL)
-        holder.process.wait(10)
+        kill(holder)
         killed_at = time.monotonic()
         for n in range(OFFERS_BEFORE, OFFERS_BEFORE + OFFERS_AFTER):
             await fire(other, user, n)  # while the client has not noticed yet
@@ -87,10 +92,8 @@ async def test_a_stream_killed_before_its_first_offer_comes_back_with_its_cursor
     user = f"failover-{uuid.uuid4().hex[:6]}"
     async with ToastStream(balancer.proactive, user) as stream:
         cursor = stream.last_event_id
-        holder = replica_holding(redis_server, replicas, user)
-        other = next(r for r in replicas if r is not holder)
-        holder.process.send_signal(signal.SIGKILL)
-        holder.process.wait(10)
+        holder, other = holder_and_other(redis_server, replicas, user)
+        kill(holder)
         for n in range(OFFERS_AFTER):
             await fire(other, user, n)
     received: List[str] = []
@@ -98,3 +101,24 @@ async def test_a_stream_killed_before_its_first_offer_comes_back_with_its_cursor
         while (frame := await stream.next_event(timeout=3)) is not None:
             received.append(frame["id"])
     assert len(received) == OFFERS_AFTER and len(set(received)) == OFFERS_AFTER, received
+
+
+async def test_a_tab_opened_anew_after_the_kill_gets_the_offers_no_tab_showed_once(setup):
+    """The offers made while the killed replica's stream still counted as open were delivered
+    to it: a new tab (no Last-Event-ID) gets them, as it would parked ones, until one is shown."""
+    redis_server, replicas, balancer = setup
+    user = f"failover-{uuid.uuid4().hex[:6]}"
+    async with ToastStream(balancer.proactive, user):
+        holder, other = holder_and_other(redis_server, replicas, user)
+        kill(holder)
+        for n in range(OFFERS_AFTER):
+            await fire(other, user, n)
+    received: List[str] = []
+    async with ToastStream(balancer.proactive, user) as new_tab:
+        while (frame := await new_tab.next_event(timeout=3)) is not None:
+            received.append(frame["id"])
+    assert len(received) == OFFERS_AFTER and len(set(received)) == OFFERS_AFTER, received
+    for offer_id in received:  # what the toast reports as it appears
+        assert (await report_offer(other.proactive, user, offer_id, "shown")).status_code == 200
+    async with ToastStream(balancer.proactive, user) as another_tab:
+        assert await another_tab.next_event(timeout=2) is None

@@ -112,16 +112,53 @@ async def test_the_third_save_makes_one_offer_on_the_open_stream(service: OfferS
     await service.close_stream(stream)
 
 
+async def _report_shown(service: OfferService, offer: Offer, now: float) -> None:
+    """What the toast does as it appears (``POST /offer/event``)."""
+    await service.run(offer.user_id, lambda engine: engine.journal.report(offer.user_id, offer.offer_id, "shown", None,
+                                                                          now=now), now=now)
+
+
 async def test_an_offer_made_while_no_stream_is_open_goes_to_the_next_stream_once(service: OfferService):
     user, now = _user(), time.time()
     await service.ingest(_saves(user, "s1", now), now=now)
     first = await service.open_stream(user, None, now=now + 1)
     [offer] = await _received(first)
     assert offer.session_id == "s1"
+    await _report_shown(service, offer, now + 1)
     second = await service.open_stream(user, None, now=now + 2)
-    assert await _received(second, expected=False) == []  # taken by the first stream
+    assert await _received(second, expected=False) == []  # taken by the first stream, which showed it
     for stream in (first, second):
         await service.close_stream(stream)
+
+
+async def test_an_offer_no_tab_showed_goes_to_each_new_tab_until_one_shows_it_within_the_pending_ttl(
+        service: OfferService):
+    """The tab it reached closed before showing it (or its replica died while its stream
+    still counted as open): the next new tab gets it, once, as a parked offer."""
+    user, now = _user(), time.time()
+    closed = await service.open_stream(user, None, now=now)
+    await service.ingest(_saves(user, "s1", now), now=now)
+    offer = await _first(closed)
+    await service.close_stream(closed)  # gone without reporting it shown
+    new_tab = await service.open_stream(user, None, now=now + 2)
+    assert [o.offer_id for o in await _received(new_tab)] == [offer.offer_id]
+    back = await service.open_stream(user, offer.offer_id, now=now + 2)  # a reconnect has had it
+    assert await _received(back, expected=False) == []
+    await _report_shown(service, offer, now + 2)
+    after_shown = await service.open_stream(user, None, now=now + 3)
+    assert await _received(after_shown, expected=False) == []
+    for stream in (new_tab, back, after_shown):
+        await service.close_stream(stream)
+
+    late_user = _user()  # one no tab showed, past pending_ttl_s (120 s): a new tab does not get it
+    closed = await service.open_stream(late_user, None, now=now)
+    await service.ingest(_saves(late_user, "s2", now), now=now)  # session ids are PostHog's: unique
+    await _first(closed)
+    await service.close_stream(closed)
+    # 130: Redis's replica takes a pending offer for a stream it holds at its own clock's time
+    late_tab = await service.open_stream(late_user, None, now=now + 130)
+    assert await _received(late_tab, expected=False) == []
+    await service.close_stream(late_tab)
 
 
 async def test_a_stream_back_with_last_event_id_gets_exactly_what_it_missed(service: OfferService):

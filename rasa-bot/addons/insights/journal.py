@@ -73,6 +73,11 @@ class OfferJournal:
         if record is not None and record.group is None:
             self._reach(record, "expired")
 
+    def never_shown(self, offer_id: str) -> bool:
+        """Delivered to the user's streams, and no browser reported it shown or acted on it."""
+        record = self._ledger.get(offer_id)
+        return record is not None and record.group == SHOWN and not record.stages & set(BROWSER_EVENTS)
+
     # -- the browser's side ---------------------------------------------------------------
 
     def report(self, user_id: str, offer_id: str, event: str, reason: Optional[str], *, now: float) -> bool:

@@ -27,7 +27,7 @@ from addons.offers.engagement import Engagement, TourStart, require_session
 from addons.offers.evaluation import FullRescan, choose_strategy
 from addons.offers.gate import SessionGate
 from addons.offers.ingest import NormalisedBatch
-from addons.offers.offer import Offer, TourOffer
+from addons.offers.offer import Offer, TourOffer, since_cursor
 from addons.offers.triggers import EVIDENCE_UNTIL, compile_registry
 from addons.stores import build_stores
 from addons.stores.protocols import Stores
@@ -133,13 +133,23 @@ class ProactiveEngine:
     # -- toast streams --------------------------------------------------------------------
 
     def subscribe(self, user_id: str, *, last_event_id: Optional[str] = None, now: Optional[float] = None) -> Subscription:
-        """A toast stream opens: it gets what it missed (``last_event_id``), then pending offers."""
+        """A toast stream opens: it gets what it missed (``last_event_id``), or, a new tab, the
+        offers no tab showed (``_never_shown``); then pending offers."""
         now = self._clock() if now is None else now
         subscription = self.hub.subscribe(user_id, last_event_id=last_event_id, now=now)
+        if not last_event_id:
+            for offer in self._never_shown(user_id, now):
+                logger.info("proactive offer given to a new tab: offer=%s user=%s no tab showed it", offer.offer_id, user_id)
+                subscription.put(offer)
+        self.take_pending(user_id, now=now)
+        return subscription
+
+    def take_pending(self, user_id: str, *, now: Optional[float] = None) -> None:
+        """The user has a stream open: the offers parked for them are delivered, if still allowed."""
+        now = self._clock() if now is None else now
         self._expire_pending(now)  # before the tick does: an offer past its time must not vanish uncounted
         for offer in self.stores.offers.take_pending(user_id, now):
             self._deliver_pending(offer, now)
-        return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self.hub.unsubscribe(subscription)
@@ -265,6 +275,18 @@ class ProactiveEngine:
             self.journal.expired(offer)
             logger.info("proactive offer dropped: offer=%s user=%s no open toast stream", offer.offer_id, user_id)
         return offer
+
+    def _never_shown(self, user_id: str, now: float) -> List[Offer]:
+        """The offers delivered within ``delivery.pending_ttl_s`` that no browser reported shown:
+        the tab they reached closed first, or its replica died while its streams still counted
+        as open. A new tab gets them as it would a parked offer; they count already, so nothing
+        moves again. (The toast reports ``shown`` as it appears: a front-end that does not would
+        see each offer again in every tab it opens for that long.)"""
+        ttl = self.config.delivery.pending_ttl_s
+        if ttl <= 0:
+            return []
+        recent = self.stores.offers.missed_since(user_id, since_cursor(now - ttl), now)
+        return [offer for offer in recent if self.journal.never_shown(offer.offer_id)]
 
     def _deliver(self, offer: Offer, now: float) -> None:
         """The offer is made: session state, cooldown and caps move alike for a held-out user,

@@ -19,8 +19,13 @@ _CURSOR_DIGITS = re.compile(r"[0-9]{1,16}")
 
 def stream_cursor(opened_at: float) -> str:
     """The event id that stands for "every offer delivered since a stream opened at
-    ``opened_at``" (epoch seconds), in milliseconds, from ``CURSOR_MARGIN_S`` before."""
-    return f"{CURSOR_PREFIX}{int((opened_at - CURSOR_MARGIN_S) * 1000)}"
+    ``opened_at``" (epoch seconds), from ``CURSOR_MARGIN_S`` before."""
+    return since_cursor(opened_at - CURSOR_MARGIN_S)
+
+
+def since_cursor(at: float) -> str:
+    """The cursor for "every offer delivered since ``at``" (epoch seconds), in milliseconds."""
+    return f"{CURSOR_PREFIX}{int(at * 1000)}"
 
 
 def cursor_time(last_event_id: str) -> Optional[float]:

@@ -116,7 +116,7 @@ class SharedOffers:
         """An offer waits for the user and this replica holds one of their streams: take it."""
         now = time.time()
         try:
-            await self.run(user_id, lambda engine: engine.subscribe(user_id, now=now).drain(), now=now)
+            await self.run(user_id, lambda engine: engine.take_pending(user_id, now=now), now=now)
         except StoreUnavailable as e:  # the outage is logged once; the next stream or beat takes it
             logger.debug("pending offer for %s not taken: %s", user_id, e)
 
