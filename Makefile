@@ -20,6 +20,8 @@ APP_SOURCES  := $(shell find $(APP)/app $(APP)/components $(APP)/copilot $(APP)/
 APP_BUILD    := $(APP)/.next/BUILD_ID
 
 REPLICAS ?= 2
+# Test processes: the suite mostly waits on servers, so two keep a 2-core machine busy.
+TEST_WORKERS ?= 2
 
 .PHONY: help demo demo-cluster test check stories typecheck adopt bench venv model app chromium redis nginx wrk validate constraints clean
 
@@ -77,7 +79,7 @@ demo-cluster: $(VENV)/.installed $(MODEL) $(APP_BUILD) redis nginx
 	PYTHONPATH=$(BOT):tests:. $(PY) -m cluster.demo --replicas $(REPLICAS) --port $(PORT) --app-port $(APP_PORT)
 
 test: typecheck $(MODEL) $(APP_BUILD) chromium redis nginx
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 # The fast inner loop: no rasa run, no browser, no app build.
 check: $(VENV)/.installed
