@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from functools import lru_cache
-from typing import Callable, Deque, List, Optional, Tuple
+from typing import Callable, Deque, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 
@@ -114,7 +114,7 @@ class KeepAlivePool:
         self.slots = asyncio.Semaphore(size)
         self.timeout_s = timeout_s
         self.idle: Deque[_KeepAliveConnection] = deque()
-        self.all: List[_KeepAliveConnection] = []
+        self.open: Set[_KeepAliveConnection] = set()  # to close at the end; a dropped one leaves it
 
     async def request(self, build: Callable[[], bytes]) -> Tuple[int, bytes]:
         """The request ``build`` makes once a connection is free (a client stamps what it
@@ -131,6 +131,7 @@ class KeepAlivePool:
             result = await connection.request(build())
         except BaseException:  # failed or timed out: the connection's state is unknown
             connection.drop()
+            self.open.discard(connection)
             raise
         self.idle.append(connection)
         return result
@@ -140,12 +141,13 @@ class KeepAlivePool:
             connection = self.idle.pop()  # the most recently used: the least likely to have idled out
             if not connection.closed:
                 return connection
+            self.open.discard(connection)
         _, connection = await asyncio.get_running_loop().create_connection(_KeepAliveConnection, self.host, self.port)
-        self.all.append(connection)
+        self.open.add(connection)
         return connection
 
     def close(self) -> None:
-        for connection in self.all:
+        for connection in self.open:
             if connection.transport is not None:
                 connection.transport.close()
 
