@@ -35,6 +35,10 @@ from rasa_server import BOT, ROOT, RasaServer
 from redis_server import RedisServer, start_redis
 
 STATE = ROOT / ".cluster"
+# Rasa passes it to Sanic as the listening socket's accept backlog (100 unless set; Linux caps it
+# at net.core.somaxconn). When a replica dies, its tabs reconnect through nginx all at once, and
+# past the backlog their connects wait for SYN retries (1 s, 3 s, 7 s …).
+ACCEPT_BACKLOG = "SANIC_BACKLOG"
 
 
 @dataclass
@@ -102,7 +106,8 @@ def start_cluster(state: Path, replicas: int, *, port: Optional[int] = None, app
     redis_server = start_redis(state / "redis", appendonly=True)
     started: List[Any] = [redis_server]
     try:
-        replica_env = {**(env or {}), **keys.environment(), "PROACTIVE_PRODUCTION": "1", "SANIC_PROXIES_COUNT": "1"}
+        replica_env = {ACCEPT_BACKLOG: "4096", **(env or {}), **keys.environment(), "PROACTIVE_PRODUCTION": "1",
+                       "SANIC_PROXIES_COUNT": "1"}
         servers = start_replicas(redis_server, state / "replicas", replicas, env=replica_env,
                                  proactive_overrides=production_overrides(keys), heartbeat_seconds=heartbeat_seconds)
         started += servers

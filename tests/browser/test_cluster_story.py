@@ -4,6 +4,7 @@ front of two `rasa run` replicas that share the offers through a real redis-serv
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -77,3 +78,13 @@ def test_the_cluster_runs_in_production_mode_with_its_own_secrets(cluster) -> No
     refused = httpx.post(f"{cluster.balancer.proactive}/events",
                          json=[posthog_event(ts=time.time(), user="u-1001", session="s-prod")], timeout=5)
     assert refused.status_code in (401, 403), refused.text
+
+
+def test_the_replicas_listen_with_a_backlog_for_a_burst_of_reconnects(cluster) -> None:
+    """Rasa hands ``SANIC_BACKLOG`` to Sanic: each replica's listening socket has the demo's 4,096
+    (or the kernel's cap) as its accept backlog, which ``ss`` shows as Send-Q, not Sanic's 100."""
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    for replica in cluster.replicas:
+        listening = subprocess.run(["ss", "-Hltn", f"sport = :{replica.port}"], capture_output=True, text=True,
+                                   check=True).stdout.split()
+        assert int(listening[2]) == min(4096, somaxconn), listening
