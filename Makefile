@@ -55,8 +55,8 @@ $(APP_BUILD): $(APP)/node_modules/.installed $(APP_SOURCES)
 chromium:
 	@scripts/install-chromium.sh
 
-# Debian's redis-server and nginx for the cluster tests (apt-get when missing; the tests
-# start their own, on loopback ports).
+# Debian's redis-server and nginx for the cluster tests, and iproute2's ss with which they read
+# listening sockets (apt-get when missing; the tests start their own servers, on loopback ports).
 redis:
 	@scripts/install-redis.sh
 nginx:
