@@ -24,9 +24,12 @@ from addons.offers.engine import ProactiveEngine
 from addons.offers.offer import Offer, TourOffer
 from addons.stores.memory import InMemoryOfferLedger, InMemoryOfferStore, UserOffers, memory_stores
 from addons.stores.protocols import Stores
+from addons.stores.redis.units import document_json
 from addons.stores.redis.user_states import compact_json
 from addons.stores.memory.activity import ENTRY_FIELDS
-from addons.stores.user_state import FORMAT, MONOTONIC_FIELDS, export_user, import_user, section_revisions
+from addons.stores.user_state import (
+    FORMAT, MONOTONIC_FIELDS, KnownState, export_user, import_user, section_revisions, state_revisions,
+)
 
 T0 = 1779188762.919
 USER, SID = "user-1", "sess-1"  # posthog_event's defaults
@@ -349,23 +352,43 @@ def test_the_baseline_spell_survives_the_move(config, mono, ph):
 
 class _RevisionWatch:
     """Exports the user whole after each step and checks ``section_revisions``' promise: a
-    section whose store revision did not move is the section exported before."""
+    section whose store revision did not move is the section exported before. And the
+    session states' (``known_states``): an export that reuses the states whose revision stood
+    still is the whole export."""
 
     def __init__(self, engine: ProactiveEngine) -> None:
         self.engine = engine
         self.last: Dict[str, Any] = {}
         self.revisions: Dict[str, int] = {}
         self.moved: Dict[str, int] = {key: 0 for key in section_revisions(engine.stores)}
+        self.states: Dict[str, KnownState] = {}
+        self.states_reused = self.states_exported = 0
+        self.sections: Dict[str, Any] = {}  # the unit's record of the document as written
 
     def step(self, what: str, at: float) -> None:
         revisions = section_revisions(self.engine.stores)
-        state = json.loads(json.dumps(export_user(self.engine.stores, USER, now=T0 + at)))
+        # One clock offset for the timers, as a replica's steady clocks give it: the test's two
+        # clocks move apart (the monotonic one only when told), which is not what is checked here.
+        whole = export_user(self.engine.stores, USER, now=T0 + at, clock_offset=T0)
+        state = json.loads(json.dumps(whole))
         for key, revision in revisions.items():
             if self.revisions.get(key) == revision:
                 assert state[key] == self.last[key], f"{what}: {key} changed, its store's revision did not"
             elif key in self.last:
                 self.moved[key] += 1
         self.last, self.revisions = state, revisions
+        reusing = export_user(self.engine.stores, USER, now=T0 + at, clock_offset=T0, known_states=self.states)
+        assert reusing == whole, f"{what}: a session state changed, its revision did not"
+        # What a unit of work writes: each section, and each session of the per-session ones,
+        # serialised again only when it changed; the same text as the whole state's JSON.
+        assert document_json(reusing, self.sections, revisions) == compact_json(reusing), what
+        for session_id, exported in reusing["session_states"].items():
+            known = self.states.get(session_id)
+            if known is not None and exported is known.state:
+                self.states_reused += 1
+            else:
+                self.states_exported += 1
+        self.states = state_revisions(self.engine.stores, reusing["session_states"])
 
 
 def test_a_section_whose_store_revision_stood_still_exports_the_same(config, mono, ph):
@@ -405,6 +428,7 @@ def test_a_section_whose_store_revision_stood_still_exports_the_same(config, mon
     _ingest(engine, ph, _saves(ph, 801, session="sess-2"), 801)
     watch.step("an ingest that offers nothing", 801)
     assert all(watch.moved.values()), watch.moved  # every revision moved, and was checked when it did not
+    assert watch.states_reused and watch.states_exported, (watch.states_reused, watch.states_exported)
 
 
 # -- 4. other users, twice, nobody --------------------------------------------------------------

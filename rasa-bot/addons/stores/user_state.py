@@ -74,6 +74,7 @@ from addons.stores.memory.ledger import InMemoryOfferLedger, UserLedger
 from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore, UserOffers
 from addons.stores.memory.people import InMemoryFirstNames
 from addons.stores.memory.schedule import SessionPlan, TickSchedule
+from addons.stores.memory.sessions import InMemorySessionStateStore
 from addons.stores.protocols import NOW, Stores
 
 # 3: a session's event ids are its rows' (no list of them); 2, still read: actions as rows
@@ -96,19 +97,24 @@ Convert = Callable[[float], float]
 
 
 def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = True,
-                clock_offset: Optional[float] = None, known: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+                clock_offset: Optional[float] = None, known: Optional[Mapping[str, Any]] = None,
+                known_states: Optional[Mapping[str, KnownState]] = None) -> Dict[str, Any]:
     """Everything ``stores`` holds for ``user_id``, as JSON types (see the module);
     ``now`` is the engine's wall clock (epoch seconds). An unknown user's state is empty.
     ``actions=False``: the sessions without their ``actions`` (a store that keeps them apart
     reads what changed with ``session_rows``). ``clock_offset``: wall clock minus
     ``SessionGate.clock()``, for the timers (see the module); by default ``now`` minus it.
     ``known``: sections of ``section_revisions`` the caller holds as they are now, given
-    back as they are instead of exported again."""
+    back as they are instead of exported again. ``known_states``: session states as an
+    earlier export gave them, with the revisions they had (``state_revisions``); one whose
+    revision stands still is given back as it is (a user's other sessions cost nothing)."""
     activity = _memory(stores.activity, InMemoryActivityStore)
+    session_states = _memory(stores.session_states, InMemorySessionStateStore)
     offers = _memory(stores.offers, InMemoryOfferStore)
     plan = _memory(stores.tick_plan, TickSchedule)
     to_wall = _shift(now - SessionGate.clock() if clock_offset is None else clock_offset)
     known = known or {}
+    known_states = known_states or {}
 
     sessions = activity.user_session_ids(user_id)
     exported = [(sid, activity.export_session(sid, entries=actions)) for sid in sessions]
@@ -119,9 +125,13 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
     plans: Dict[str, Any] = {}
     expired: Dict[str, float] = {}
     for session_id in session_ids:
-        state = stores.session_states.get(session_id)
-        if state is not None:
-            states[session_id] = _state_to_json(state, to_wall)
+        kept = known_states.get(session_id)
+        if kept is not None and kept.revision == session_states.revision_of(session_id):
+            states[session_id] = kept.state
+        else:
+            state = session_states.peek(session_id)
+            if state is not None:
+                states[session_id] = _state_to_json(state, to_wall)
         session_plan = plan.export_session(session_id)
         if session_plan is not None:
             plans[session_id] = _plan_to_json(session_plan, to_wall)
@@ -158,6 +168,21 @@ def section_revisions(stores: Stores) -> Dict[str, int]:
     was (the offers are the costly part of an export, and seldom change)."""
     offers = _memory(stores.offers, InMemoryOfferStore).revision
     return {"pending": offers, "delivered": offers, "ledger": _memory(stores.ledger, InMemoryOfferLedger).revision}
+
+
+@dataclass(frozen=True)
+class KnownState:
+    """A session state as ``export_user`` gave it, and the revision it had then."""
+
+    revision: int
+    state: Mapping[str, Any]
+
+
+def state_revisions(stores: Stores, states: Mapping[str, Any]) -> Dict[str, KnownState]:
+    """The ``session_states`` of an export just made, each with its revision in ``stores``:
+    ``known_states`` for the next export of the same stores."""
+    session_states = _memory(stores.session_states, InMemorySessionStateStore)
+    return {session_id: KnownState(session_states.revision_of(session_id), state) for session_id, state in states.items()}
 
 
 def import_user(stores: Stores, state: Mapping[str, Any], *, now: float, clock_offset: Optional[float] = None) -> None:

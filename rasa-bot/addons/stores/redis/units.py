@@ -45,7 +45,8 @@ from addons.stores.memory import InMemoryOfferLedger, memory_stores
 from addons.stores.protocols import OfferStore
 from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange, compact_json
 from addons.stores.user_state import (
-    ROW_INDEX, SessionRows, export_user, import_user, join_actions, section_revisions, session_rows,
+    ROW_INDEX, KnownState, SessionRows, export_user, import_user, join_actions, section_revisions, session_rows,
+    state_revisions,
 )
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,12 @@ class _UnitHub(DeliveryHub):
         return self.streams
 
 
+# Sections with a part per session (a map by session id, or the activity's list of sessions):
+# written session by session, so a unit serialises again only the sessions it changed, not
+# every session the user has open.
+PER_SESSION_SECTIONS = ("activity", "session_states", "tick_plan")
+
+
 @dataclass
 class _Section:
     """One top-level section of a user's document as last written."""
@@ -157,6 +164,7 @@ class _Section:
     value: Any
     json: str  # '"key":value', as it goes into the document
     revision: Optional[int] = None  # of the store it was exported from, if ``section_revisions`` has one
+    entries: Dict[str, Tuple[Any, str]] = field(default_factory=dict)  # a per-session section's: session → value, JSON
 
 
 class _Bundle:
@@ -168,6 +176,7 @@ class _Bundle:
         self.rows: Dict[str, List[int]] = {}
         self.pending: Set[str] = set()  # the offers parked for the user, by id
         self.sections: Dict[str, _Section] = {}  # the document's sections as last written
+        self.states: Dict[str, KnownState] = {}  # the session states as last exported
         self.now = 0.0  # the engine's clock: each unit's own time
         self.stores = memory_stores(config)
         self.hub = _UnitHub(self.stores.offers, user_id)
@@ -264,7 +273,7 @@ class UserUnits:
         committing: List[Tuple[_UserPass, Commit]] = []
         ran_since = time.perf_counter()
         # Wall minus monotonic clock for the timers, in ms: steady, so a section whose timers
-        # did not move exports the same numbers and is not written again (``_document_json``).
+        # did not move exports the same numbers and is not written again (``document_json``).
         offset = round(time.time() - SessionGate.clock(), 3)
         for state in loaded:
             with _HELD_LOG as held:
@@ -358,7 +367,8 @@ class UserUnits:
         now = bundle.now
         revisions = section_revisions(bundle.stores)
         state = export_user(bundle.stores, user_id, now=now, actions=False, clock_offset=offset,
-                            known=bundle.unchanged(revisions))
+                            known=bundle.unchanged(revisions), known_states=bundle.states)
+        bundle.states = state_revisions(bundle.stores, state["session_states"])
         ledger = bundle.stores.ledger
         counts = ledger.drain_counts() if isinstance(ledger, InMemoryOfferLedger) else {}
         # The offers leave for the streams in the commit's own script: committed and sent, or
@@ -380,7 +390,7 @@ class UserUnits:
                 user_pass.rows[rows.session_id] = after
         for session_id in bundle.rows.keys() - user_pass.rows.keys() - changes.keys():
             changes[session_id] = RowsChange(replace=True)  # the session is gone, or has no action left
-        document = _document_json(state, bundle.sections, revisions) if _holds_anything(state) else None
+        document = document_json(state, bundle.sections, revisions) if _holds_anything(state) else None
         commit = Commit(state=document, due_at=self._next_due(state, bundle.engine, now),
                         counts=counts, messages=messages, rows=changes)
         try:
@@ -439,7 +449,7 @@ def _json_rows(rows: List[List[Any]]) -> Tuple[str, ...]:
     return tuple(compact_json(row) for row in rows)
 
 
-def _document_json(state: Mapping[str, Any], sections: Dict[str, _Section], revisions: Mapping[str, int]) -> str:
+def document_json(state: Mapping[str, Any], sections: Dict[str, _Section], revisions: Mapping[str, int]) -> str:
     """``state`` as JSON, each top-level section serialised only if it differs from what
     ``sections`` holds (an ingest changes the activity, seldom the session states, plan,
     offers or ledger; comparing costs less than writing); ``sections`` is updated, with the
@@ -448,10 +458,28 @@ def _document_json(state: Mapping[str, Any], sections: Dict[str, _Section], revi
     for key, value in state.items():
         kept = sections.get(key)
         if kept is None or (kept.value is not value and kept.value != value):
-            kept = sections[key] = _Section(value, f'"{key}":{compact_json(value)}')
+            kept = sections[key] = _section_json(key, value, kept)
         kept.revision = revisions.get(key)
         parts.append(kept.json)
     return "{" + ",".join(parts) + "}"
+
+
+def _section_json(key: str, value: Any, before: Optional[_Section]) -> _Section:
+    """A section serialised; one of ``PER_SESSION_SECTIONS`` reuses each session's JSON from
+    ``before`` where that session's value is the same (unchanged states are the same objects,
+    ``export_user``'s ``known_states``, so most comparisons stop at identity)."""
+    if key not in PER_SESSION_SECTIONS:
+        return _Section(value, f'"{key}":{compact_json(value)}')
+    written = before.entries if before is not None else {}
+    entries: Dict[str, Tuple[Any, str]] = {}
+    as_map = isinstance(value, dict)
+    for session_id, item in (value.items() if as_map else ((item["session_id"], item) for item in value)):
+        entry = written.get(session_id)
+        if entry is None or (entry[0] is not item and entry[0] != item):
+            entry = (item, f"{compact_json(session_id)}:{compact_json(item)}" if as_map else compact_json(item))
+        entries[session_id] = entry
+    body = ",".join(json for _, json in entries.values())
+    return _Section(value, f'"{key}":{{{body}}}' if as_map else f'"{key}":[{body}]', entries=entries)
 
 
 def _pending_ids(state: Optional[Mapping[str, Any]]) -> Set[str]:
