@@ -61,7 +61,7 @@ activity, so the exported plan replaces that look.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Type, TypeVar
 
 from autoplay_sdk.agent_state.v2 import SessionState
 from autoplay_sdk.core.models import SlimAction
@@ -170,9 +170,9 @@ def section_revisions(stores: Stores) -> Dict[str, int]:
     return {"pending": offers, "delivered": offers, "ledger": _memory(stores.ledger, InMemoryOfferLedger).revision}
 
 
-@dataclass(frozen=True)
-class KnownState:
-    """A session state as ``export_user`` gave it, and the revision it had then."""
+class KnownState(NamedTuple):
+    """A session state as ``export_user`` gave it, and the revision it had then (a tuple:
+    one is made per session on every unit of work)."""
 
     revision: int
     state: Mapping[str, Any]
