@@ -38,6 +38,7 @@ from statistics import median
 from typing import Any, Dict, List, Tuple
 
 from bench.common import ROOT, CpuMeter, Figure, Summary, setup_logging, sized
+from bench.loadgen import measured_toasts
 from bench.servers import redis_replicas, start_bare_sanic, start_bench_rasa
 from bench.throughput import wrk
 
@@ -122,7 +123,7 @@ def load(workdir: Path, ingest_base: str, stream_base: str, users: int, rate: fl
         sent = int(rate * seconds)
         result: Dict[str, Any] = {
             "sent": sent, "achieved_rate": float("nan"), "latencies_ms": [], "ingest_ms": [], "request_errors": 0,
-            "stream_errors": 0, "missing_toasts": sent // 4, "superseded_sessions": 0, "cpu_share": float("nan"),
+            "stream_errors": 0, "missing_toasts": measured_toasts(users, sent), "superseded_sessions": 0, "cpu_share": float("nan"),
             "load_wall_s": time.monotonic() - started, "timed_out": True,
             "error_examples": [f"load generator still running after {timeout:.0f} s (the servers fell behind): stopped"],
         }

@@ -37,7 +37,7 @@ import json
 import sys
 import time
 import zlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from bench.common import raise_nofile
 from bench.raw_http import KeepAlivePool, ProtocolError, SseStream, open_sse, post_request
@@ -47,6 +47,19 @@ from posthog_events import PROJECT_KEY, iso, posthog_event
 CYCLE = ("$pageview", "Save changes", "Save changes", "Save changes")
 GRACE_S = 5.0  # how long a toast may take before it counts as missing
 INGEST_CONNECTIONS = 64  # keep-alive connections for the events, as a busy set of browsers would hold
+
+
+def cycle_step(user_index: int, n: int) -> Tuple[int, int, bool]:
+    """User ``user_index``'s event ``n``: its cycle, its step in the cycle, and whether it is a
+    third save whose toast is measured (a first cycle that started mid-way is not the story)."""
+    phase = user_index % len(CYCLE)
+    cycle, step = divmod(n + phase, len(CYCLE))
+    return cycle, step, step == len(CYCLE) - 1 and (cycle > 0 or phase == 0)
+
+
+def measured_toasts(users: int, total: int) -> int:
+    """How many toasts a run of ``total`` events over ``users`` users measures."""
+    return sum(cycle_step(j % users, j // users)[2] for j in range(total))
 
 
 def gzipped(data: bytes) -> bytes:
@@ -91,9 +104,7 @@ class LoadRun:
     async def send(self, ingest: KeepAlivePool, user_index: int, n: int) -> None:
         """User ``user_index``'s event ``n``."""
         user = f"lu{user_index}"
-        phase = user_index % len(CYCLE)
-        cycle, step = divmod(n + phase, len(CYCLE))
-        measured = cycle > 0 or phase == 0  # a first cycle that started mid-way is not the story
+        cycle, step, measured = cycle_step(user_index, n)
         session = f"{user}-c{cycle}"
         kind = CYCLE[step]
         event = posthog_event("$pageview" if step == 0 else "$autocapture", ts=time.time(), user=user, session=session,
@@ -104,7 +115,7 @@ class LoadRun:
             return post_request(f"{self.base}/e/", gzipped(json.dumps(body).encode()), "text/plain")
 
         started = time.monotonic()
-        if step == len(CYCLE) - 1 and measured:
+        if measured:
             self.third_save_sent[session] = started
         try:
             status, _ = await ingest.request(request)

@@ -388,7 +388,7 @@ class _RevisionWatch:
                 self.states_reused += 1
             else:
                 self.states_exported += 1
-        self.states = state_revisions(self.engine.stores, reusing["session_states"])
+        self.states = state_revisions(self.engine.stores, reusing["session_states"], clock_offset=T0)
 
 
 def test_a_section_whose_store_revision_stood_still_exports_the_same(config, mono, ph):
@@ -429,6 +429,24 @@ def test_a_section_whose_store_revision_stood_still_exports_the_same(config, mon
     watch.step("an ingest that offers nothing", 801)
     assert all(watch.moved.values()), watch.moved  # every revision moved, and was checked when it did not
     assert watch.states_reused and watch.states_exported, (watch.states_reused, watch.states_exported)
+
+
+def test_a_session_state_kept_from_an_export_with_another_clock_offset_is_exported_again(config, mono, ph):
+    """A replica's wall-minus-monotonic offset moves when the clock is stepped (NTP) or the
+    process is preempted between its two readings: a state's timers kept from before would then
+    differ from a fresh export's, and stay so in Redis until the session was touched again."""
+    engine = _engine(config)
+    _ingest(engine, ph, _saves(ph, 1, 2, 3, session="sess-0"), 3)
+    _ingest(engine, ph, _saves(ph, 10, session="sess-1"), 10)
+    first = export_user(engine.stores, USER, now=T0 + 20, clock_offset=T0)
+    known = state_revisions(engine.stores, first["session_states"], clock_offset=T0)
+    again = export_user(engine.stores, USER, now=T0 + 20, clock_offset=T0, known_states=known)
+    assert again["session_states"]["sess-0"] is known["sess-0"].state  # nothing moved: reused
+    stepped = T0 + 0.001
+    reusing = export_user(engine.stores, USER, now=T0 + 20, clock_offset=stepped, known_states=known)
+    assert reusing == export_user(engine.stores, USER, now=T0 + 20, clock_offset=stepped)
+    assert reusing["session_states"]["sess-0"]["last_interaction_at"] == pytest.approx(
+        first["session_states"]["sess-0"]["last_interaction_at"] + 0.001, abs=1e-6)
 
 
 # -- 4. other users, twice, nobody --------------------------------------------------------------

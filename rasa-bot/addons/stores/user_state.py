@@ -106,13 +106,14 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
     ``SessionGate.clock()``, for the timers (see the module); by default ``now`` minus it.
     ``known``: sections of ``section_revisions`` the caller holds as they are now, given
     back as they are instead of exported again. ``known_states``: session states as an
-    earlier export gave them, with the revisions they had (``state_revisions``); one whose
-    revision stands still is given back as it is (a user's other sessions cost nothing)."""
+    earlier export gave them (``state_revisions``); one whose revision stands still, exported
+    with the same clock offset, is given back as it is (a user's other sessions cost nothing)."""
     activity = _memory(stores.activity, InMemoryActivityStore)
     session_states = _memory(stores.session_states, InMemorySessionStateStore)
     offers = _memory(stores.offers, InMemoryOfferStore)
     plan = _memory(stores.tick_plan, TickSchedule)
-    to_wall = _shift(now - SessionGate.clock() if clock_offset is None else clock_offset)
+    offset = now - SessionGate.clock() if clock_offset is None else clock_offset
+    to_wall = _shift(offset)
     known = known or {}
     known_states = known_states or {}
 
@@ -126,7 +127,7 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
     expired: Dict[str, float] = {}
     for session_id in session_ids:
         kept = known_states.get(session_id)
-        if kept is not None and kept.revision == session_states.revision_of(session_id):
+        if kept is not None and kept.revision == session_states.revision_of(session_id) and kept.clock_offset == offset:
             states[session_id] = kept.state
         else:
             state = session_states.peek(session_id)
@@ -171,18 +172,21 @@ def section_revisions(stores: Stores) -> Dict[str, int]:
 
 
 class KnownState(NamedTuple):
-    """A session state as ``export_user`` gave it, and the revision it had then (a tuple:
-    one is made per session on every unit of work)."""
+    """A session state as ``export_user`` gave it, with the revision it had then and the clock
+    offset its timers were turned to wall-clock with (a tuple: one is made per session on
+    every unit of work)."""
 
     revision: int
+    clock_offset: float
     state: Mapping[str, Any]
 
 
-def state_revisions(stores: Stores, states: Mapping[str, Any]) -> Dict[str, KnownState]:
-    """The ``session_states`` of an export just made, each with its revision in ``stores``:
-    ``known_states`` for the next export of the same stores."""
+def state_revisions(stores: Stores, states: Mapping[str, Any], *, clock_offset: float) -> Dict[str, KnownState]:
+    """The ``session_states`` of an export just made with ``clock_offset``, each with its
+    revision in ``stores``: ``known_states`` for the next export of the same stores."""
     session_states = _memory(stores.session_states, InMemorySessionStateStore)
-    return {session_id: KnownState(session_states.revision_of(session_id), state) for session_id, state in states.items()}
+    return {session_id: KnownState(session_states.revision_of(session_id), clock_offset, state)
+            for session_id, state in states.items()}
 
 
 def import_user(stores: Stores, state: Mapping[str, Any], *, now: float, clock_offset: Optional[float] = None) -> None:

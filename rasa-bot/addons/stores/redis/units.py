@@ -368,7 +368,7 @@ class UserUnits:
         revisions = section_revisions(bundle.stores)
         state = export_user(bundle.stores, user_id, now=now, actions=False, clock_offset=offset,
                             known=bundle.unchanged(revisions), known_states=bundle.states)
-        bundle.states = state_revisions(bundle.stores, state["session_states"])
+        bundle.states = state_revisions(bundle.stores, state["session_states"], clock_offset=offset)
         ledger = bundle.stores.ledger
         counts = ledger.drain_counts() if isinstance(ledger, InMemoryOfferLedger) else {}
         # The offers leave for the streams in the commit's own script: committed and sent, or
