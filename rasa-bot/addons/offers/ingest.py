@@ -348,7 +348,7 @@ def parse_timestamp(value: Any) -> float:
             ts = float(text)
         except ValueError:
             try:
-                parsed = datetime.fromisoformat(_iso_for_py310(text))
+                parsed = _from_iso(text)
             except ValueError:
                 raise IngestError(f"timestamp {_shown(value)} is neither ISO-8601 nor epoch seconds") from None
             if parsed.tzinfo is None:
@@ -365,11 +365,16 @@ def parse_timestamp(value: Any) -> float:
     return ts
 
 
-def _iso_for_py310(text: str) -> str:
-    """Python 3.10's fromisoformat rejects a trailing "Z" and fractions other than 3 or 6 digits."""
+def _from_iso(text: str) -> datetime:
+    """Python 3.10's fromisoformat rejects a trailing "Z" and fractions other than 3 or 6
+    digits; posthog-js sends 3, so the fraction is mended only when it has to be (the
+    regular expression was most of the parse)."""
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
-    return _ISO_FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.fromisoformat(_ISO_FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1))
 
 
 def verb_of(kind: str) -> str:
