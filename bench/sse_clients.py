@@ -1,5 +1,9 @@
 """One process's share of the fan-out streams: open them, wait for one offer on each, close.
 
+The streams are read with the lean client of ``bench/raw_http.py`` (``SseStream``), as the
+event → toast load generator reads them and for the same reason: the client processes share
+the cores with the servers they measure.
+
 Prints ``READY`` once every stream is subscribed, writes each stream's offer arrival time
 (``time.monotonic``, comparable across processes on one machine) to OUT.json, then closes
 all streams and prints ``CLOSED``.
@@ -22,40 +26,41 @@ import sys
 import time
 from typing import Dict, List
 
-import aiohttp
-
 from bench.common import raise_nofile
+from bench.raw_http import ProtocolError, SseStream, open_sse
 from clients import stream_url
 
 
 async def hold(base: str, first: int, count: int, wait_s: float, out: str, *, max_opening: int = 0,
                subscribe_s: float = 180.0, until_told: bool = False) -> None:
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None))
     arrivals: Dict[str, float] = {}
     errors: List[str] = []
+    streams: List[SseStream] = []
     subscribed = [0]
     all_subscribed = asyncio.Event()
     all_arrived = asyncio.Event()
 
+    def ended(user: str, done: "asyncio.Future[None]") -> None:
+        if not done.cancelled() and done.exception() is not None:  # died, not closed by us
+            errors.append(f"{user}: {done.exception()}")
+
     async def stream(user: str) -> None:
+        def on_data(_: bytes) -> None:
+            arrivals.setdefault(user, time.monotonic())
+            if len(arrivals) == count:
+                all_arrived.set()
+
         try:
-            async with http.get(stream_url(base, user)) as response:
-                if response.status != 200:
-                    errors.append(f"{user}: HTTP {response.status}")
-                    return
-                await response.content.readline()  # "retry:": the server has subscribed us
-                subscribed[0] += 1
-                if subscribed[0] == count:
-                    all_subscribed.set()
-                async for raw in response.content:
-                    if raw.startswith(b"data: "):
-                        arrivals.setdefault(user, time.monotonic())
-                        if len(arrivals) == count:
-                            all_arrived.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
+            opened = await open_sse(stream_url(base, user), on_data)
+            streams.append(opened)
+            await opened.opened  # "retry:": the server has subscribed us
+        except (OSError, ProtocolError) as e:
             errors.append(f"{user}: {type(e).__name__}: {e}")
+            return
+        opened.ended.add_done_callback(lambda done: ended(user, done))
+        subscribed[0] += 1
+        if subscribed[0] == count:
+            all_subscribed.set()
 
     users = [f"fu{i}" for i in range(first, first + count)]
     tasks = []
@@ -83,7 +88,9 @@ async def hold(base: str, first: int, count: int, wait_s: float, out: str, *, ma
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await http.close()
+    for opened in streams:
+        opened.close()
+    await asyncio.sleep(0)  # the transports close on the next turn of the loop
     print("CLOSED", flush=True)
 
 
