@@ -26,7 +26,11 @@ from addons.stores.protocols import NOW, Stores
 T0 = 1779188762.919
 PRODUCT = "contract"
 
-BACKENDS: Dict[str, Callable[[ProactiveConfig], Stores]] = {"memory": memory_stores}
+BACKENDS: Dict[str, Callable[[ProactiveConfig], Stores]] = {
+    "memory": memory_stores,
+    # What a unit of work's bundle runs on (store: redis): session states with revisions.
+    "memory-revised": lambda config: memory_stores(config, revised_states=True),
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

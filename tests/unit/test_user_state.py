@@ -40,8 +40,10 @@ SECTIONS = ("activity", "session_states", "tick_plan", "expired_unseen", "offer_
             "delivered", "first_name")
 
 
-def _engine(config, *, incremental: bool = True) -> ProactiveEngine:
-    return ProactiveEngine(config, clock=lambda: T0, incremental=incremental)
+def _engine(config, *, incremental: bool = True, revised_states: bool = False) -> ProactiveEngine:
+    """``revised_states``: on the session-state store a unit of work's bundle has."""
+    return ProactiveEngine(config, stores=memory_stores(config, revised_states=revised_states), clock=lambda: T0,
+                           incremental=incremental)
 
 
 def _saves(ph, *offsets: float, **kw: Any) -> List[Dict[str, Any]]:
@@ -392,7 +394,7 @@ class _RevisionWatch:
 
 
 def test_a_section_whose_store_revision_stood_still_exports_the_same(config, mono, ph):
-    engine = _engine(config)
+    engine = _engine(config, revised_states=True)
     journal = engine.journal
     watch = _RevisionWatch(engine)
     watch.step("nothing yet", 0)
@@ -435,7 +437,7 @@ def test_a_session_state_kept_from_an_export_with_another_clock_offset_is_export
     """A replica's wall-minus-monotonic offset moves when the clock is stepped (NTP) or the
     process is preempted between its two readings: a state's timers kept from before would then
     differ from a fresh export's, and stay so in Redis until the session was touched again."""
-    engine = _engine(config)
+    engine = _engine(config, revised_states=True)
     _ingest(engine, ph, _saves(ph, 1, 2, 3, session="sess-0"), 3)
     _ingest(engine, ph, _saves(ph, 10, session="sess-1"), 10)
     first = export_user(engine.stores, USER, now=T0 + 20, clock_offset=T0)

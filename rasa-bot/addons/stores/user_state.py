@@ -74,7 +74,7 @@ from addons.stores.memory.ledger import InMemoryOfferLedger, UserLedger
 from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore, UserOffers
 from addons.stores.memory.people import InMemoryFirstNames
 from addons.stores.memory.schedule import SessionPlan, TickSchedule
-from addons.stores.memory.sessions import InMemorySessionStateStore
+from addons.stores.memory.sessions import InMemorySessionStateStore, RevisedSessionStateStore
 from addons.stores.protocols import NOW, Stores
 
 # 3: a session's event ids are its rows' (no list of them); 2, still read: actions as rows
@@ -106,10 +106,12 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
     ``SessionGate.clock()``, for the timers (see the module); by default ``now`` minus it.
     ``known``: sections of ``section_revisions`` the caller holds as they are now, given
     back as they are instead of exported again. ``known_states``: session states as an
-    earlier export gave them (``state_revisions``); one whose revision stands still, exported
-    with the same clock offset, is given back as it is (a user's other sessions cost nothing)."""
+    earlier export gave them (``state_revisions``, of a ``RevisedSessionStateStore``); one
+    whose revision stands still, exported with the same clock offset, is given back as it is
+    (a user's other sessions cost nothing)."""
     activity = _memory(stores.activity, InMemoryActivityStore)
     session_states = _memory(stores.session_states, InMemorySessionStateStore)
+    revised = _memory(session_states, RevisedSessionStateStore) if known_states else None
     offers = _memory(stores.offers, InMemoryOfferStore)
     plan = _memory(stores.tick_plan, TickSchedule)
     offset = now - SessionGate.clock() if clock_offset is None else clock_offset
@@ -127,7 +129,8 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
     expired: Dict[str, float] = {}
     for session_id in session_ids:
         kept = known_states.get(session_id)
-        if kept is not None and kept.revision == session_states.revision_of(session_id) and kept.clock_offset == offset:
+        if kept is not None and revised is not None and kept.revision == revised.revision_of(session_id) \
+                and kept.clock_offset == offset:
             states[session_id] = kept.state
         else:
             state = session_states.peek(session_id)
@@ -184,7 +187,7 @@ class KnownState(NamedTuple):
 def state_revisions(stores: Stores, states: Mapping[str, Any], *, clock_offset: float) -> Dict[str, KnownState]:
     """The ``session_states`` of an export just made with ``clock_offset``, each with its
     revision in ``stores``: ``known_states`` for the next export of the same stores."""
-    session_states = _memory(stores.session_states, InMemorySessionStateStore)
+    session_states = _memory(stores.session_states, RevisedSessionStateStore)
     return {session_id: KnownState(session_states.revision_of(session_id), clock_offset, state)
             for session_id, state in states.items()}
 

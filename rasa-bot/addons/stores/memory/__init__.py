@@ -8,21 +8,23 @@ from addons.stores.memory.ledger import InMemoryOfferLedger, UserLedger
 from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore, UserOffers
 from addons.stores.memory.people import InMemoryChatOwners, InMemoryClockSkew, InMemoryFirstNames
 from addons.stores.memory.schedule import SessionPlan, TickSchedule
-from addons.stores.memory.sessions import InMemorySessionStateStore
+from addons.stores.memory.sessions import InMemorySessionStateStore, RevisedSessionStateStore
 from addons.stores.protocols import Stores
 
 __all__ = [
     "InMemoryActivityStore", "InMemoryChatOwners", "InMemoryClockSkew", "InMemoryFirstNames",
-    "InMemoryOfferHistory", "InMemoryOfferLedger", "InMemoryOfferStore", "InMemorySessionStateStore", "SessionActivity",
-    "SessionPlan", "TickSchedule", "UserLedger", "UserOffers", "memory_stores",
+    "InMemoryOfferHistory", "InMemoryOfferLedger", "InMemoryOfferStore", "InMemorySessionStateStore",
+    "RevisedSessionStateStore", "SessionActivity", "SessionPlan", "TickSchedule", "UserLedger", "UserOffers", "memory_stores",
 ]
 
 
-def memory_stores(config: ProactiveConfig) -> Stores:
+def memory_stores(config: ProactiveConfig, *, revised_states: bool = False) -> Stores:
+    """``revised_states``: the session states keep a revision per session
+    (``RevisedSessionStateStore``), for a unit of work's bundle that exports only what moved."""
     max_sessions = config.activity.max_sessions
     return Stores(
         activity=InMemoryActivityStore(config.activity, product_id=config.product_id),
-        session_states=InMemorySessionStateStore(config.session),
+        session_states=(RevisedSessionStateStore if revised_states else InMemorySessionStateStore)(config.session),
         offer_history=InMemoryOfferHistory(max_users=max_sessions),
         offers=InMemoryOfferStore(replay_s=config.delivery.replay_s, max_sessions=max_sessions),
         chat_owners=InMemoryChatOwners(),

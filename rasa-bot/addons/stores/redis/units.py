@@ -178,7 +178,7 @@ class _Bundle:
         self.sections: Dict[str, _Section] = {}  # the document's sections as last written
         self.states: Dict[str, KnownState] = {}  # the session states as last exported
         self.now = 0.0  # the engine's clock: each unit's own time
-        self.stores = memory_stores(config)
+        self.stores = memory_stores(config, revised_states=True)
         self.hub = _UnitHub(self.stores.offers, user_id)
         self.staged = StagedCounters()
         self.engine = ProactiveEngine(config, stores=self.stores, hub=self.hub, clock=lambda: self.now,
