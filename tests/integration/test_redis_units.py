@@ -7,19 +7,23 @@ changed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
 import time
-from typing import Any, Dict, List
+from typing import Any, AsyncIterator, Dict, List
 
 import pytest
 import redis
 
-from addons.config import load_config
+from addons.config import ProactiveConfig, load_config
 from addons.insights.metrics import OfferMetrics
 from addons.insights.records import day_of
 from addons.offers.ingest import NormalisedBatch, normalise_batch, parse_capture_payload
-from addons.stores.redis.units import UserUnits
+from addons.stores.memory.offers import DAY_S
+from addons.stores.redis.offers import session_ttl_s
+from addons.stores.redis.units import RECORDS_PER_USER, UserUnits
 from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange
 from posthog_events import posthog_event
 from rasa_server import BOT
@@ -294,3 +298,70 @@ async def test_an_offer_parked_for_want_of_a_tab_is_announced_once(counted):
     for k in range(3, 6):  # more events while it waits: no new announcement
         await units.run("max", lambda e, k=k: e.ingest(saves("max", now, 1, first=k), now=now), now=now)
     assert [json.loads(message) for message in states.messages] == [{"pending_for": "max"}]
+
+
+@contextlib.asynccontextmanager
+async def units_on(server: RedisServer, config: ProactiveConfig) -> AsyncIterator[UserUnits]:
+    """One replica's units as the runtime builds them for ``config`` (``store: redis``)."""
+    client = redis.asyncio.Redis(port=server.port, decode_responses=True)
+    units = UserUnits(config, RedisUserStates(client, ttl_s=session_ttl_s(config)), counters=OfferMetrics([TRIGGER]))
+    try:
+        yield units
+    finally:
+        await units.close()
+        await client.close()
+
+
+def with_caps(**caps: Any) -> ProactiveConfig:
+    return dataclasses.replace(CONFIG, caps=dataclasses.replace(CONFIG.caps, **caps))
+
+
+async def test_a_user_s_keys_outlive_their_sessions_for_as_long_as_the_caps_count_an_offer(redis_server):
+    """The keys of a user with no offer expire with the sessions (``session_ttl_s``); an offer
+    counts towards the daily cap for 24 h, so its user's keys are kept that long: a new session
+    after every session was evicted, on a restarted replica, is still capped."""
+    config = with_caps(per_user_per_day=1)
+    sync = redis.Redis(port=redis_server.port, decode_responses=True)
+    sync.flushdb()
+    now = time.time()
+    async with units_on(redis_server, config) as units:
+        made = await units.run("eve", lambda e: e.ingest(saves("eve", now, 3), now=now), now=now, min_streams=1)
+        assert len(made.published) == 1
+        await units.run("fay", lambda e: e.ingest(saves("fay", now, 2), now=now), now=now, min_streams=1)
+        assert 0 < sync.ttl("proactive:{u:fay}:state") <= session_ttl_s(config)
+        for key in ("state", "ver", "sessions", "actions:s-eve"):
+            assert sync.ttl(f"proactive:{{u:eve}}:{key}") > DAY_S - 60, key
+
+        later = now + config.activity.idle_session_s + 1
+        evicted = await units.run("eve", lambda e: e.tick(now=later), now=later)
+        assert evicted.value.evicted == 1
+        remaining = sync.ttl("proactive:{u:eve}:state")
+        assert remaining > session_ttl_s(config) and remaining > DAY_S - (later - now) - 60
+
+    async with units_on(redis_server, config) as units:  # a restarted replica: nothing but Redis carries over
+        back = later + 60
+        again = await units.run("eve", lambda e: e.ingest(saves("eve", back, 3), now=back), now=back, min_streams=1)
+        assert again.published == []
+        verdict = await units.run("eve", lambda e: e.caps.check("eve", "s-eve", back).reason, now=back)
+        assert verdict.value.startswith("daily cap")
+
+
+async def test_a_user_s_document_keeps_their_newest_offer_records_only(redis_server):
+    """The document carries the user's offer records for as long as Redis keeps it (a day
+    after their last offer): it keeps the newest ``RECORDS_PER_USER`` of them."""
+    sync = redis.Redis(port=redis_server.port, decode_responses=True)
+    sync.flushdb()
+    now = time.time()
+    offers = RECORDS_PER_USER + 5
+    async with units_on(redis_server, with_caps(per_user_per_day=10**6)) as units:
+        for n in range(offers):
+            at = now + n
+            events = [posthog_event("$autocapture", ts=at - 3 + k, text="Save changes", user="gus", session=f"s{n}")
+                      for k in range(3)]
+            batch = normalise_batch(parse_capture_payload({"api_key": "k", "batch": events}), received_at=at)
+            made = await units.run("gus", lambda e, b=batch, t=at: e.ingest(b, now=t), now=at, min_streams=1)
+            assert len(made.published) == 1, n
+    records = json.loads(sync.get("proactive:{u:gus}:state"))["ledger"]
+    assert len(records["records"]) == RECORDS_PER_USER
+    assert [r["session_id"] for r in records["records"]] == [f"s{n}" for n in range(offers - RECORDS_PER_USER, offers)]
+    assert records["latest"] == {TRIGGER: records["records"][-1]["offer_id"]}

@@ -81,7 +81,7 @@ async def test_a_commit_with_a_bad_number_is_refused_before_anything_is_written(
     a, _ = replicas
     loaded = await a.load("cy")
     for bad in (Commit(state={"v": 1}, due_at=float("nan")), Commit(state={"v": 1}, counts={("d", "t", "k"): 1.5}),
-                Commit(state={"v": 1}, counts={("d", "t", "k"): True})):
+                Commit(state={"v": 1}, counts={("d", "t", "k"): True}), Commit(state={"v": 1}, keep_s=float("inf"))):
         with pytest.raises(ValueError):
             await a.commit(loaded, bad)
     assert (await a.load("cy")).version == 0

@@ -28,7 +28,7 @@ from addons.stores.redis.units import document_json
 from addons.stores.redis.user_states import compact_json
 from addons.stores.memory.activity import ENTRY_FIELDS
 from addons.stores.user_state import (
-    FORMAT, MONOTONIC_FIELDS, KnownState, export_user, import_user, section_revisions, state_revisions,
+    FORMAT, MONOTONIC_FIELDS, KnownState, export_user, import_user, kept_until, section_revisions, state_revisions,
 )
 
 T0 = 1779188762.919
@@ -636,3 +636,15 @@ def test_an_offer_is_stored_with_every_field_and_read_back_equal():
     assert stored == {**asdict(offer), "tours": [asdict(t) for t in offer.tours]}  # by hand for speed: no field forgotten
     assert Offer.from_dict(json.loads(json.dumps(stored))) == offer
     assert "evidence_until" not in offer.to_dict()
+
+
+def test_kept_until_is_when_the_last_capped_offer_or_creditable_record_runs_out():
+    """What outlives the sessions: a delivered offer counts towards the caps for a day; an
+    offer record or a baseline can be credited with an adoption for the adoption window."""
+    assert kept_until({"offer_history": [], "ledger": {"records": [], "baselines": {}}}, adoption_window_s=1800) is None
+    history = {"offer_history": [{"at": T0, "session_id": "s1"}, {"at": T0 + 50, "session_id": "s2"}]}
+    assert kept_until(history, adoption_window_s=1800) == T0 + 50 + 86400
+    ledger = {"ledger": {"records": [{"fired_at": T0}], "baselines": {"bulk_edit_opportunity": T0 + 100}}}
+    assert kept_until(ledger, adoption_window_s=2 * 86400) == T0 + 100 + 2 * 86400
+    assert kept_until(ledger, adoption_window_s=0) is None  # no trigger measures adoption: nothing to credit
+    assert kept_until({**history, **ledger}, adoption_window_s=1800) == T0 + 50 + 86400

@@ -71,7 +71,7 @@ from addons.offers.gate import SessionGate
 from addons.offers.offer import Offer
 from addons.stores.memory.activity import InMemoryActivityStore, SessionActivity, StoredSession
 from addons.stores.memory.ledger import InMemoryOfferLedger, UserLedger
-from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore, UserOffers
+from addons.stores.memory.offers import DAY_S, InMemoryOfferHistory, InMemoryOfferStore, UserOffers
 from addons.stores.memory.people import InMemoryFirstNames
 from addons.stores.memory.schedule import SessionPlan, TickSchedule
 from addons.stores.memory.sessions import InMemorySessionStateStore, RevisedSessionStateStore
@@ -164,6 +164,20 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
         "first_name": stores.first_names.get(user_id),
         "ledger": known["ledger"] if "ledger" in known else _ledger_to_json(ledger.export_user(user_id)),
     }
+
+
+def kept_until(state: Mapping[str, Any], *, adoption_window_s: float) -> Optional[float]:
+    """Until when (epoch seconds) ``state``, an ``export_user`` of one user, holds what outlives
+    the user's sessions, so a store must keep it even after they are gone: each delivered offer
+    counts towards the caps for a day (``offer_history``), and an offer's record, or a
+    baseline, can be credited with an adoption for ``adoption_window_s`` after it (the longest
+    ``adopted.within_s`` of the triggers). None if it holds nothing of the kind."""
+    times = [float(entry["at"]) + DAY_S for entry in state.get("offer_history") or ()]
+    ledger = state.get("ledger") or {}
+    if adoption_window_s > 0:
+        times += [float(record["fired_at"]) + adoption_window_s for record in ledger.get("records") or ()]
+        times += [float(at) + adoption_window_s for at in (ledger.get("baselines") or {}).values()]
+    return max(times) if times else None
 
 
 def section_revisions(stores: Stores) -> Dict[str, int]:

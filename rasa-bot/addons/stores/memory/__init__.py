@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from addons.config import ProactiveConfig
 from addons.stores.memory.activity import InMemoryActivityStore, SessionActivity
 from addons.stores.memory.ledger import InMemoryOfferLedger, UserLedger
@@ -18,9 +20,10 @@ __all__ = [
 ]
 
 
-def memory_stores(config: ProactiveConfig, *, revised_states: bool = False) -> Stores:
+def memory_stores(config: ProactiveConfig, *, revised_states: bool = False, max_offers: Optional[int] = None) -> Stores:
     """``revised_states``: the session states keep a revision per session
-    (``RevisedSessionStateStore``), for a unit of work's bundle that exports only what moved."""
+    (``RevisedSessionStateStore``), for a unit of work's bundle that exports only what moved.
+    ``max_offers``: the ledger's bound on offer records (``insights.max_offers`` by default)."""
     max_sessions = config.activity.max_sessions
     return Stores(
         activity=InMemoryActivityStore(config.activity, product_id=config.product_id),
@@ -31,5 +34,5 @@ def memory_stores(config: ProactiveConfig, *, revised_states: bool = False) -> S
         tick_plan=TickSchedule(),
         first_names=InMemoryFirstNames(max_sessions),
         clock_skew=InMemoryClockSkew(max_clients=max_sessions),
-        ledger=InMemoryOfferLedger(max_offers=config.insights.max_offers, retention_days=config.insights.retention_days),
+        ledger=InMemoryOfferLedger(max_offers=config.insights.max_offers if max_offers is None else max_offers, retention_days=config.insights.retention_days),
     )

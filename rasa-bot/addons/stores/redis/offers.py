@@ -36,6 +36,13 @@ DUE_PER_TICK = 1000  # users one replica takes per pass; the rest wait for the n
 OTHERS_AFTER_TICKS = 2  # a live replica's due users are its own to claim for this many ticks
 
 
+def session_ttl_s(config: ProactiveConfig) -> float:
+    """How long a user's keys outlive their last commit, unless the commit asks for longer: a
+    session is evicted ``activity.idle_session_s`` after its last event, and an offer waits
+    ``delivery.pending_ttl_s`` for a tab (a minute more, for the periodic pass that evicts)."""
+    return config.activity.idle_session_s + config.delivery.pending_ttl_s + 60
+
+
 class SharedOffers:
     def __init__(self, config: ProactiveConfig, client: "Redis[str]", replica_id: str, *, counters: OfferCounters,
                  subscriber: "Optional[Redis[str]]" = None, outage: Optional[RedisOutage] = None,
@@ -47,7 +54,7 @@ class SharedOffers:
         outage = outage or RedisOutage()
 
         def states(redis: "Redis[str]") -> RedisUserStates:
-            return RedisUserStates(redis, ttl_s=config.activity.idle_session_s + config.delivery.pending_ttl_s + 60,
+            return RedisUserStates(redis, ttl_s=session_ttl_s(config),
                                    insights_ttl_s=config.insights.retention_days * 86_400, outage=outage,
                                    replica_id=replica_id)
 

@@ -45,8 +45,8 @@ from addons.stores.memory import InMemoryOfferLedger, memory_stores
 from addons.stores.protocols import OfferStore
 from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange, compact_json
 from addons.stores.user_state import (
-    ROW_INDEX, KnownState, SessionRows, export_user, import_user, join_actions, section_revisions, session_rows,
-    state_revisions,
+    ROW_INDEX, KnownState, SessionRows, export_user, import_user, join_actions, kept_until, section_revisions,
+    session_rows, state_revisions,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 8  # concurrent units on one user: each retry sees the others' commits
 MAX_BATCH = 64  # units per round trip
 YIELD_AFTER_S = 0.002  # a batch's engine work runs this long at most before others get the loop
+# A bundle holds one user, whose document carries their offer records for as long as Redis
+# keeps it: the newest this many, far more than the caps let into any adoption window.
+RECORDS_PER_USER = 100
 
 
 class _HeldLog(logging.Filter):
@@ -178,7 +181,7 @@ class _Bundle:
         self.sections: Dict[str, _Section] = {}  # the document's sections as last written
         self.states: Dict[str, KnownState] = {}  # the session states as last exported
         self.now = 0.0  # the engine's clock: each unit's own time
-        self.stores = memory_stores(config, revised_states=True)
+        self.stores = memory_stores(config, revised_states=True, max_offers=RECORDS_PER_USER)
         self.hub = _UnitHub(self.stores.offers, user_id)
         self.staged = StagedCounters()
         self.engine = ProactiveEngine(config, stores=self.stores, hub=self.hub, clock=lambda: self.now,
@@ -216,6 +219,7 @@ class UserUnits:
         self._incremental = incremental
         self._max_batch = max_batch
         self._cached_users = config.redis.cached_users
+        self._adoption_window_s = max((t.adopted.within_s for t in config.triggers if t.adopted), default=0.0)
         self._bundles: "OrderedDict[str, _Bundle]" = OrderedDict()  # least recently committed first
         self._waiting: Deque[_Unit[Any]] = deque()
         self._worker: Optional["asyncio.Task[None]"] = None
@@ -391,8 +395,9 @@ class UserUnits:
         for session_id in bundle.rows.keys() - user_pass.rows.keys() - changes.keys():
             changes[session_id] = RowsChange(replace=True)  # the session is gone, or has no action left
         document = document_json(state, bundle.sections, revisions) if _holds_anything(state) else None
-        commit = Commit(state=document, due_at=self._next_due(state, bundle.engine, now),
-                        counts=counts, messages=messages, rows=changes)
+        keep_until = kept_until(state, adoption_window_s=self._adoption_window_s) if document else None
+        commit = Commit(state=document, due_at=self._next_due(state, bundle.engine, now), counts=counts,
+                        messages=messages, rows=changes, keep_s=0.0 if keep_until is None else keep_until - now)
         try:
             commit.check()
         except ValueError as e:

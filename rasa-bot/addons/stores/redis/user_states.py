@@ -19,7 +19,9 @@ Keys, all of one user's under the hash tag ``{u:<user>}``:
   from there).
 
 All of them expire ``ttl_s`` after the last commit, so an idle user's state goes the way the
-in-memory store's idle eviction would.
+in-memory store's idle eviction would; or later, where the commit asks (``Commit.keep_s``):
+what outlives the sessions, the caps' day of delivered offers and the records an adoption
+may still be credited to, stays as long as the in-memory stores keep it.
 
 Besides the user's keys, a commit writes the facts the whole cluster reads: the user's next
 due time in ``proactive:due`` (the periodic pass claims due users from there, for a lease
@@ -96,6 +98,7 @@ end
 local results = {}
 for a = 5, #ARGV, 2 do
   local commit, state = cjson.decode(ARGV[a]), ARGV[a + 1]
+  local user_ttl = math.max(ttl, commit.keep)
   local version_key, state_key = user_key(commit.user, 'ver'), user_key(commit.user, 'state')
   local sessions_key, actions = user_key(commit.user, 'sessions'), user_key(commit.user, 'actions:')
   if tonumber(redis.call('GET', version_key) or '0') ~= commit.expect then
@@ -105,9 +108,9 @@ for a = 5, #ARGV, 2 do
     if state == '' then
       redis.call('DEL', state_key)
     else
-      redis.call('SET', state_key, state, 'EX', ttl)
+      redis.call('SET', state_key, state, 'EX', user_ttl)
     end
-    redis.call('SET', version_key, version, 'EX', ttl)
+    redis.call('SET', version_key, version, 'EX', user_ttl)
     if commit.due == '' then
       redis.call('ZREM', KEYS[1], commit.user)
     else
@@ -140,9 +143,9 @@ for a = 5, #ARGV, 2 do
       end
     end
     for _, session in ipairs(redis.call('SMEMBERS', sessions_key)) do
-      redis.call('EXPIRE', actions .. session, ttl)
+      redis.call('EXPIRE', actions .. session, user_ttl)
     end
-    redis.call('EXPIRE', sessions_key, ttl)
+    redis.call('EXPIRE', sessions_key, user_ttl)
     for _, message in ipairs(commit.messages) do
       redis.call('PUBLISH', channel, message)
     end
@@ -207,6 +210,7 @@ class Commit:
     counts: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
     messages: List[str] = field(default_factory=list)  # published on ``CHANNEL`` by the same script
     rows: Dict[str, RowsChange] = field(default_factory=dict)  # session id → how its rows change
+    keep_s: float = 0.0  # keep the user's keys at least this long, if longer than the store's ``ttl_s``
 
     def check(self) -> None:
         """``ValueError`` for what the script cannot take. Checked before it runs: a script
@@ -214,6 +218,8 @@ class Commit:
         not roll scripts back)."""
         if self.due_at is not None and not math.isfinite(self.due_at):
             raise ValueError(f"due_at must be a finite time, got {self.due_at!r}")
+        if not math.isfinite(self.keep_s):
+            raise ValueError(f"keep_s must be a finite number of seconds, got {self.keep_s!r}")
         for where, amount in self.counts.items():
             if isinstance(amount, bool) or not isinstance(amount, int):
                 raise ValueError(f"count {where} must be a whole number, got {amount!r}")
@@ -329,4 +335,5 @@ def _commit_json(loaded: LoadedState, commit: Commit) -> str:
         "rows": [[session_id, "r" if change.replace else "a", change.trim, list(change.append)]
                  for session_id, change in commit.rows.items()],
         "messages": commit.messages,
+        "keep": max(0, math.ceil(commit.keep_s)),
     })
