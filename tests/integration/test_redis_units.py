@@ -365,3 +365,22 @@ async def test_a_user_s_document_keeps_their_newest_offer_records_only(redis_ser
     assert len(records["records"]) == RECORDS_PER_USER
     assert [r["session_id"] for r in records["records"]] == [f"s{n}" for n in range(offers - RECORDS_PER_USER, offers)]
     assert records["latest"] == {TRIGGER: records["records"][-1]["offer_id"]}
+
+
+async def test_a_capped_session_logs_its_refusal_once_whichever_replica_runs_its_events(redis_server, caplog):
+    """The caps' refusal is logged once per session and kind (README, "Frequency caps"), also
+    when every event of the session lands on another replica than the one before."""
+    caplog.set_level(logging.INFO)
+    redis.Redis(port=redis_server.port).flushdb()
+    config = with_caps(per_user_per_day=1)
+    now = time.time()
+    async with units_on(redis_server, config) as a, units_on(redis_server, config) as b:
+        await a.run("hal", lambda e: e.ingest(saves("hal", now, 3), now=now), now=now, min_streams=1)
+        for n in range(6):  # a second session, its saves alternating between the replicas
+            at = now + 10 + n
+            events = [posthog_event("$autocapture", ts=at, text="Save changes", user="hal", session="s-hal-2")]
+            batch = normalise_batch(parse_capture_payload({"api_key": "k", "batch": events}), received_at=at)
+            made = await (a, b)[n % 2].run("hal", lambda e, b=batch, t=at: e.ingest(b, now=t), now=at, min_streams=1)
+            assert made.published == []
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("proactive offer suppressed")]
+    assert len(refusals) == 1 and "session=s-hal-2 reason=daily cap" in refusals[0], refusals

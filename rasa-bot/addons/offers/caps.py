@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from addons.bounded import BoundedMap
 from addons.config import OfferCapsConfig
 from addons.stores.protocols import OfferHistoryStore
 
@@ -26,6 +25,11 @@ class CapDecision:
     reason: str
     opens_at: float = 0.0  # when a refused offer could next pass (epoch seconds)
 
+    @property
+    def kind(self) -> str:
+        """The refusal's kind: "daily cap", "hourly cap" or "minimum gap"."""
+        return self.reason.split(":", 1)[0]
+
 
 # Checked on every evaluation: the common answer allocates nothing (short-lived objects on
 # the hot path drive the garbage collector into full collections, see BENCHMARKS.md).
@@ -35,10 +39,9 @@ ALLOWED = CapDecision(True, "ok")
 class OfferCaps:
     """The cap policy over the store of delivered offers."""
 
-    def __init__(self, config: OfferCapsConfig, history: OfferHistoryStore, *, max_sessions: int = 200_000) -> None:
+    def __init__(self, config: OfferCapsConfig, history: OfferHistoryStore) -> None:
         self.config = config
         self.history = history
-        self._logged: BoundedMap[str, str] = BoundedMap(max_sessions)  # session → the last refusal kind logged
 
     def check(self, user_id: str, session_id: str, now: float) -> CapDecision:
         c = self.config
@@ -70,13 +73,7 @@ class OfferCaps:
     def record(self, user_id: str, session_id: str, at: float) -> None:
         self.history.record(user_id, session_id, at)
 
-    def note_refusal(self, trigger_id: str, user_id: str, session_id: str, reason: str) -> None:
-        """One log line per session and kind of refusal, not one per event while the cap holds."""
-        kind = reason.split(":", 1)[0]
-        if self._logged.get(session_id) == kind:
-            return
-        self._logged.touch(session_id, kind)
+    def log_refusal(self, trigger_id: str, user_id: str, session_id: str, reason: str) -> None:
+        """Once per session and kind of refusal (``SessionGate.note_cap_refusal``), not once per
+        event while the cap holds."""
         logger.info("proactive offer suppressed: trigger=%s user=%s session=%s reason=%s", trigger_id, user_id, session_id, reason)
-
-    def forget_session(self, session_id: str) -> None:
-        self._logged.pop(session_id, None)

@@ -65,7 +65,7 @@ class ProactiveEngine:
         self.activity = self.stores.activity
         self.gate = SessionGate.for_config(self.stores.session_states, config)
         self.hub = hub or DeliveryHub(self.stores.offers)
-        self.caps = OfferCaps(config.caps, self.stores.offer_history, max_sessions=config.activity.max_sessions)
+        self.caps = OfferCaps(config.caps, self.stores.offer_history)
         self.registry = compile_registry(config)
         self.strategy = choose_strategy(
             config, self.registry, self.activity, self.gate, self.stores.tick_plan, incremental=incremental
@@ -239,7 +239,8 @@ class ProactiveEngine:
             return None
         caps = self.caps.check(user_id, session_id, now)
         if not caps.allowed:
-            self.caps.note_refusal(result.trigger_id, user_id, session_id, caps.reason)
+            if self.gate.note_cap_refusal(session_id, caps.kind):
+                self.caps.log_refusal(result.trigger_id, user_id, session_id, caps.reason)
             self.strategy.wake_at(session_id, caps.opens_at)
             return None
         # An offer counts (session state, cooldown, caps) once a toast stream receives it:
@@ -335,7 +336,6 @@ class ProactiveEngine:
         """The session is gone from the activity store: drop what was kept about it."""
         self.gate.forget(session_id)
         self.stores.offers.clear_expired(session_id)
-        self.caps.forget_session(session_id)
 
     def _tours_on_screen(self, trigger_id: str, latest: Optional[SlimAction]) -> Tuple[TourOffer, ...]:
         """Tours of the trigger whose anchors are on the user's current page."""

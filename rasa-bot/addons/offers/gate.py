@@ -35,6 +35,7 @@ from addons.stores.protocols import NOW, SessionStateStore
 ACTIVE_TOUR = "active_tour"  # SessionState.metadata key: {"tour_id", "flow_id", "trigger_id"}
 LAST_OFFER = "last_offer"  # SessionState.metadata key: {"offer_id", "trigger_id", "at"}
 CONSUMED = "consumed"  # SessionState.metadata key: {trigger_id: evidence consumed up to (epoch s)}
+CAP_REFUSAL = "cap_refusal"  # SessionState.metadata key: the kind of caps refusal last logged
 _NOTHING_CONSUMED: Mapping[str, float] = MappingProxyType({})
 
 
@@ -106,6 +107,17 @@ class SessionGate:
         consumed = state.metadata.setdefault(CONSUMED, {})
         consumed[trigger_id] = max(consumed.get(trigger_id, evidence_until), evidence_until)
         self.store.save(state)
+
+    def note_cap_refusal(self, session_id: str, kind: str) -> bool:
+        """Whether the caps' refusal ``kind`` is news for the session (it is remembered then).
+        Kept in the session's state, so it travels with it: one log line per session and kind
+        whichever replica runs the session's events."""
+        state = self.store.get_or_create(session_id)
+        if state.metadata.get(CAP_REFUSAL) == kind:
+            return False
+        state.metadata[CAP_REFUSAL] = kind
+        self.store.save(state)
+        return True
 
     def consumed(self, session_id: str) -> Mapping[str, float]:
         """Per trigger, the time up to which shown offers consumed the session's evidence."""

@@ -15,8 +15,8 @@ What moves (the dict's top-level keys, besides ``format`` and ``user_id``):
   "latest action" follow from the actions' timestamps.
 * ``session_states``: session id → autoplay-sdk ``SessionState.to_dict()``, its monotonic
   timers turned to wall-clock (below). Its ``metadata`` is the gate's: the last offer
-  (``at`` is wall-clock already), the evidence consumed per trigger (epoch seconds) and the
-  active tour; no monotonic time is kept there.
+  (``at`` is wall-clock already), the evidence consumed per trigger (epoch seconds), the
+  active tour and the kind of caps refusal last logged; no monotonic time is kept there.
 * ``tick_plan``: session id → when the tick must look at it: ``next_tick``, ``wake_at``
   (epoch seconds), and the gate watch (``watched``; ``watch_until``, turned to wall-clock,
   null for "at the next tick").
@@ -35,7 +35,7 @@ or Redis, adds to them where the offer happened), chat owners (keyed by chat ses
 claimed by the first user and shared across replicas by the chat layer; moving a claim
 with a user could hand one user's chat to another), and clock skew (keyed by browser
 device, which several users may share). Nor does what is per process: open streams,
-the caps' log de-duplication, Prometheus metrics.
+Prometheus metrics.
 
 **Clocks.** ``SessionState`` stamps ``last_interaction_at``, ``thinking.cooldown_started_at``
 and ``proactive``/``reactive`` ``last_message_at`` with ``time.monotonic()``, and the tick
