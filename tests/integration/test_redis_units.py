@@ -380,7 +380,8 @@ async def test_a_capped_session_logs_its_refusal_once_whichever_replica_runs_its
             at = now + 10 + n
             events = [posthog_event("$autocapture", ts=at, text="Save changes", user="hal", session="s-hal-2")]
             batch = normalise_batch(parse_capture_payload({"api_key": "k", "batch": events}), received_at=at)
-            made = await (a, b)[n % 2].run("hal", lambda e, b=batch, t=at: e.ingest(b, now=t), now=at, min_streams=1)
+            made = await (a, b)[n % 2].run("hal", lambda e, events=batch, t=at: e.ingest(events, now=t), now=at,
+                                           min_streams=1)
             assert made.published == []
     refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("proactive offer suppressed")]
     assert len(refusals) == 1 and "session=s-hal-2 reason=daily cap" in refusals[0], refusals

@@ -17,7 +17,7 @@ import redis
 from addons.errors import StoreUnavailable
 from addons.stores.redis.client import UNITS_CALL_TIMEOUT_S, units_client
 from addons.stores.redis.keys import CHANNEL, DUE_KEY, DUE_OWNERS_KEY, replica_key
-from addons.stores.redis.user_states import Commit, RedisUserStates, RowsChange
+from addons.stores.redis.user_states import MAX_KEEP_S, Commit, RedisUserStates, RowsChange
 from redis_server import RedisServer, start_redis
 
 
@@ -48,6 +48,15 @@ async def test_an_unknown_user_loads_empty_and_a_commit_is_read_back(replicas):
     assert await b.claim_due(1_000.0) == [] and await b.claim_due(1_000.5) == ["ada"]
     ttl = redis.Redis(port=a._redis.connection_pool.connection_kwargs["port"]).ttl("proactive:{u:ada}:state")
     assert 0 < ttl <= 3600
+
+
+async def test_a_commit_keeps_the_user_s_keys_as_long_as_it_asks_within_a_bound(replicas):
+    a, _ = replicas
+    sync = redis.Redis(port=a._redis.connection_pool.connection_kwargs["port"])
+    assert await a.commit(await a.load("eli"), Commit(state={"v": 1}, keep_s=86_400.5))
+    assert 86_400 - 5 < sync.ttl("proactive:{u:eli}:state") <= 86_401
+    assert await a.commit(await a.load("eli"), Commit(state={"v": 2}, keep_s=1e20))  # an absurd adoption window
+    assert MAX_KEEP_S - 5 < sync.ttl("proactive:{u:eli}:ver") <= MAX_KEEP_S
 
 
 async def test_of_two_replicas_committing_from_the_same_load_exactly_one_wins_every_time(replicas):

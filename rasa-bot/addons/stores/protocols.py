@@ -6,7 +6,7 @@ implements them all, selected in ``build_stores``. ``tests/unit/test_store_contr
 says what any backend must do, and runs over every implementation.
 
 Not here, on purpose: live connections (toast streams, chat sockets) belong to the process
-that holds them, and log de-duplication is per process by nature.
+that holds them, and so does the ingest limits' log de-duplication.
 """
 
 from __future__ import annotations

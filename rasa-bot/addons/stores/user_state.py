@@ -172,7 +172,8 @@ def kept_until(state: Mapping[str, Any], *, adoption_window_s: float) -> Optiona
     counts towards the caps for a day (``offer_history``), and an offer's record, or a
     baseline, can be credited with an adoption for ``adoption_window_s`` after it (the longest
     ``adopted.within_s`` of the triggers). None if it holds nothing of the kind."""
-    times = [float(entry["at"]) + DAY_S for entry in state.get("offer_history") or ()]
+    history = state.get("offer_history")
+    times = [float(history[-1]["at"]) + DAY_S] if history else []  # oldest first
     ledger = state.get("ledger") or {}
     if adoption_window_s > 0:
         times += [float(record["fired_at"]) + adoption_window_s for record in ledger.get("records") or ()]
@@ -390,7 +391,8 @@ def _ledger_to_json(ledger: UserLedger) -> Dict[str, Any]:
 
 def _state_to_json(state: SessionState, to_wall: Convert) -> Dict[str, Any]:
     """A snapshot: ``to_dict`` hands out the live ``metadata``, which the gate changes in
-    place (the last offer, the evidence consumed, the active tour), so it is copied."""
+    place (the last offer, the evidence consumed, the active tour, the caps refusal logged),
+    so it is copied."""
     exported = _converted(state.to_dict(), to_wall)
     exported["metadata"] = _json_copy(exported["metadata"])
     return exported

@@ -181,7 +181,8 @@ class _Bundle:
         self.sections: Dict[str, _Section] = {}  # the document's sections as last written
         self.states: Dict[str, KnownState] = {}  # the session states as last exported
         self.now = 0.0  # the engine's clock: each unit's own time
-        self.stores = memory_stores(config, revised_states=True, max_offers=RECORDS_PER_USER)
+        self.stores = memory_stores(config, revised_states=True,
+                                    max_offers=min(RECORDS_PER_USER, config.insights.max_offers))
         self.hub = _UnitHub(self.stores.offers, user_id)
         self.staged = StagedCounters()
         self.engine = ProactiveEngine(config, stores=self.stores, hub=self.hub, clock=lambda: self.now,

@@ -180,6 +180,11 @@ return claimed
 """
 
 
+# The longest a commit may ask for its user's keys to be kept (Redis refuses an expiry past
+# about 9e15 s, and a script stopped there would have written part of its batch).
+MAX_KEEP_S = 10 * 366 * 86_400
+
+
 @dataclass(frozen=True)
 class LoadedState:
     user_id: str
@@ -335,5 +340,5 @@ def _commit_json(loaded: LoadedState, commit: Commit) -> str:
         "rows": [[session_id, "r" if change.replace else "a", change.trim, list(change.append)]
                  for session_id, change in commit.rows.items()],
         "messages": commit.messages,
-        "keep": max(0, math.ceil(commit.keep_s)),
+        "keep": min(MAX_KEEP_S, max(0, math.ceil(commit.keep_s))),
     })
