@@ -24,7 +24,7 @@ from addons.offers.ingest import NormalisedBatch, normalise_batch, parse_capture
 from addons.stores.memory.offers import DAY_S
 from addons.stores.redis.offers import session_ttl_s
 from addons.stores.redis.units import RECORDS_PER_USER, UserUnits
-from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange
+from addons.stores.redis.user_states import FIRST_NAME_TTL_S, Commit, LoadedState, RedisUserStates, RowsChange
 from posthog_events import posthog_event
 from rasa_server import BOT
 from redis_server import RedisServer
@@ -385,3 +385,28 @@ async def test_a_capped_session_logs_its_refusal_once_whichever_replica_runs_its
             assert made.published == []
     refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("proactive offer suppressed")]
     assert len(refusals) == 1 and "session=s-hal-2 reason=daily cap" in refusals[0], refusals
+
+
+async def test_a_user_s_first_name_outlives_the_document_that_went_with_their_sessions(redis_server):
+    """PostHog sends the name with ``identify``, often once per login; one process keeps it while
+    it runs. In Redis it outlives the user's document, which expires with the sessions."""
+    sync = redis.Redis(port=redis_server.port, decode_responses=True)
+    sync.flushdb()
+    now = time.time()
+    identify = posthog_event("$identify", ts=now - 5, user="ida", session="s-ida", **{"$set": {"first_name": "Ida"}})
+    batch = normalise_batch(parse_capture_payload({"api_key": "k", "batch": [identify]}), received_at=now)
+    async with units_on(redis_server, CONFIG) as units:
+        await units.run("ida", lambda e: e.ingest(batch, now=now), now=now)
+        await units.run("ida", lambda e: e.ingest(saves("ida", now, 1), now=now), now=now)
+    assert FIRST_NAME_TTL_S - 60 < sync.ttl("proactive:{u:ida}:name") <= FIRST_NAME_TTL_S
+    assert sync.ttl("proactive:{u:ida}:state") <= session_ttl_s(CONFIG)
+    expiring = [key for key in sync.keys("proactive:{u:ida}:*") if not key.endswith(":name")]
+    assert len(expiring) == 4  # the document, its version, the sessions and one session's actions
+    sync.delete(*expiring)  # what expiry does an idle hour later: all but the name
+
+    later = now + 3 * 3600
+    async with units_on(redis_server, CONFIG) as units:  # a restarted replica
+        await units.run("ida", lambda e: e.ingest(saves("ida", later, 1), now=later), now=later)
+        named = await units.run("ida", lambda e: e.stores.first_names.get("ida"), now=later)
+    assert named.value == "Ida"
+    assert json.loads(sync.get("proactive:{u:ida}:state"))["first_name"] == "Ida"

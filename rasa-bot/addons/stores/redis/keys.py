@@ -47,8 +47,8 @@ end
 
 def user_key(user_id: str, what: str) -> str:
     """``proactive:{u:U}:ver`` (the document's version), ``:state`` (the document),
-    ``:sessions`` (the sessions whose action rows are kept apart) and ``:actions:<session>``
-    (a session's action rows)."""
+    ``:sessions`` (the sessions whose action rows are kept apart), ``:actions:<session>``
+    (a session's action rows) and ``:name`` (the first name, which outlives the document)."""
     return f"{PREFIX}{{u:{user_id}}}:{what}"
 
 

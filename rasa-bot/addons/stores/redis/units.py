@@ -337,6 +337,8 @@ class UserUnits:
         bundle = _Bundle(self._config, loaded.user_id, incremental=self._incremental)
         if loaded.state:  # after the engine: its index and tick plan observe the import
             import_user(bundle.stores, join_actions(loaded.state, loaded.rows), now=now, clock_offset=offset)
+        elif loaded.first_name:  # the document went with the sessions; the name stays longer
+            bundle.stores.first_names.set(loaded.user_id, loaded.first_name)
         bundle.version = loaded.version
         bundle.rows = {session_id: [row[ROW_INDEX] for row in rows] for session_id, rows in loaded.rows.items()}
         bundle.pending = _pending_ids(loaded.state)
@@ -398,7 +400,8 @@ class UserUnits:
         document = document_json(state, bundle.sections, revisions) if _holds_anything(state) else None
         keep_until = kept_until(state, adoption_window_s=self._adoption_window_s) if document else None
         commit = Commit(state=document, due_at=self._next_due(state, bundle.engine, now), counts=counts,
-                        messages=messages, rows=changes, keep_s=0.0 if keep_until is None else keep_until - now)
+                        messages=messages, rows=changes, keep_s=0.0 if keep_until is None else keep_until - now,
+                        first_name=state["first_name"])
         try:
             commit.check()
         except ValueError as e:

@@ -17,6 +17,10 @@ Keys, all of one user's under the hash tag ``{u:<user>}``:
   changed, not the user's history.
 * ``proactive:{u:U}:sessions``: the sessions that have such a list (the load script reads them
   from there).
+* ``proactive:{u:U}:name``: the user's first name, also in the document, kept apart for
+  ``FIRST_NAME_TTL_S`` after the last commit that had it: PostHog sends it with ``identify``,
+  often once per login, and one process keeps it while it runs, so it must outlive the
+  document, which goes with the sessions. A load that finds no document gives it back.
 
 All of them expire ``ttl_s`` after the last commit, so an idle user's state goes the way the
 in-memory store's idle eviction would; or later, where the commit asks (``Commit.keep_s``):
@@ -58,19 +62,24 @@ PART = "the user states"  # in log lines and 503 messages
 compact_json: Callable[[Any], str] = partial(ujson.dumps, ensure_ascii=True, escape_forward_slashes=False)
 CLAIM_LEASE_S = 30.0  # a claimed user's pass commits (and plans the next) well within this
 CLAIM_SCAN = 4  # a claim looks at this many due users per one it may take (others' wait for their replica)
+FIRST_NAME_TTL_S = 30 * 86_400  # a user's first name outlives their last commit by this
 
 # ARGV, per user: the user id and the version the caller holds ('' for none). Per user, a
 # reply of: the version ('' for none), the document ('' for none, or when the caller holds
-# that version), the streams open on live replicas, and (session id, its rows) pairs (none
-# when the caller holds that version).
+# that version), the streams open on live replicas, (session id, its rows) pairs (none
+# when the caller holds that version), and the first name kept apart when there is no
+# document ('' otherwise).
 _LOAD = LIVE_STREAMS_LUA + USER_KEYS_LUA + """
 local loaded = {}
 for a = 1, #ARGV, 2 do
   local user = ARGV[a]
   local version = redis.call('GET', user_key(user, 'ver')) or ''
-  local entry = {version, '', live_streams(presence_key(user)), {}}
+  local entry = {version, '', live_streams(presence_key(user)), {}, ''}
   if version == '' or version ~= ARGV[a + 1] then
     entry[2] = redis.call('GET', user_key(user, 'state')) or ''
+    if entry[2] == '' then
+      entry[5] = redis.call('GET', user_key(user, 'name')) or ''
+    end
     local rows = {}
     for _, session in ipairs(redis.call('SMEMBERS', user_key(user, 'sessions'))) do
       rows[#rows + 1] = session
@@ -87,7 +96,7 @@ return loaded
 # ARGV: ttl, insights ttl, channel, the committing replica ('' for none), then per user: its
 # commit as JSON (``_commit_json``) and its document ('' deletes it). Per user, the new
 # version, or -1 if the version was not the one expected (then nothing of that user is written).
-_COMMIT = USER_KEYS_LUA + """
+_COMMIT = USER_KEYS_LUA + f"local name_ttl = {FIRST_NAME_TTL_S}\n" + """
 local ttl, insights_ttl, channel, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 if redis.call('EXISTS', KEYS[2]) == 0 then
   -- A Redis that lost its data starts the counter past every version it gave before (the
@@ -111,6 +120,9 @@ for a = 5, #ARGV, 2 do
       redis.call('SET', state_key, state, 'EX', user_ttl)
     end
     redis.call('SET', version_key, version, 'EX', user_ttl)
+    if commit.name ~= '' then
+      redis.call('SET', user_key(commit.user, 'name'), commit.name, 'EX', name_ttl)
+    end
     if commit.due == '' then
       redis.call('ZREM', KEYS[1], commit.user)
     else
@@ -193,6 +205,7 @@ class LoadedState:
     streams: int = 0  # the user's toast streams open on live replicas, read with the state
     rows: Dict[str, List[Any]] = field(default_factory=dict)  # session id → its action rows, oldest first
     current: bool = False  # the caller holds this version: neither document nor rows were sent
+    first_name: Optional[str] = None  # kept apart (``:name``), given when there is no document
 
 
 @dataclass(frozen=True)
@@ -216,6 +229,7 @@ class Commit:
     messages: List[str] = field(default_factory=list)  # published on ``CHANNEL`` by the same script
     rows: Dict[str, RowsChange] = field(default_factory=dict)  # session id → how its rows change
     keep_s: float = 0.0  # keep the user's keys at least this long, if longer than the store's ``ttl_s``
+    first_name: Optional[str] = None  # the user's, kept apart for ``FIRST_NAME_TTL_S``
 
     def check(self) -> None:
         """``ValueError`` for what the script cannot take. Checked before it runs: a script
@@ -263,12 +277,12 @@ class RedisUserStates:
             async with Deadline():
                 raw: List[Any] = await self._load(keys=[], args=args)
         loaded = []
-        for user_id, (version, document, streams, rows) in zip(user_ids, raw):
+        for user_id, (version, document, streams, rows, first_name) in zip(user_ids, raw):
             number = int(version or 0)
             loaded.append(LoadedState(
                 user_id, number, json.loads(document) if document else None, int(streams),
                 rows={rows[i]: json.loads("[" + ",".join(rows[i + 1]) + "]") for i in range(0, len(rows), 2)},
-                current=bool(version) and held.get(user_id) == number,
+                current=bool(version) and held.get(user_id) == number, first_name=first_name or None,
             ))
         return loaded
 
@@ -341,4 +355,5 @@ def _commit_json(loaded: LoadedState, commit: Commit) -> str:
                  for session_id, change in commit.rows.items()],
         "messages": commit.messages,
         "keep": min(MAX_KEEP_S, max(0, math.ceil(commit.keep_s))),
+        "name": commit.first_name or "",
     })
