@@ -167,3 +167,23 @@ def test_whatever_a_client_sends_as_last_event_id_is_a_cursor_or_nothing_and_nev
     hub = DeliveryHub(offers)
     subscription = hub.subscribe("u1", last_event_id=last_event_id, now=T0 + 1)
     assert subscription.drain() == [] and hub.subscriber_count("u1") == 1
+
+
+def test_a_cap_refusal_is_logged_again_after_an_offer_got_through_in_the_session(config, mono, ph, caplog):
+    caplog.set_level(logging.INFO, logger="addons")
+    engine = ProactiveEngine(replace(config, caps=OfferCapsConfig(per_user_per_day=1, per_session_per_hour=6, min_gap_s=0)),
+                             clock=lambda: T0)
+    engine.subscribe("user-1", now=T0)
+    refused = "proactive offer suppressed: trigger=bulk_edit_opportunity user=user-1 session=sess-1 reason=daily cap"
+    assert len(fire(engine, ph, session="sess-0", at=10.0)) == 1
+    assert fire(engine, ph, session="sess-1", at=20.0) == [] and fire(engine, ph, session="sess-1", at=30.0) == []
+    assert caplog.text.count(refused) == 1
+    day = 86_400.0
+    mono.advance(day)
+    assert len(fire(engine, ph, session="sess-1", at=day + 30)) == 1  # a day on: the cap let one through
+    mono.advance(config.session.interaction_timeout_s + 1)
+    engine.tick(now=T0 + day + 35)  # the toast timed out: cooling down from here
+    mono.advance(config.session.cooldown_period_s + 1)  # the session may be offered again, the caps permitting
+    assert fire(engine, ph, session="sess-1", at=day + 40) == []
+    assert engine.debug("user-1", now=T0 + day + 40)["gate"]["open"] is True
+    assert caplog.text.count(refused) == 2

@@ -104,14 +104,15 @@ class SessionGate:
         """An offer was shown: remember it, and that it consumed its trigger's evidence."""
         state = self.store.get_or_create(session_id)
         state.metadata[LAST_OFFER] = {"offer_id": offer_id, "trigger_id": trigger_id, "at": at}
+        state.metadata.pop(CAP_REFUSAL, None)  # an offer got through: the next refusal is news again
         consumed = state.metadata.setdefault(CONSUMED, {})
         consumed[trigger_id] = max(consumed.get(trigger_id, evidence_until), evidence_until)
         self.store.save(state)
 
     def note_cap_refusal(self, session_id: str, kind: str) -> bool:
-        """Whether the caps' refusal ``kind`` is news for the session (it is remembered then).
-        Kept in the session's state, so it travels with it: one log line per session and kind
-        whichever replica runs the session's events."""
+        """Whether the caps' refusal ``kind`` is news for the session (it is remembered then,
+        until the session's next offer). Kept in the session's state, so it travels with it:
+        one log line per session and kind whichever replica runs the session's events."""
         state = self.store.get_or_create(session_id)
         if state.metadata.get(CAP_REFUSAL) == kind:
             return False
