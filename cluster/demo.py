@@ -140,6 +140,7 @@ def main(argv: List[str]) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also when started in the background, where SIGINT comes ignored
     try:
         assert cluster.app is not None
         logs = "\n".join(f"  replica {n + 1}: rasa run on :{s.port}, log {s.log_path}" for n, s in enumerate(cluster.replicas))
