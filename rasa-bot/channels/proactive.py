@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Dict, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
+from sanic.log import access_logger
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -76,6 +77,7 @@ class ProactiveInput(InputChannel):
 
         @bp.listener("before_server_start")
         async def prepare(app: Any, _loop: Any) -> None:
+            _skip_access_log_nobody_reads(app)
             await runtime.prepare(_socketio_input(app))
 
         @bp.listener("after_server_start")
@@ -263,6 +265,13 @@ def _optional_identifier(body: Dict[str, Any], key: str) -> Optional[str]:
 def _socketio_input(app: Any) -> Optional[InputChannel]:
     channels = getattr(app.ctx, "input_channels", None) or []
     return next((c for c in channels if c.name() == "socketio"), None)
+
+
+def _skip_access_log_nobody_reads(app: Any) -> None:
+    # Sanic builds every request's access-log record (its URL, host, size) before the logger
+    # drops it, and Rasa sets that logger to LOG_LEVEL_LIBRARIES (ERROR by default): about 4 %
+    # of an ingest request. Built only when the level lets it through, so the lines stay the same.
+    app.config.ACCESS_LOG = app.config.ACCESS_LOG and access_logger.isEnabledFor(logging.INFO)
 
 
 def _configure_logging() -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import re
 
+import httpx
 import pytest
 
 from clients import ToastStream
@@ -44,3 +45,21 @@ def test_in_production_mode_rasa_run_refuses_the_demo_s_settings(tmp_path):
     assert "identity.debug_route is on" in log
     assert "Rasa's HTTP API is on (--enable-api) without --auth-token or --jwt-secret" in log
 
+
+
+def test_sanic_s_access_log_is_written_when_its_level_lets_it_through(tmp_path):
+    """The channel turns Sanic's access log off only when Rasa's level for it drops every record
+    (``LOG_LEVEL_LIBRARIES``, ERROR by default): a team that raises it still gets its lines."""
+    log = tmp_path / "rasa-file.log"
+    server = start_rasa(tmp_path, extra_args=["--log-file", str(log)], env={"LOG_LEVEL_LIBRARIES": "INFO"})
+
+    def access_lines() -> int:  # Rasa formats them with their message only, which Sanic leaves empty
+        return len(re.findall(r"\[INFO \]  \n", log.read_text()))
+
+    try:
+        before = access_lines()  # the readiness checks'
+        for _ in range(3):
+            assert httpx.get(f"{server.proactive}/health").status_code == 200
+        assert access_lines() == before + 3
+    finally:
+        server.stop()
