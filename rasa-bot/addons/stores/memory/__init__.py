@@ -34,5 +34,6 @@ def memory_stores(config: ProactiveConfig, *, revised_states: bool = False, max_
         tick_plan=TickSchedule(),
         first_names=InMemoryFirstNames(max_sessions),
         clock_skew=InMemoryClockSkew(max_clients=max_sessions),
-        ledger=InMemoryOfferLedger(max_offers=config.insights.max_offers if max_offers is None else max_offers, retention_days=config.insights.retention_days),
+        ledger=InMemoryOfferLedger(max_offers=config.insights.max_offers if max_offers is None else max_offers,
+                                   retention_days=config.insights.retention_days),
     )
