@@ -11,11 +11,10 @@ import logging
 from dataclasses import dataclass
 
 from addons.config import OfferCapsConfig
-from addons.stores.protocols import OfferHistoryStore
+from addons.stores.protocols import DAY_S, OfferHistoryStore
 
 logger = logging.getLogger(__name__)
 
-DAY_S = 86400.0
 HOUR_S = 3600.0
 
 

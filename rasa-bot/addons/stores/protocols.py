@@ -22,6 +22,7 @@ from addons.offers.ingest import TrackedAction
 from addons.offers.offer import Offer
 
 NOW = float("-inf")  # a TickPlan time: at the next tick, whatever its time
+DAY_S = 86400.0  # how long an offer history keeps a delivered offer: the caps count the last day's
 
 
 class ActionObserver(Protocol):

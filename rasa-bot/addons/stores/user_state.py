@@ -71,11 +71,11 @@ from addons.offers.gate import SessionGate
 from addons.offers.offer import Offer
 from addons.stores.memory.activity import InMemoryActivityStore, SessionActivity, StoredSession
 from addons.stores.memory.ledger import InMemoryOfferLedger, UserLedger
-from addons.stores.memory.offers import DAY_S, InMemoryOfferHistory, InMemoryOfferStore, UserOffers
+from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore, UserOffers
 from addons.stores.memory.people import InMemoryFirstNames
 from addons.stores.memory.schedule import SessionPlan, TickSchedule
 from addons.stores.memory.sessions import InMemorySessionStateStore, RevisedSessionStateStore
-from addons.stores.protocols import NOW, Stores
+from addons.stores.protocols import DAY_S, NOW, Stores
 
 # 3: a session's event ids are its rows' (no list of them); 2, still read: actions as rows
 # (``_activity_to_json``) and the ids listed apart; 1, still read: actions as objects.

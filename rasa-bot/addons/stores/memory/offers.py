@@ -10,8 +10,7 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from addons.bounded import BoundedMap
 from addons.offers.offer import Offer, cursor_time
-
-DAY_S = 86400.0
+from addons.stores.protocols import DAY_S
 
 
 @dataclass(frozen=True)
