@@ -21,7 +21,7 @@ from addons.config import ProactiveConfig, load_config
 from addons.insights.metrics import OfferMetrics
 from addons.insights.records import day_of
 from addons.offers.ingest import NormalisedBatch, normalise_batch, parse_capture_payload
-from addons.stores.memory.offers import DAY_S
+from addons.stores.protocols import DAY_S
 from addons.stores.redis.offers import session_ttl_s
 from addons.stores.redis.units import RECORDS_PER_USER, UserUnits
 from addons.stores.redis.user_states import FIRST_NAME_TTL_S, Commit, LoadedState, RedisUserStates, RowsChange
@@ -35,16 +35,21 @@ TRIGGER = "bulk_edit_opportunity"
 
 
 class Replica:
-    """One replica's view: its own connection, its own metrics."""
+    """One replica's view, as the runtime builds it for ``config`` (``store: redis``): its own
+    connection, its own metrics."""
 
-    def __init__(self, server: RedisServer) -> None:
+    def __init__(self, server: RedisServer, config: ProactiveConfig = CONFIG) -> None:
         self.client = redis.asyncio.Redis(port=server.port, decode_responses=True)
         self.metrics = OfferMetrics([TRIGGER])
-        self.states = RedisUserStates(self.client)
-        self.units = UserUnits(CONFIG, self.states, counters=self.metrics)
+        self.states = RedisUserStates(self.client, ttl_s=session_ttl_s(config))
+        self.units = UserUnits(config, self.states, counters=self.metrics)
 
     def fired(self) -> float:
         return self.metrics.stages_total.labels(TRIGGER, "fired")._value.get()
+
+    async def close(self) -> None:
+        await self.units.close()
+        await self.client.close()
 
 
 @pytest.fixture
@@ -53,7 +58,7 @@ async def cluster(redis_server: RedisServer):
     replicas = [Replica(redis_server), Replica(redis_server)]
     yield replicas
     for replica in replicas:
-        await replica.client.close()
+        await replica.close()
 
 
 def saves(user: str, at: float, count: int, first: int = 0) -> NormalisedBatch:
@@ -117,7 +122,7 @@ async def test_a_restarted_replica_keeps_cooldowns_caps_and_pending_offers(clust
         opened = await restarted.units.run("cy", lambda e: e.subscribe("cy", now=later), now=later, min_streams=1)
         assert [o.offer_id for o in opened.published] == [parked.value[0].offer_id]
     finally:
-        await restarted.client.close()
+        await restarted.close()
 
 
 async def test_the_user_is_due_at_the_next_tick_then_when_the_offer_times_out(cluster):
@@ -302,14 +307,12 @@ async def test_an_offer_parked_for_want_of_a_tab_is_announced_once(counted):
 
 @contextlib.asynccontextmanager
 async def units_on(server: RedisServer, config: ProactiveConfig) -> AsyncIterator[UserUnits]:
-    """One replica's units as the runtime builds them for ``config`` (``store: redis``)."""
-    client = redis.asyncio.Redis(port=server.port, decode_responses=True)
-    units = UserUnits(config, RedisUserStates(client, ttl_s=session_ttl_s(config)), counters=OfferMetrics([TRIGGER]))
+    """A ``Replica``'s units, closed after."""
+    replica = Replica(server, config)
     try:
-        yield units
+        yield replica.units
     finally:
-        await units.close()
-        await client.close()
+        await replica.close()
 
 
 def with_caps(**caps: Any) -> ProactiveConfig:
