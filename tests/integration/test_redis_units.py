@@ -23,6 +23,7 @@ from addons.insights.records import day_of
 from addons.offers.ingest import NormalisedBatch, normalise_batch, parse_capture_payload
 from addons.stores.protocols import DAY_S
 from addons.stores.redis.offers import session_ttl_s
+from addons.stores.redis import units as units_module
 from addons.stores.redis.units import RECORDS_PER_USER, UserUnits
 from addons.stores.redis.user_states import FIRST_NAME_TTL_S, Commit, LoadedState, RedisUserStates, RowsChange
 from posthog_events import posthog_event
@@ -257,6 +258,39 @@ async def test_a_commit_appends_the_new_rows_and_a_late_action_writes_the_list_a
     fresh = UserUnits(CONFIG, RedisUserStates(a.client), counters=a.metrics)
     seen = await fresh.run("jo", lambda e: len(e.activity.recent_actions("s-jo")), now=now)
     assert seen.value == 31
+    await fresh.close()
+
+
+async def test_a_unit_reads_and_writes_the_rows_of_the_sessions_it_touched_only(cluster, counted, monkeypatch):
+    a, _ = cluster
+    states, units = counted
+    now = time.time()
+    read: List[str] = []
+    real_rows = units_module.session_rows
+    monkeypatch.setattr(units_module, "session_rows", lambda stores, sid: read.append(sid) or real_rows(stores, sid))
+
+    def click(session: str, k: int, at: float = now) -> Any:
+        batch = normalise_batch(parse_capture_payload({"api_key": "k", "batch": [
+            posthog_event("$autocapture", ts=at - 100 + k, text="Edit", user="kim", session=session)]}), received_at=at)
+        return lambda e: e.ingest(batch, now=at)
+
+    for k, session in enumerate(["s1", "s2", "s3"] * 3 + ["s2"]):
+        read.clear()
+        await units.run("kim", click(session, k), now=now)
+        assert read == [session]  # not the user's other sessions, however many
+        assert list(states.row_changes[-1]) == [session]
+    stored = await states.load("kim")
+    assert {session: len(rows) for session, rows in stored.rows.items()} == {"s1": 3, "s2": 4, "s3": 3}
+    # A session the unit did not touch but that went (idle eviction) loses its list too.
+    later = now + CONFIG.activity.idle_session_s + 1
+    await units.run("kim", click("s4", 0, at=later), now=later)
+    await units.run("kim", lambda e: e.tick(now=later), now=later)
+    stored = await states.load("kim")
+    assert {session: len(rows) for session, rows in stored.rows.items()} == {"s4": 1}
+    # What a replica with nothing kept reads is what the kept bundle holds.
+    fresh = UserUnits(CONFIG, RedisUserStates(a.client), counters=a.metrics)
+    seen = await fresh.run("kim", lambda e: [len(e.activity.recent_actions(s)) for s in ("s1", "s4")], now=later)
+    assert seen.value == [0, 1]
     await fresh.close()
 
 

@@ -11,6 +11,7 @@ from autoplay_sdk.proactive.triggers.context_source import RecentActionsPayloadS
 from addons.config import ActivityLimits
 from addons.offers.ingest import TrackedAction
 from addons.stores.memory import InMemoryActivityStore
+from addons.stores.memory.activity import SessionActivity
 
 T0 = 1779188762.919
 PRODUCT = "demo-app"
@@ -105,6 +106,39 @@ def test_retried_pre_identify_event_does_not_move_the_session_back_to_the_anonym
     assert len(store.recent_actions("sess-1")) == 2  # the retry is deduplicated...
     assert store.user_of("sess-1") == "alice@acme"  # ...but today it still re-binds the session
     assert store.latest_session("alice@acme") == "sess-1"
+
+
+def test_a_session_s_revision_moves_with_every_change_to_it_and_only_then():
+    store = _store(retention_s=60.0)
+    assert store.revision_of("s1") == 0  # not stored
+    store.add([_act(T0, session="s1", event_id="e1"), _act(T0, session="s2")], now=T0)
+    first = store.revision_of("s1")
+    assert first > 0 and store.revision_of("s2") not in (0, first)
+    # Reading a session, or changing another, leaves its revision where it was.
+    store.recent_actions("s1"), store.latest_action("s1"), store.export_session("s1"), store.latest_session("user-1")
+    store.load_payloads(product_id=PRODUCT, session_id="s1")
+    store.add([_act(T0 + 1, session="s2")], now=T0 + 1)
+    assert store.revision_of("s1") == first
+    changes = {
+        "an action": lambda: store.add([_act(T0 + 2, session="s1")], now=T0 + 2),
+        "a retried one (seen again: idle eviction counts from now)": lambda: store.add(
+            [_act(T0, session="s1", event_id="e1")], now=T0 + 3),
+        "identify": lambda: store.add([_act(T0 + 4, session="s1", user="alice@acme")], now=T0 + 4),
+        "an ingest whose retention drops the oldest": lambda: store.add([_act(T0 + 70, session="s1")], now=T0 + 70),
+    }
+    for what, change in changes.items():
+        before = store.revision_of("s1")
+        change()
+        assert store.revision_of("s1") > before, what
+    assert len(store.recent_actions("s1")) == 1  # the trim happened: only the newest is within retention
+    seen = {store.revision_of("s1"), store.revision_of("s2")}
+    moved_in = _act(T0 + 71, session="s1", user="alice@acme").action
+    moved_in.index = 1000
+    store.import_session("s1", SessionActivity(user_id="alice@acme", last_seen=T0 + 71, actions=((moved_in, None),),
+                                               event_ids=frozenset()), now=T0 + 71)
+    assert store.revision_of("s1") > max(seen)  # replaced: a revision never given before
+    store.remove_session("s1")
+    assert store.revision_of("s1") == 0
 
 
 def test_retention_drops_actions_older_than_retention_s():

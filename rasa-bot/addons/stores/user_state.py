@@ -302,6 +302,12 @@ class SessionRows:
         ]
 
 
+def activity_revision(stores: Stores, session_id: str) -> int:
+    """The session's activity revision (``InMemoryActivityStore.revision_of``): while it stands
+    still, so do the session's rows."""
+    return _memory(stores.activity, InMemoryActivityStore).revision_of(session_id)
+
+
 def session_rows(stores: Stores, session_id: str) -> Optional[SessionRows]:
     stored = _memory(stores.activity, InMemoryActivityStore).export_session(session_id)
     return None if stored is None else SessionRows(session_id, stored)

@@ -79,6 +79,7 @@ class _Session:
     entries: List[_Entry] = field(default_factory=list)
     event_ids: Set[str] = field(default_factory=set)
     last_seen: float = 0.0  # server time of the last ingest, for idle eviction
+    revision: int = 0  # the store's count when the session last changed (``revision_of``)
 
     @property
     def latest_timestamp(self) -> float:
@@ -94,6 +95,7 @@ class InMemoryActivityStore:
         self._sessions: "OrderedDict[str, _Session]" = OrderedDict()  # least recently seen first
         self._user_sessions: Dict[str, Set[str]] = {}
         self._seq = 0
+        self._revision = 0  # moved by every change to a session: a revision is never given twice
         self._observers: List[ActionObserver] = []
 
     def add_observer(self, observer: ActionObserver) -> None:
@@ -185,6 +187,13 @@ class InMemoryActivityStore:
     def session_count(self) -> int:
         return len(self._sessions)
 
+    def revision_of(self, session_id: str) -> int:
+        """A number that moves whenever the session's actions, user or ``last_seen`` change
+        (0 for a session not stored), so a reader can tell which sessions to copy out again (a
+        unit of work writes only those: ``addons.stores.redis.units``)."""
+        session = self._sessions.get(session_id)
+        return 0 if session is None else session.revision
+
     # -- moving a user between stores (addons.stores.user_state) ---------------------------
 
     def user_session_ids(self, user_id: str) -> List[str]:
@@ -218,7 +227,7 @@ class InMemoryActivityStore:
             if previous.user_id != activity.user_id:
                 self._unlink(previous.user_id, session_id)
         session = _Session(user_id=activity.user_id, entries=entries, event_ids=set(activity.event_ids),
-                           last_seen=activity.last_seen)
+                           last_seen=activity.last_seen, revision=self._moved())
         self._insert_by_last_seen(session_id, session)
         self._user_sessions.setdefault(activity.user_id, set()).add(session_id)
         if entries:
@@ -262,7 +271,12 @@ class InMemoryActivityStore:
         else:
             self._sessions.move_to_end(tracked.session_id)
         session.last_seen = now
+        session.revision = self._moved()  # and whatever ``add`` does to it next (rebind, insert, trim)
         return session
+
+    def _moved(self) -> int:
+        self._revision += 1
+        return self._revision
 
     def _rebind(self, session_id: str, session: _Session, user_id: str) -> None:
         self._unlink(session.user_id, session_id)

@@ -45,8 +45,8 @@ from addons.stores.memory import InMemoryOfferLedger, memory_stores
 from addons.stores.protocols import OfferStore
 from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange, compact_json
 from addons.stores.user_state import (
-    ROW_INDEX, KnownState, SessionRows, export_user, import_user, join_actions, kept_until, section_revisions,
-    session_rows, state_revisions,
+    ROW_INDEX, KnownState, SessionRows, activity_revision, export_user, import_user, join_actions, kept_until,
+    section_revisions, session_rows, state_revisions,
 )
 
 logger = logging.getLogger(__name__)
@@ -177,6 +177,7 @@ class _Bundle:
     def __init__(self, config: ProactiveConfig, user_id: str, *, incremental: bool) -> None:
         self.version = 0
         self.rows: Dict[str, List[int]] = {}
+        self.row_revisions: Dict[str, int] = {}  # each session's activity revision when its rows were written
         self.pending: Set[str] = set()  # the offers parked for the user, by id
         self.sections: Dict[str, _Section] = {}  # the document's sections as last written
         self.states: Dict[str, KnownState] = {}  # the session states as last exported
@@ -207,6 +208,7 @@ class _UserPass:
     bundle: _Bundle
     ran: List[Tuple[_Unit[Any], Any, List[Offer]]] = field(default_factory=list)
     rows: Dict[str, List[int]] = field(default_factory=dict)  # what Redis holds once the commit lands
+    row_revisions: Dict[str, int] = field(default_factory=dict)  # the activity revisions those rows are at
     log: List[logging.LogRecord] = field(default_factory=list)  # logged once the commit lands
     pending: Set[str] = field(default_factory=set)
 
@@ -299,6 +301,7 @@ class UserUnits:
             if version is not None:
                 bundle = user_pass.bundle
                 bundle.version, bundle.rows, bundle.pending = version, user_pass.rows, user_pass.pending
+                bundle.row_revisions = user_pass.row_revisions
                 self._keep(user_id, user_pass.bundle)
                 user_pass.bundle.staged.flush(self._counters)
                 _log(user_pass.log)
@@ -387,7 +390,13 @@ class UserUnits:
             messages.append(compact_json({"pending_for": user_id}))
         changes: Dict[str, RowsChange] = {}
         for session in state["activity"]:
-            rows = session_rows(bundle.stores, session["session_id"])
+            session_id = session["session_id"]
+            revision = user_pass.row_revisions[session_id] = activity_revision(bundle.stores, session_id)
+            if bundle.row_revisions.get(session_id) == revision:  # untouched since its rows were written
+                if session_id in bundle.rows:
+                    user_pass.rows[session_id] = bundle.rows[session_id]
+                continue
+            rows = session_rows(bundle.stores, session_id)
             if rows is None:
                 continue
             change, after = rows_change(bundle.rows.get(rows.session_id, []), rows)
