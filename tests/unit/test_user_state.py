@@ -390,7 +390,7 @@ class _RevisionWatch:
                 self.states_reused += 1
             else:
                 self.states_exported += 1
-        self.states = state_revisions(self.engine.stores, reusing["session_states"], clock_offset=T0)
+        self.states = state_revisions(self.engine.stores, reusing["session_states"], clock_offset=T0, known=self.states)
 
 
 def test_a_section_whose_store_revision_stood_still_exports_the_same(config, mono, ph):

@@ -199,12 +199,20 @@ class KnownState(NamedTuple):
     state: Mapping[str, Any]
 
 
-def state_revisions(stores: Stores, states: Mapping[str, Any], *, clock_offset: float) -> Dict[str, KnownState]:
+def state_revisions(stores: Stores, states: Mapping[str, Any], *, clock_offset: float,
+                    known: Optional[Mapping[str, KnownState]] = None) -> Dict[str, KnownState]:
     """The ``session_states`` of an export just made with ``clock_offset``, each with its
-    revision in ``stores``: ``known_states`` for the next export of the same stores."""
+    revision in ``stores``: ``known_states`` for the next export of the same stores. ``known``:
+    the ``known_states`` that export was given; a state it gave back as it was keeps its entry
+    (one object fewer per untouched session and unit of work, for the collector to walk)."""
     session_states = _memory(stores.session_states, RevisedSessionStateStore)
-    return {session_id: KnownState(session_states.revision_of(session_id), clock_offset, state)
-            for session_id, state in states.items()}
+    known = known or {}
+    revisions: Dict[str, KnownState] = {}
+    for session_id, state in states.items():
+        kept = known.get(session_id)
+        revisions[session_id] = kept if kept is not None and kept.state is state else KnownState(
+            session_states.revision_of(session_id), clock_offset, state)
+    return revisions
 
 
 def import_user(stores: Stores, state: Mapping[str, Any], *, now: float, clock_offset: Optional[float] = None) -> None:

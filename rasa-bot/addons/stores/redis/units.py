@@ -160,7 +160,7 @@ class _UnitHub(DeliveryHub):
 PER_SESSION_SECTIONS = ("activity", "session_states", "tick_plan")
 
 
-@dataclass
+@dataclass(slots=True)  # one is made per changed section and unit of work: no __dict__ beside it
 class _Section:
     """One top-level section of a user's document as last written."""
 
@@ -378,7 +378,7 @@ class UserUnits:
         revisions = section_revisions(bundle.stores)
         state = export_user(bundle.stores, user_id, now=now, actions=False, clock_offset=offset,
                             known=bundle.unchanged(revisions), known_states=bundle.states)
-        bundle.states = state_revisions(bundle.stores, state["session_states"], clock_offset=offset)
+        bundle.states = state_revisions(bundle.stores, state["session_states"], clock_offset=offset, known=bundle.states)
         ledger = bundle.stores.ledger
         counts = ledger.drain_counts() if isinstance(ledger, InMemoryOfferLedger) else {}
         # The offers leave for the streams in the commit's own script: committed and sent, or
