@@ -29,7 +29,7 @@ PRODUCT = "contract"
 BACKENDS: Dict[str, Callable[[ProactiveConfig], Stores]] = {
     "memory": memory_stores,
     # What a unit of work's bundle runs on (store: redis): session states with revisions.
-    "memory-revised": lambda config: memory_stores(config, revised_states=True),
+    "memory-revised": lambda config: memory_stores(config, revised=True),
 }
 
 

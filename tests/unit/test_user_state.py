@@ -22,13 +22,15 @@ from addons.insights.journal import UnknownOffer
 from addons.insights.records import SHOWN, OfferRecord, day_of
 from addons.offers.engine import ProactiveEngine
 from addons.offers.offer import Offer, TourOffer
-from addons.stores.memory import InMemoryOfferLedger, InMemoryOfferStore, UserOffers, memory_stores
-from addons.stores.protocols import Stores
+from addons.stores.memory import (
+    InMemoryOfferLedger, InMemoryOfferStore, RevisedTickSchedule, SessionPlan, UserOffers, memory_stores,
+)
+from addons.stores.protocols import NOW, Stores
 from addons.stores.redis.units import document_json
 from addons.stores.redis.user_states import compact_json
 from addons.stores.memory.activity import ENTRY_FIELDS
 from addons.stores.user_state import (
-    FORMAT, MONOTONIC_FIELDS, KnownState, export_user, import_user, kept_until, section_revisions, state_revisions,
+    FORMAT, MONOTONIC_FIELDS, KnownSession, export_user, import_user, kept_until, section_revisions, session_revisions,
 )
 
 T0 = 1779188762.919
@@ -40,9 +42,9 @@ SECTIONS = ("activity", "session_states", "tick_plan", "expired_unseen", "offer_
             "delivered", "first_name")
 
 
-def _engine(config, *, incremental: bool = True, revised_states: bool = False) -> ProactiveEngine:
-    """``revised_states``: on the session-state store a unit of work's bundle has."""
-    return ProactiveEngine(config, stores=memory_stores(config, revised_states=revised_states), clock=lambda: T0,
+def _engine(config, *, incremental: bool = True, revised: bool = False) -> ProactiveEngine:
+    """``revised``: on the stores a unit of work's bundle has."""
+    return ProactiveEngine(config, stores=memory_stores(config, revised=revised), clock=lambda: T0,
                            incremental=incremental)
 
 
@@ -355,16 +357,19 @@ def test_the_baseline_spell_survives_the_move(config, mono, ph):
 class _RevisionWatch:
     """Exports the user whole after each step and checks ``section_revisions``' promise: a
     section whose store revision did not move is the section exported before. And the
-    session states' (``known_states``): an export that reuses the states whose revision stood
-    still is the whole export."""
+    sessions' (``known_sessions``): an export that reuses the activity, states and plans whose
+    revision stood still is the whole export."""
+
+    PARTS = ("activity", "session_states", "tick_plan")
 
     def __init__(self, engine: ProactiveEngine) -> None:
         self.engine = engine
         self.last: Dict[str, Any] = {}
         self.revisions: Dict[str, int] = {}
         self.moved: Dict[str, int] = {key: 0 for key in section_revisions(engine.stores)}
-        self.states: Dict[str, KnownState] = {}
-        self.states_reused = self.states_exported = 0
+        self.sessions: Dict[str, KnownSession] = {}
+        self.reused = {part: 0 for part in self.PARTS}
+        self.exported = {part: 0 for part in self.PARTS}
         self.sections: Dict[str, Any] = {}  # the unit's record of the document as written
 
     def step(self, what: str, at: float) -> None:
@@ -379,22 +384,31 @@ class _RevisionWatch:
             elif key in self.last:
                 self.moved[key] += 1
         self.last, self.revisions = state, revisions
-        reusing = export_user(self.engine.stores, USER, now=T0 + at, clock_offset=T0, known_states=self.states)
-        assert reusing == whole, f"{what}: a session state changed, its revision did not"
+        # As a unit of work exports: the actions apart, each session's parts reused while
+        # their revisions stand still.
+        apart = export_user(self.engine.stores, USER, now=T0 + at, actions=False, clock_offset=T0)
+        reusing = export_user(self.engine.stores, USER, now=T0 + at, actions=False, clock_offset=T0,
+                              known_sessions=self.sessions)
+        assert reusing == apart, f"{what}: a session's part changed, its revision did not"
         # What a unit of work writes: each section, and each session of the per-session ones,
         # serialised again only when it changed; the same text as the whole state's JSON.
         assert document_json(reusing, self.sections, revisions) == compact_json(reusing), what
-        for session_id, exported in reusing["session_states"].items():
-            known = self.states.get(session_id)
-            if known is not None and exported is known.state:
-                self.states_reused += 1
-            else:
-                self.states_exported += 1
-        self.states = state_revisions(self.engine.stores, reusing["session_states"], clock_offset=T0, known=self.states)
+        parts = {"activity": {header["session_id"]: header for header in reusing["activity"]},
+                 "session_states": reusing["session_states"], "tick_plan": reusing["tick_plan"]}
+        for part, exported in parts.items():
+            for session_id, value in exported.items():
+                known = self.sessions.get(session_id)
+                kept = None if known is None else {"activity": known.activity, "session_states": known.state,
+                                                   "tick_plan": known.plan}[part]
+                if kept is not None and value is kept:
+                    self.reused[part] += 1
+                else:
+                    self.exported[part] += 1
+        self.sessions = session_revisions(self.engine.stores, reusing, clock_offset=T0, known=self.sessions)
 
 
 def test_a_section_whose_store_revision_stood_still_exports_the_same(config, mono, ph):
-    engine = _engine(config, revised_states=True)
+    engine = _engine(config, revised=True)
     journal = engine.journal
     watch = _RevisionWatch(engine)
     watch.step("nothing yet", 0)
@@ -430,23 +444,50 @@ def test_a_section_whose_store_revision_stood_still_exports_the_same(config, mon
     _ingest(engine, ph, _saves(ph, 801, session="sess-2"), 801)
     watch.step("an ingest that offers nothing", 801)
     assert all(watch.moved.values()), watch.moved  # every revision moved, and was checked when it did not
-    assert watch.states_reused and watch.states_exported, (watch.states_reused, watch.states_exported)
+    assert all(watch.reused.values()) and all(watch.exported.values()), (watch.reused, watch.exported)
+
+
+def test_a_plan_s_revision_moves_with_every_change_to_it_and_only_then():
+    plan = RevisedTickSchedule()
+    assert plan.revision_of("s1") == 0
+    changes = {
+        "woken at once": lambda: plan.wake_at("s1", NOW),
+        "woken later": lambda: plan.wake_at("s1", T0 + 50),
+        "watched": lambda: plan.watch("s1", 5.0),
+        "settled": lambda: plan.settle("s1", T0 + 60),
+        "due (it leaves the plan)": lambda: plan.due(T0 + 61, 0.0),
+        "imported": lambda: plan.import_session("s1", SessionPlan(next_tick=True, wake_at=None, watch_until=None)),
+        "forgotten": lambda: plan.forget("s1"),
+    }
+    for what, change in changes.items():
+        before, other = plan.revision_of("s1"), plan.revision_of("s2")
+        change()
+        after = plan.revision_of("s1")
+        assert after > before and plan.revision_of("s2") == other, what
+        plan.wake_at("s2", T0 + 1000 + len(what))  # another session's change leaves s1's revision where it was
+        assert plan.revision_of("s1") == after, what
+    assert plan.export_session("s1") is None
+    # A revision that stood still means the same plan.
+    plan.wake_at("s1", T0 + 90)
+    revision, exported = plan.revision_of("s1"), plan.export_session("s1")
+    plan.due(T0 + 10, 0.0), plan.export_session("s1"), plan.wake_at("s2", T0 + 5)
+    assert plan.revision_of("s1") == revision and plan.export_session("s1") == exported
 
 
 def test_a_session_state_kept_from_an_export_with_another_clock_offset_is_exported_again(config, mono, ph):
     """A replica's wall-minus-monotonic offset moves when the clock is stepped (NTP) or the
     process is preempted between its two readings: a state's timers kept from before would then
     differ from a fresh export's, and stay so in Redis until the session was touched again."""
-    engine = _engine(config, revised_states=True)
+    engine = _engine(config, revised=True)
     _ingest(engine, ph, _saves(ph, 1, 2, 3, session="sess-0"), 3)
     _ingest(engine, ph, _saves(ph, 10, session="sess-1"), 10)
-    first = export_user(engine.stores, USER, now=T0 + 20, clock_offset=T0)
-    known = state_revisions(engine.stores, first["session_states"], clock_offset=T0)
-    again = export_user(engine.stores, USER, now=T0 + 20, clock_offset=T0, known_states=known)
+    first = export_user(engine.stores, USER, now=T0 + 20, actions=False, clock_offset=T0)
+    known = session_revisions(engine.stores, first, clock_offset=T0)
+    again = export_user(engine.stores, USER, now=T0 + 20, actions=False, clock_offset=T0, known_sessions=known)
     assert again["session_states"]["sess-0"] is known["sess-0"].state  # nothing moved: reused
     stepped = T0 + 0.001
-    reusing = export_user(engine.stores, USER, now=T0 + 20, clock_offset=stepped, known_states=known)
-    assert reusing == export_user(engine.stores, USER, now=T0 + 20, clock_offset=stepped)
+    reusing = export_user(engine.stores, USER, now=T0 + 20, actions=False, clock_offset=stepped, known_sessions=known)
+    assert reusing == export_user(engine.stores, USER, now=T0 + 20, actions=False, clock_offset=stepped)
     assert reusing["session_states"]["sess-0"]["last_interaction_at"] == pytest.approx(
         first["session_states"]["sess-0"]["last_interaction_at"] + 0.001, abs=1e-6)
 

@@ -73,7 +73,7 @@ from addons.stores.memory.activity import InMemoryActivityStore, SessionActivity
 from addons.stores.memory.ledger import InMemoryOfferLedger, UserLedger
 from addons.stores.memory.offers import InMemoryOfferHistory, InMemoryOfferStore, UserOffers
 from addons.stores.memory.people import InMemoryFirstNames
-from addons.stores.memory.schedule import SessionPlan, TickSchedule
+from addons.stores.memory.schedule import RevisedTickSchedule, SessionPlan, TickSchedule
 from addons.stores.memory.sessions import InMemorySessionStateStore, RevisedSessionStateStore
 from addons.stores.protocols import DAY_S, NOW, Stores
 
@@ -98,47 +98,57 @@ Convert = Callable[[float], float]
 
 def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = True,
                 clock_offset: Optional[float] = None, known: Optional[Mapping[str, Any]] = None,
-                known_states: Optional[Mapping[str, KnownState]] = None) -> Dict[str, Any]:
+                known_sessions: Optional[Mapping[str, KnownSession]] = None) -> Dict[str, Any]:
     """Everything ``stores`` holds for ``user_id``, as JSON types (see the module);
     ``now`` is the engine's wall clock (epoch seconds). An unknown user's state is empty.
     ``actions=False``: the sessions without their ``actions`` (a store that keeps them apart
     reads what changed with ``session_rows``). ``clock_offset``: wall clock minus
     ``SessionGate.clock()``, for the timers (see the module); by default ``now`` minus it.
     ``known``: sections of ``section_revisions`` the caller holds as they are now, given
-    back as they are instead of exported again. ``known_states``: session states as an
-    earlier export gave them (``state_revisions``, of a ``RevisedSessionStateStore``); one
-    whose revision stands still, exported with the same clock offset, is given back as it is
-    (a user's other sessions cost nothing)."""
+    back as they are instead of exported again. ``known_sessions``: each session's parts as
+    an earlier export gave them (``session_revisions``, of stores made with ``revised=True``);
+    a part whose revision stands still, exported with the same clock offset, is given back as
+    it is, so a user's other sessions cost next to nothing (the activity only with
+    ``actions=False``: its actions are not kept)."""
     activity = _memory(stores.activity, InMemoryActivityStore)
     session_states = _memory(stores.session_states, InMemorySessionStateStore)
-    revised = _memory(session_states, RevisedSessionStateStore) if known_states else None
     offers = _memory(stores.offers, InMemoryOfferStore)
     plan = _memory(stores.tick_plan, TickSchedule)
+    revisions = _SessionRevisions(stores) if known_sessions else None
     offset = now - SessionGate.clock() if clock_offset is None else clock_offset
     to_wall = _shift(offset)
     known = known or {}
-    known_states = known_states or {}
+    known_sessions = known_sessions or {}
 
     sessions = activity.user_session_ids(user_id)
-    exported = [(sid, activity.export_session(sid, entries=actions)) for sid in sessions]
     user_offers = offers.export_user(user_id)
     session_ids = _sessions_of(sessions, user_offers)
 
+    headers: List[Mapping[str, Any]] = []
+    for session_id in sessions:
+        kept = known_sessions.get(session_id)
+        if not actions and revisions is not None and kept is not None and kept.activity is not None \
+                and kept.activity_revision == revisions.activity(session_id):
+            headers.append(kept.activity)
+        else:
+            exported = activity.export_session(session_id, entries=actions)
+            if exported is not None:
+                headers.append(_activity_to_json(session_id, exported, actions))
     states: Dict[str, Any] = {}
     plans: Dict[str, Any] = {}
     expired: Dict[str, float] = {}
     for session_id in session_ids:
-        kept = known_states.get(session_id)
-        if kept is not None and revised is not None and kept.revision == revised.revision_of(session_id) \
-                and kept.clock_offset == offset:
-            states[session_id] = kept.state
-        else:
-            state = session_states.peek(session_id)
-            if state is not None:
-                states[session_id] = _state_to_json(state, to_wall)
-        session_plan = plan.export_session(session_id)
+        kept = known_sessions.get(session_id)
+        same_state = same_plan = False
+        if kept is not None and revisions is not None and kept.clock_offset == offset:
+            same_state = kept.state_revision == revisions.state(session_id)
+            same_plan = kept.plan_revision == revisions.plan(session_id)
+        state = kept.state if same_state and kept is not None else _state_json_of(session_states, session_id, to_wall)
+        if state is not None:
+            states[session_id] = state
+        session_plan = kept.plan if same_plan and kept is not None else _plan_json_of(plan, session_id, to_wall)
         if session_plan is not None:
-            plans[session_id] = _plan_to_json(session_plan, to_wall)
+            plans[session_id] = session_plan
         at = offers.expired_unseen_at(session_id)
         if at is not None:
             expired[session_id] = at
@@ -148,7 +158,7 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
     return {
         "format": FORMAT,
         "user_id": user_id,
-        "activity": [_activity_to_json(sid, a, actions) for sid, a in exported if a is not None],
+        "activity": headers,
         "session_states": states,
         "tick_plan": plans,
         "expired_unseen": expired,
@@ -189,30 +199,52 @@ def section_revisions(stores: Stores) -> Dict[str, int]:
     return {"pending": offers, "delivered": offers, "ledger": _memory(stores.ledger, InMemoryOfferLedger).revision}
 
 
-class KnownState(NamedTuple):
-    """A session state as ``export_user`` gave it, with the revision it had then and the clock
-    offset its timers were turned to wall-clock with (a tuple: one is made per session on
-    every unit of work)."""
+class KnownSession(NamedTuple):
+    """One session's parts as ``export_user`` gave them (None: it had none), each with the
+    revision it had then, and the clock offset the timers were turned to wall-clock with. A
+    tuple, and kept whole while nothing of the session moved: a unit of work keeps one per
+    session of its user."""
 
-    revision: int
     clock_offset: float
-    state: Mapping[str, Any]
+    activity_revision: int
+    activity: Optional[Mapping[str, Any]]  # exported without actions
+    state_revision: int
+    state: Optional[Mapping[str, Any]]
+    plan_revision: int
+    plan: Optional[Mapping[str, Any]]
 
 
-def state_revisions(stores: Stores, states: Mapping[str, Any], *, clock_offset: float,
-                    known: Optional[Mapping[str, KnownState]] = None) -> Dict[str, KnownState]:
-    """The ``session_states`` of an export just made with ``clock_offset``, each with its
-    revision in ``stores``: ``known_states`` for the next export of the same stores. ``known``:
-    the ``known_states`` that export was given; a state it gave back as it was keeps its entry
-    (one object fewer per untouched session and unit of work, for the collector to walk)."""
-    session_states = _memory(stores.session_states, RevisedSessionStateStore)
+class _SessionRevisions:
+    """Where ``KnownSession``'s revisions come from, in stores made with ``revised=True``."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.activity = _memory(stores.activity, InMemoryActivityStore).revision_of
+        self.state = _memory(stores.session_states, RevisedSessionStateStore).revision_of
+        self.plan = _memory(stores.tick_plan, RevisedTickSchedule).revision_of
+
+
+def session_revisions(stores: Stores, state: Mapping[str, Any], *, clock_offset: float,
+                      known: Optional[Mapping[str, KnownSession]] = None) -> Dict[str, KnownSession]:
+    """Each session's parts of ``state``, an ``export_user`` (``actions=False``) of ``stores``
+    just made with ``clock_offset``, with their revisions: ``known_sessions`` for the next export
+    of the same stores. ``known``: the ``known_sessions`` that export was given; a session whose
+    parts it gave back as they were keeps its entry."""
+    revisions = _SessionRevisions(stores)
+    headers = {header["session_id"]: header for header in state["activity"]}
+    states, plans = state["session_states"], state["tick_plan"]
     known = known or {}
-    revisions: Dict[str, KnownState] = {}
-    for session_id, state in states.items():
+    sessions: Dict[str, KnownSession] = {}
+    for session_id in headers.keys() | states.keys() | plans.keys():
+        header, session_state, plan = headers.get(session_id), states.get(session_id), plans.get(session_id)
         kept = known.get(session_id)
-        revisions[session_id] = kept if kept is not None and kept.state is state else KnownState(
-            session_states.revision_of(session_id), clock_offset, state)
-    return revisions
+        if kept is not None and kept.activity is header and kept.state is session_state and kept.plan is plan \
+                and kept.clock_offset == clock_offset:
+            sessions[session_id] = kept
+        else:
+            sessions[session_id] = KnownSession(
+                clock_offset, revisions.activity(session_id), header, revisions.state(session_id), session_state,
+                revisions.plan(session_id), plan)
+    return sessions
 
 
 def import_user(stores: Stores, state: Mapping[str, Any], *, now: float, clock_offset: Optional[float] = None) -> None:
@@ -308,12 +340,6 @@ class SessionRows:
             for (timestamp, index, event_id, title, description, canonical_url, type_, timestamp_end, raw_url,
                  action_session, action_user, email, conversation_id) in self.stored.entries[start:]
         ]
-
-
-def activity_revision(stores: Stores, session_id: str) -> int:
-    """The session's activity revision (``InMemoryActivityStore.revision_of``): while it stands
-    still, so do the session's rows."""
-    return _memory(stores.activity, InMemoryActivityStore).revision_of(session_id)
 
 
 def session_rows(stores: Stores, session_id: str) -> Optional[SessionRows]:
@@ -436,6 +462,16 @@ def _converted(data: Mapping[str, Any], convert: Convert) -> Dict[str, Any]:
             parent = parent[key]
         parent[path[-1]] = convert(float(parent[path[-1]]))
     return converted
+
+
+def _state_json_of(store: InMemorySessionStateStore, session_id: str, to_wall: Convert) -> Optional[Dict[str, Any]]:
+    state = store.peek(session_id)
+    return None if state is None else _state_to_json(state, to_wall)
+
+
+def _plan_json_of(schedule: TickSchedule, session_id: str, to_wall: Convert) -> Optional[Dict[str, Any]]:
+    plan = schedule.export_session(session_id)
+    return None if plan is None else _plan_to_json(plan, to_wall)
 
 
 def _plan_to_json(plan: SessionPlan, to_wall: Convert) -> Dict[str, Any]:

@@ -115,3 +115,45 @@ class TickSchedule:
     def _compact(self) -> None:
         self._heap = [(when, sid) for sid, when in self._wake.items()]
         heapq.heapify(self._heap)
+
+
+class RevisedTickSchedule(TickSchedule):
+    """The schedule, with a revision per session that moves whenever its plan may have changed,
+    so that a reader can tell which plans to copy out again (a unit of work's bundle:
+    ``addons.stores.user_state.export_user``). Only the bundles pay for it, as for
+    ``RevisedSessionStateStore``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._revisions: Dict[str, int] = {}
+        self._revision = 0  # one counter for all sessions: a revision is never given twice
+
+    def revision_of(self, session_id: str) -> int:
+        """0 for a session never planned."""
+        return self._revisions.get(session_id, 0)
+
+    def wake_at(self, session_id: str, when: float) -> None:
+        self._moved(session_id)
+        super().wake_at(session_id, when)
+
+    def watch(self, session_id: str, until: float = NOW) -> None:
+        self._moved(session_id)
+        super().watch(session_id, until)
+
+    def settle(self, session_id: str, when: float) -> None:
+        self._moved(session_id)
+        super().settle(session_id, when)
+
+    def forget(self, session_id: str) -> None:
+        self._moved(session_id)
+        super().forget(session_id)
+
+    def due(self, now: float, gate_now: float) -> List[str]:
+        due = super().due(now, gate_now)
+        for session_id in due:  # they left the plan
+            self._moved(session_id)
+        return due
+
+    def _moved(self, session_id: str) -> None:
+        self._revision += 1
+        self._revisions[session_id] = self._revision

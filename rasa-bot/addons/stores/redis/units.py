@@ -45,8 +45,8 @@ from addons.stores.memory import InMemoryOfferLedger, memory_stores
 from addons.stores.protocols import OfferStore
 from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange, compact_json
 from addons.stores.user_state import (
-    ROW_INDEX, KnownState, SessionRows, activity_revision, export_user, import_user, join_actions, kept_until,
-    section_revisions, session_rows, state_revisions,
+    ROW_INDEX, KnownSession, SessionRows, export_user, import_user, join_actions, kept_until, section_revisions,
+    session_revisions, session_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -177,12 +177,11 @@ class _Bundle:
     def __init__(self, config: ProactiveConfig, user_id: str, *, incremental: bool) -> None:
         self.version = 0
         self.rows: Dict[str, List[int]] = {}
-        self.row_revisions: Dict[str, int] = {}  # each session's activity revision when its rows were written
         self.pending: Set[str] = set()  # the offers parked for the user, by id
         self.sections: Dict[str, _Section] = {}  # the document's sections as last written
-        self.states: Dict[str, KnownState] = {}  # the session states as last exported
+        self.sessions: Dict[str, KnownSession] = {}  # each session's parts as last exported (and committed)
         self.now = 0.0  # the engine's clock: each unit's own time
-        self.stores = memory_stores(config, revised_states=True,
+        self.stores = memory_stores(config, revised=True,
                                     max_offers=min(RECORDS_PER_USER, config.insights.max_offers))
         self.hub = _UnitHub(self.stores.offers, user_id)
         self.staged = StagedCounters()
@@ -208,7 +207,6 @@ class _UserPass:
     bundle: _Bundle
     ran: List[Tuple[_Unit[Any], Any, List[Offer]]] = field(default_factory=list)
     rows: Dict[str, List[int]] = field(default_factory=dict)  # what Redis holds once the commit lands
-    row_revisions: Dict[str, int] = field(default_factory=dict)  # the activity revisions those rows are at
     log: List[logging.LogRecord] = field(default_factory=list)  # logged once the commit lands
     pending: Set[str] = field(default_factory=set)
 
@@ -301,7 +299,6 @@ class UserUnits:
             if version is not None:
                 bundle = user_pass.bundle
                 bundle.version, bundle.rows, bundle.pending = version, user_pass.rows, user_pass.pending
-                bundle.row_revisions = user_pass.row_revisions
                 self._keep(user_id, user_pass.bundle)
                 user_pass.bundle.staged.flush(self._counters)
                 _log(user_pass.log)
@@ -376,9 +373,10 @@ class UserUnits:
             user_pass.ran.append((unit, value, hub.published[first:]))
         now = bundle.now
         revisions = section_revisions(bundle.stores)
+        exported_before = bundle.sessions
         state = export_user(bundle.stores, user_id, now=now, actions=False, clock_offset=offset,
-                            known=bundle.unchanged(revisions), known_states=bundle.states)
-        bundle.states = state_revisions(bundle.stores, state["session_states"], clock_offset=offset, known=bundle.states)
+                            known=bundle.unchanged(revisions), known_sessions=exported_before)
+        bundle.sessions = session_revisions(bundle.stores, state, clock_offset=offset, known=exported_before)
         ledger = bundle.stores.ledger
         counts = ledger.drain_counts() if isinstance(ledger, InMemoryOfferLedger) else {}
         # The offers leave for the streams in the commit's own script: committed and sent, or
@@ -391,8 +389,9 @@ class UserUnits:
         changes: Dict[str, RowsChange] = {}
         for session in state["activity"]:
             session_id = session["session_id"]
-            revision = user_pass.row_revisions[session_id] = activity_revision(bundle.stores, session_id)
-            if bundle.row_revisions.get(session_id) == revision:  # untouched since its rows were written
+            before = exported_before.get(session_id)
+            if before is not None and before.activity_revision == bundle.sessions[session_id].activity_revision:
+                # untouched since the last unit, whose commit wrote its rows
                 if session_id in bundle.rows:
                     user_pass.rows[session_id] = bundle.rows[session_id]
                 continue
@@ -485,7 +484,7 @@ def document_json(state: Mapping[str, Any], sections: Dict[str, _Section], revis
 def _section_json(key: str, value: Any, before: Optional[_Section]) -> _Section:
     """A section serialised; one of ``PER_SESSION_SECTIONS`` reuses each session's JSON from
     ``before`` where that session's value is the same (unchanged states are the same objects,
-    ``export_user``'s ``known_states``, so most comparisons stop at identity)."""
+    ``export_user``'s ``known_sessions``, so most comparisons stop at identity)."""
     if key not in PER_SESSION_SECTIONS:
         return _Section(value, f'"{key}":{compact_json(value)}')
     written = before.entries if before is not None else {}
