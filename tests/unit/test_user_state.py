@@ -10,6 +10,8 @@ with another origin is simulated by moving ``mono`` between the export and the i
 
 from __future__ import annotations
 
+from collections import Counter
+
 import copy
 import json
 import math
@@ -30,7 +32,7 @@ from addons.stores.redis.units import document_json
 from addons.stores.redis.user_states import compact_json
 from addons.stores.memory.activity import ENTRY_FIELDS
 from addons.stores.user_state import (
-    FORMAT, MONOTONIC_FIELDS, KnownSession, export_user, import_user, kept_until, section_revisions, session_revisions,
+    FORMAT, MONOTONIC_FIELDS, EarlierSection, KnownSession, export_user, import_user, kept_until, section_revisions, session_revisions,
 )
 
 T0 = 1779188762.919
@@ -371,6 +373,7 @@ class _RevisionWatch:
         self.reused = {part: 0 for part in self.PARTS}
         self.exported = {part: 0 for part in self.PARTS}
         self.sections: Dict[str, Any] = {}  # the unit's record of the document as written
+        self.items: Dict[str, Counter[str]] = {"reused": Counter(), "exported": Counter()}
 
     def step(self, what: str, at: float) -> None:
         revisions = section_revisions(self.engine.stores)
@@ -387,9 +390,17 @@ class _RevisionWatch:
         # As a unit of work exports: the actions apart, each session's parts reused while
         # their revisions stand still.
         apart = export_user(self.engine.stores, USER, now=T0 + at, actions=False, clock_offset=T0)
+        earlier = {key: EarlierSection(section.value, section.revision)
+                   for key, section in self.sections.items() if section.revision is not None}
         reusing = export_user(self.engine.stores, USER, now=T0 + at, actions=False, clock_offset=T0,
-                              known_sessions=self.sessions)
-        assert reusing == apart, f"{what}: a session's part changed, its revision did not"
+                              earlier=earlier, known_sessions=self.sessions)
+        assert reusing == apart, f"{what}: a part changed, its revision did not"
+        for key, items in (("pending", reusing["pending"]), ("delivered", reusing["delivered"]),
+                           ("records", reusing["ledger"]["records"])):
+            section = earlier.get("ledger" if key == "records" else key)
+            before = () if section is None else section.value["records"] if key == "records" else section.value
+            for item in items:
+                self.items["reused" if any(item is old for old in before) else "exported"][key] += 1
         # What a unit of work writes: each section, and each session of the per-session ones,
         # serialised again only when it changed; the same text as the whole state's JSON.
         assert document_json(reusing, self.sections, revisions) == compact_json(reusing), what
@@ -445,6 +456,10 @@ def test_a_section_whose_store_revision_stood_still_exports_the_same(config, mon
     watch.step("an ingest that offers nothing", 801)
     assert all(watch.moved.values()), watch.moved  # every revision moved, and was checked when it did not
     assert all(watch.reused.values()) and all(watch.exported.values()), (watch.reused, watch.exported)
+    # In sections that moved, items that did not (no parked offer here outlives a change to the
+    # offers; parked and delivered ones go through the same code).
+    assert all(watch.items["exported"][key] for key in ("pending", "delivered", "records")), watch.items
+    assert all(watch.items["reused"][key] for key in ("delivered", "records")), watch.items
 
 
 def test_a_plan_s_revision_moves_with_every_change_to_it_and_only_then():

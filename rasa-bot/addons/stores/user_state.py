@@ -97,19 +97,22 @@ Convert = Callable[[float], float]
 
 
 def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = True,
-                clock_offset: Optional[float] = None, known: Optional[Mapping[str, Any]] = None,
+                clock_offset: Optional[float] = None, earlier: Optional[Mapping[str, EarlierSection]] = None,
                 known_sessions: Optional[Mapping[str, KnownSession]] = None) -> Dict[str, Any]:
     """Everything ``stores`` holds for ``user_id``, as JSON types (see the module);
     ``now`` is the engine's wall clock (epoch seconds). An unknown user's state is empty.
     ``actions=False``: the sessions without their ``actions`` (a store that keeps them apart
     reads what changed with ``session_rows``). ``clock_offset``: wall clock minus
     ``SessionGate.clock()``, for the timers (see the module); by default ``now`` minus it.
-    ``known``: sections of ``section_revisions`` the caller holds as they are now, given
-    back as they are instead of exported again. ``known_sessions``: each session's parts as
-    an earlier export gave them (``session_revisions``, of stores made with ``revised=True``);
-    a part whose revision stands still, exported with the same clock offset, is given back as
-    it is, so a user's other sessions cost next to nothing (the activity only with
-    ``actions=False``: its actions are not kept)."""
+    ``earlier``: sections of ``section_revisions`` as an earlier export of the same stores gave
+    them, each with its store's revision then. One whose store's revision stands still is given
+    back as it is; in one that moved, a parked or delivered offer (an offer never changes) and
+    an insights record not written since are given back as they were there.
+    ``known_sessions``: each session's parts as an earlier export gave them
+    (``session_revisions``, of stores made with ``revised=True``); a part whose revision stands
+    still, exported with the same clock offset, is given back as it is, so a user's other
+    sessions cost next to nothing (the activity only with ``actions=False``: its actions are
+    not kept)."""
     activity = _memory(stores.activity, InMemoryActivityStore)
     session_states = _memory(stores.session_states, InMemorySessionStateStore)
     offers = _memory(stores.offers, InMemoryOfferStore)
@@ -117,7 +120,9 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
     revisions = _SessionRevisions(stores) if known_sessions else None
     offset = now - SessionGate.clock() if clock_offset is None else clock_offset
     to_wall = _shift(offset)
-    known = known or {}
+    earlier = earlier or {}
+    now_at = section_revisions(stores) if earlier else {}
+    known = {key: section.value for key, section in earlier.items() if section.revision == now_at.get(key)}
     known_sessions = known_sessions or {}
 
     sessions = activity.user_session_ids(user_id)
@@ -165,14 +170,12 @@ def export_user(stores: Stores, user_id: str, *, now: float, actions: bool = Tru
         "offer_history": [] if history is None else [
             {"at": at, "session_id": sid} for at, sid in zip(history.times, history.sessions)
         ],
-        "pending": known["pending"] if "pending" in known else [
-            {"offer": o.to_stored_dict(), "expires_at": at} for o, at in user_offers.pending
-        ],
-        "delivered": known["delivered"] if "delivered" in known else [
-            {"offer": o.to_stored_dict(), "at": at} for o, at in user_offers.delivered
-        ],
+        "pending": known["pending"] if "pending" in known else _offers_to_json(
+            user_offers.pending, "expires_at", earlier.get("pending")),
+        "delivered": known["delivered"] if "delivered" in known else _offers_to_json(
+            user_offers.delivered, "at", earlier.get("delivered")),
         "first_name": stores.first_names.get(user_id),
-        "ledger": known["ledger"] if "ledger" in known else _ledger_to_json(ledger.export_user(user_id)),
+        "ledger": known["ledger"] if "ledger" in known else _ledger_to_json(ledger, user_id, earlier.get("ledger")),
     }
 
 
@@ -197,6 +200,14 @@ def section_revisions(stores: Stores) -> Dict[str, int]:
     was (the offers are the costly part of an export, and seldom change)."""
     offers = _memory(stores.offers, InMemoryOfferStore).revision
     return {"pending": offers, "delivered": offers, "ledger": _memory(stores.ledger, InMemoryOfferLedger).revision}
+
+
+class EarlierSection(NamedTuple):
+    """A section of an earlier export (``export_user``'s ``earlier``), and the revision of its
+    store then (``section_revisions``)."""
+
+    value: Any
+    revision: int
 
 
 class KnownSession(NamedTuple):
@@ -421,11 +432,25 @@ def _activity_from_json(data: Mapping[str, Any]) -> Tuple[str, SessionActivity]:
     )
 
 
-def _ledger_to_json(ledger: UserLedger) -> Dict[str, Any]:
+def _offers_to_json(entries: Sequence[Tuple[Offer, float]], time_key: str,
+                    earlier: Optional[EarlierSection]) -> List[Mapping[str, Any]]:
+    """Parked or delivered offers with their times, reusing ``earlier``'s item for the same
+    offer at the same time: an offer is immutable, and its id is made once."""
+    kept = {(item["offer"]["offer_id"], item[time_key]): item for item in earlier.value} if earlier else {}
+    return [kept.get((offer.offer_id, at)) or {"offer": offer.to_stored_dict(), time_key: at} for offer, at in entries]
+
+
+def _ledger_to_json(ledger: InMemoryOfferLedger, user_id: str, earlier: Optional[EarlierSection]) -> Dict[str, Any]:
+    """The user's part of the ledger (``UserLedger``'s fields), reusing ``earlier``'s record for
+    each record not written since."""
+    kept = {record["offer_id"]: record for record in earlier.value["records"]} if earlier else {}
+    since = earlier.revision if earlier else 0
+    written = ledger.written(user_id)
     return {
-        "records": [r.to_dict() for r in ledger.records],
-        "latest": dict(ledger.latest),
-        "baselines": dict(ledger.baselines),
+        "records": [kept[record.offer_id] if at <= since and record.offer_id in kept else record.to_dict()
+                    for record, at in written],
+        "latest": ledger.latest_of(user_id, [record for record, _ in written]),
+        "baselines": ledger.baselines_of(user_id),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Dict, Mapping, Optional, Set, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from addons.bounded import BoundedMap
 from addons.insights.records import OfferRecord
@@ -30,8 +30,9 @@ class InMemoryOfferLedger:
         self._latest: BoundedMap[Tuple[str, str], str] = BoundedMap(max_offers)
         self._baselines: BoundedMap[Tuple[str, str], float] = BoundedMap(max_offers, on_evict=self._baseline_evicted)
         # Per user, so one user's part is found without a scan: their records' ids (oldest
-        # first, a dict for its order) and the triggers they have a baseline for.
-        self._user_records: Dict[str, Dict[str, None]] = {}
+        # first, a dict for its order) with the revision each was last written at, and the
+        # triggers they have a baseline for.
+        self._user_records: Dict[str, Dict[str, int]] = {}
         self._user_baselines: Dict[str, Set[str]] = {}
         self._days: Dict[str, Dict[str, Counter[str]]] = {}
         self._retention_days = retention_days
@@ -45,12 +46,12 @@ class InMemoryOfferLedger:
         return self._revision
 
     def add(self, record: OfferRecord) -> None:
+        self._revision += 1
         self._unindex_record(record.offer_id)  # an id added again moves to the end
         self._records.touch(record.offer_id, record)
         if record.offer_id in self._records:
-            self._user_records.setdefault(record.user_id, {})[record.offer_id] = None
+            self._user_records.setdefault(record.user_id, {})[record.offer_id] = self._revision
         self._latest.touch((record.user_id, record.trigger_id), record.offer_id)
-        self._revision += 1
 
     def get(self, offer_id: str) -> Optional[OfferRecord]:
         return self._records.get(offer_id)
@@ -59,6 +60,7 @@ class InMemoryOfferLedger:
         if record.offer_id in self._records:  # live objects: nothing to write; an evicted one stays gone
             self._records[record.offer_id] = record
             self._revision += 1
+            self._user_records[record.user_id][record.offer_id] = self._revision
 
     def latest(self, user_id: str, trigger_id: str) -> Optional[OfferRecord]:
         offer_id = self._latest.get((user_id, trigger_id))
@@ -104,17 +106,26 @@ class InMemoryOfferLedger:
 
     def export_user(self, user_id: str) -> UserLedger:
         """Copies of the user's records, what ``latest`` answers for them, their baselines."""
-        records = tuple(
-            replace(self._records[offer_id], stages=set(self._records[offer_id].stages))
-            for offer_id in self._user_records.get(user_id, ())
-        )
+        records = tuple(replace(record, stages=set(record.stages)) for record, _ in self.written(user_id))
+        return UserLedger(records=records, latest=self.latest_of(user_id, records), baselines=self.baselines_of(user_id))
+
+    def written(self, user_id: str) -> List[Tuple[OfferRecord, int]]:
+        """The user's records, oldest first, each with the ledger's ``revision`` when it was
+        last written (``add``, ``save``): the live objects, for a reader that changes nothing
+        and copies out only what was written since it last did (``addons.stores.user_state``)."""
+        return [(self._records[offer_id], written) for offer_id, written in self._user_records.get(user_id, {}).items()]
+
+    def latest_of(self, user_id: str, records: Sequence[OfferRecord]) -> Dict[str, str]:
+        """What ``latest`` answers for the triggers of ``records``, the user's: trigger id → offer id."""
         latest: Dict[str, str] = {}
         for record in records:
             offer_id = self._latest.get((user_id, record.trigger_id))
             if offer_id is not None and offer_id in self._records:
                 latest[record.trigger_id] = offer_id
-        baselines = {t: self._baselines[(user_id, t)] for t in sorted(self._user_baselines.get(user_id, ()))}
-        return UserLedger(records=records, latest=latest, baselines=baselines)
+        return latest
+
+    def baselines_of(self, user_id: str) -> Dict[str, float]:
+        return {t: self._baselines[(user_id, t)] for t in sorted(self._user_baselines.get(user_id, ()))}
 
     def import_user(self, user_id: str, ledger: UserLedger) -> None:
         """Replace the user's records, latest offers and baselines with ``ledger`` (the

@@ -45,8 +45,8 @@ from addons.stores.memory import InMemoryOfferLedger, memory_stores
 from addons.stores.protocols import OfferStore
 from addons.stores.redis.user_states import Commit, LoadedState, RedisUserStates, RowsChange, compact_json
 from addons.stores.user_state import (
-    ROW_INDEX, KnownSession, SessionRows, export_user, import_user, join_actions, kept_until, section_revisions,
-    session_revisions, session_rows,
+    ROW_INDEX, EarlierSection, KnownSession, SessionRows, export_user, import_user, join_actions, kept_until,
+    section_revisions, session_revisions, session_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -188,15 +188,11 @@ class _Bundle:
         self.engine = ProactiveEngine(config, stores=self.stores, hub=self.hub, clock=lambda: self.now,
                                       incremental=incremental, counters=self.staged)
 
-    def unchanged(self, revisions: Mapping[str, int]) -> Dict[str, Any]:
-        """The sections last written at the stores' ``revisions`` (``section_revisions``): as
-        they are now."""
-        unchanged = {}
-        for key, revision in revisions.items():
-            section = self.sections.get(key)
-            if section is not None and section.revision == revision:
-                unchanged[key] = section.value
-        return unchanged
+    def earlier(self) -> Dict[str, EarlierSection]:
+        """The sections of ``section_revisions`` as last written, each with its store's
+        revision then (``export_user`` reuses what did not move since)."""
+        return {key: EarlierSection(section.value, section.revision)
+                for key, section in self.sections.items() if section.revision is not None}
 
 
 @dataclass
@@ -375,7 +371,7 @@ class UserUnits:
         revisions = section_revisions(bundle.stores)
         exported_before = bundle.sessions
         state = export_user(bundle.stores, user_id, now=now, actions=False, clock_offset=offset,
-                            known=bundle.unchanged(revisions), known_sessions=exported_before)
+                            earlier=bundle.earlier(), known_sessions=exported_before)
         bundle.sessions = session_revisions(bundle.stores, state, clock_offset=offset, known=exported_before)
         ledger = bundle.stores.ledger
         counts = ledger.drain_counts() if isinstance(ledger, InMemoryOfferLedger) else {}
